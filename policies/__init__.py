@@ -1,1 +1,6 @@
-"""PyBullet table-top tasks with a Franka Panda behind the gymnasium API (placeholder until the sim lands)."""
+"""Policies: the Policy protocol shared by simulation rollouts, evaluation and the ROS 2 node, a
+decorator registry, and simple reference policies (random, constant)."""
+
+from policies.base import Policy, get_policy_class, list_policies, make_policy, register_policy
+
+__all__ = ["Policy", "register_policy", "make_policy", "list_policies", "get_policy_class"]
