@@ -24,10 +24,21 @@ if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && .venv/bin/python -c "import 
   exit 0
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+pip_install() {  # quiet pip; on failure show its log (minus find-links noise) and stop
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q -c constraints.txt "$@" >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2
+    rm -f "$log"
+    echo "[setup] pip install $* failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
 echo "[setup] installing torch (pinned by constraints.txt)"
-.venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0 2>&1 | grep -v "is ignored" || true
+pip_install torch==2.13.0
 echo "[setup] installing vla-stack with dev extras"
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+pip_install -e ".[dev]"
 .venv/bin/python -c "import vla, torch, pybullet, zarr, open3d, cyclonedds" \
   || { echo "[setup] import check failed" >&2; exit 1; }
 echo "$want" > "$stamp"
