@@ -1,0 +1,1 @@
+"""Training: optimiser and schedule, EMA, reproducible RNG state for bit-exact resume."""
