@@ -84,15 +84,19 @@ class QuantileBinTokenizer(BinTokenizerBase):
         return self
 
     # --- normalisation (delegates to the project's Normalizer) ---------------------------------------
+    def _require_normalizer(self, what: str) -> None:
+        if self.normalizer is None:
+            raise ValueError(f"{type(self).__name__}.{what}: not fitted; call fit(actions) first")
+
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """Raw [..., D] -> [-1, 1] (masked dims pass through, then everything clips to [-1, 1])."""
-        self._require_fitted("normalize")
+        self._require_normalizer("normalize")
         x = np.asarray(x, dtype=np.float64)
         xn = self.normalizer.normalize(ACTION_KEY, x)
         return np.clip(np.where(self.mask, xn, x), -1.0, 1.0)
 
     def unnormalize(self, xn: np.ndarray) -> np.ndarray:
-        self._require_fitted("unnormalize")
+        self._require_normalizer("unnormalize")
         xn = np.asarray(xn, dtype=np.float64)
         return np.where(self.mask, self.normalizer.unnormalize(ACTION_KEY, xn), xn)
 
