@@ -118,7 +118,8 @@ def print_report(title: str, rep: dict, names: tuple[str, ...]) -> None:
         f"(min {rep['tokens_per_chunk_min']}, max {rep['tokens_per_chunk_max']}); vocab {rep['vocab_size']}; "
         f"mean/max error (normalised) {rep['mae_norm']:.4f}/{rep['max_norm']:.4f}; "
         f"invalid decodes {rep['invalid_decodes']} of {rep['chunks']}; "
-        f"encode {rep['encode_actions_per_s']:.3g} actions/s, decode {rep['decode_actions_per_s']:.3g} actions/s"
+        f"encode {rep['encode_actions_per_s']:.3g} actions/s, "
+        f"decode {rep['decode_actions_per_s']:.3g} actions/s"
     )
 
 
