@@ -54,7 +54,8 @@ def _jsonable(obj: Any, where: str) -> Any:
         raise ValueError(f"{where}: not JSON-serialisable: {e}") from e
 
 
-def _is_frame_feature(spec: FeatureSpec) -> bool:
+def is_frame_feature(spec: FeatureSpec) -> bool:
+    """Images, depth, masks, point clouds: stored one frame per chunk."""
     return spec.type in _FRAME_TYPES or len(spec.shape) >= 2
 
 
@@ -131,7 +132,7 @@ class EpisodeStore:
         with atomic_directory(path, overwrite=overwrite) as tmp:
             g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
             for key, spec in features.items():
-                if _is_frame_feature(spec):
+                if is_frame_feature(spec):
                     chunks = (1, *spec.shape)
                     comp = BloscCodec(
                         cname="zstd", clevel=3, shuffle="bitshuffle" if spec.dtype == "uint8" else "shuffle"

@@ -1,0 +1,181 @@
+"""The windows sampler: a torch Dataset of (observation history, future action chunk) windows.
+
+One sample per frame t of the selected episodes (t is the "current" step):
+
+    <obs key>        [n_obs, ...]     frames t-n_obs+1 .. t     (images uint8 [n_obs, H, W, 3])
+    action           [n_action, D]    frames t .. t+n_action-1
+    obs_is_pad       [n_obs] bool     True where the history ran past the episode start (first frame repeated)
+    action_is_pad    [n_action] bool  True where the chunk ran past the episode end (last action repeated)
+    instruction      str              the episode's instruction
+    episode_index, frame_index        int
+
+`WindowSpec` (a small dataclass the policy config holds) declares n_obs, n_action, which keys and an
+optional image resize. The dataset stores only the path and spec: each DataLoader worker opens the store
+read-only on first use, keeps the low-dim keys in memory and reads image frames through the fast
+per-frame `FrameReader`; decoding and resizing run in the worker, not the main process.
+
+    ds = WindowDataset("demos.zarr", WindowSpec(n_obs=2, n_action=8, image_size=[96, 96]), split="train")
+    loader = DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from vla.data.chunks import FrameReader
+from vla.data.store import EpisodeStore, is_frame_feature
+from vla.types import ACTION_KEY, FeatureType
+
+_RESIZED = (FeatureType.VISUAL, FeatureType.DEPTH, FeatureType.SEGMENTATION)
+
+
+@dataclass
+class WindowSpec:
+    """What one training sample holds (held by a policy's config)."""
+
+    n_obs: int = 1  # observation history length, current step included
+    n_action: int = 1  # action chunk length, current step first
+    obs_keys: list[str] | None = None  # None: every feature except the action
+    action_key: str = ACTION_KEY
+    image_size: list[int] | None = None  # [H, W] to resize visual/depth/seg frames to, None keeps size
+
+    def check(self) -> None:
+        if self.n_obs < 1 or self.n_action < 1:
+            raise ValueError(
+                f"WindowSpec: n_obs and n_action must be >= 1, got {self.n_obs}, {self.n_action}"
+            )
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ValueError(f"WindowSpec: image_size must be [H, W] with H, W >= 1, got {self.image_size}")
+
+
+def window_indices(t: int, start: int, end: int, n_obs: int, n_action: int) -> tuple[np.ndarray, ...]:
+    """Clamped frame indices and pad masks for current frame t in episode [start, end).
+
+    Returns obs_idx [n_obs], obs_is_pad [n_obs], act_idx [n_action], action_is_pad [n_action].
+    """
+    obs = np.arange(t - n_obs + 1, t + 1)
+    act = np.arange(t, t + n_action)
+    return np.maximum(obs, start), obs < start, np.minimum(act, end - 1), act >= end
+
+
+def resize_frames(x: torch.Tensor, size: Sequence[int], kind: FeatureType) -> torch.Tensor:
+    """Resize frames [N, H, W(, C)] to size [h, w]: bilinear+antialias for images, nearest otherwise."""
+    h, w = int(size[0]), int(size[1])
+    if tuple(x.shape[1:3]) == (h, w):
+        return x
+    chw = x.permute(0, 3, 1, 2) if x.ndim == 4 else x[:, None]  # [N, C, H, W]
+    if kind is FeatureType.VISUAL:
+        y = F.interpolate(chw.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        y = y.round().clamp(0, 255).to(x.dtype)
+    else:
+        work = (
+            torch.float32 if kind is FeatureType.DEPTH else torch.float64
+        )  # float64 holds int32 ids exactly
+        y = F.interpolate(chw.to(work), size=(h, w), mode="nearest").to(x.dtype)
+    return y.permute(0, 2, 3, 1) if x.ndim == 4 else y[:, 0]
+
+
+class WindowDataset(Dataset):
+    """Windows over the episodes of one store (all, `episodes`, or those matching task/success/split)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        spec: WindowSpec | None = None,
+        episodes: Sequence[int] | None = None,
+        task: str | None = None,
+        success: bool | None = None,
+        split: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.spec = spec or WindowSpec()
+        self.spec.check()
+        store = EpisodeStore.open(self.path)
+        if self.spec.action_key not in store.features:
+            raise ValueError(
+                f"{self.path}: action key {self.spec.action_key!r} is not a feature {sorted(store.features)}"
+            )
+        keys = self.spec.obs_keys
+        if keys is None:
+            keys = [k for k in store.features if k != self.spec.action_key]
+        for k in keys:
+            if k not in store.features:
+                raise ValueError(
+                    f"{self.path}: obs key {k!r} is not a feature; features are {sorted(store.features)}"
+                )
+        self.obs_keys = list(keys)
+        self.features = store.features
+        chosen = store.select(task=task, success=success, split=split)
+        if episodes is not None:
+            allowed = set(chosen)
+            chosen = [int(e) for e in episodes if int(e) in allowed]
+        self.episodes = np.asarray(chosen, dtype=np.int64)
+        starts, ends = store.episode_starts, store.episode_ends
+        lengths = (ends - starts)[self.episodes] if len(self.episodes) else np.zeros(0, np.int64)
+        # sample i -> (episode position, frame): current frames of every chosen episode, concatenated
+        self._ep_of_sample = np.repeat(np.arange(len(self.episodes)), lengths)
+        self._frame_of_sample = np.concatenate(
+            [np.arange(starts[e], ends[e]) for e in self.episodes] or [np.zeros(0, np.int64)]
+        )
+        self._starts, self._ends = starts, ends
+        self._instructions = [str(store.episode_meta(int(e)).get("instruction", "")) for e in self.episodes]
+        self._pid: int | None = None  # per-process state, opened lazily in each worker
+        self._lowdim: dict[str, np.ndarray] = {}
+        self._readers: dict[str, FrameReader] = {}
+
+    def __len__(self) -> int:
+        return int(self._frame_of_sample.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_pid=None, _lowdim={}, _readers={})  # workers open their own handles
+        return state
+
+    def _open(self) -> None:
+        store = EpisodeStore.open(self.path)
+        self._lowdim, self._readers = {}, {}
+        for k in [*self.obs_keys, self.spec.action_key]:
+            if is_frame_feature(self.features[k]):
+                self._readers[k] = store.frame_reader(k)
+            else:
+                self._lowdim[k] = store.read(k, 0, store.num_frames)  # [N, ...] small, kept in memory
+        self._pid = os.getpid()
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} out of range [0, {len(self)})")
+        if self._pid != os.getpid():
+            self._open()
+        pos = int(self._ep_of_sample[i])
+        ep = int(self.episodes[pos])
+        t = int(self._frame_of_sample[i])
+        start, end = int(self._starts[ep]), int(self._ends[ep])
+        obs_idx, obs_pad, act_idx, act_pad = window_indices(
+            t, start, end, self.spec.n_obs, self.spec.n_action
+        )
+        out: dict[str, Any] = {}
+        for k in self.obs_keys:
+            out[k] = self._frames(k, obs_idx)
+        out[self.spec.action_key] = self._frames(self.spec.action_key, act_idx)
+        out["obs_is_pad"] = torch.from_numpy(obs_pad)
+        out["action_is_pad"] = torch.from_numpy(act_pad)
+        out["instruction"] = self._instructions[pos]
+        out["episode_index"] = ep
+        out["frame_index"] = t - start
+        return out
+
+    def _frames(self, key: str, idx: np.ndarray) -> torch.Tensor:
+        if key in self._lowdim:
+            return torch.from_numpy(self._lowdim[key][idx])
+        x = torch.from_numpy(self._readers[key].read_many(idx))
+        if self.spec.image_size is not None and self.features[key].type in _RESIZED:
+            x = resize_frames(x, self.spec.image_size, self.features[key].type)
+        return x
