@@ -1,0 +1,345 @@
+"""`TabletopEnv`: the gymnasium environment behind "vla/Tabletop-v0" (Franka Panda, table-top tasks).
+
+Each env owns one PyBullet DIRECT client (so `AsyncVectorEnv` sub-processes never share state). `reset(seed)`
+rebuilds the world from scratch (robot, table, the seed's objects and fixtures), so a seed fully determines
+the episode. `step(action)` runs one 10 Hz control step = 24 physics steps at 240 Hz. Observations follow
+`vla.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional `seg/<cam>` int32,
+`state` float32 [15], `instruction` str. `info` carries `is_success`, `task`, `seed`, `split`,
+`instruction`, `privileged` (plain numpy/python values for experts) and `error` after a physics blow-up.
+
+    env = gymnasium.make("vla/Tabletop-v0", task="pick", image_size=128)
+    obs, info = env.reset(seed=0)
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import string
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from sim import camera as cam
+from sim.robot import ControlLimits, Panda
+from sim.scene import build_fixture, build_object, build_table
+from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
+from vla.types import (
+    CONTROL_HZ,
+    PHYSICS_HZ,
+    STATE_DIM,
+    ActionSpace,
+    depth_key,
+    image_key,
+    seg_key,
+)
+from vla.types import (
+    check_action as _check_action,
+)
+
+SUBSTEPS = PHYSICS_HZ // CONTROL_HZ
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-?!"
+WORKSPACE_BOUNDS = ((-0.2, -0.7, -0.1), (1.1, 0.7, 1.0))  # an object outside this box is an error
+RENDERERS = ("tiny", "egl")
+
+
+def _load_egl(client: int) -> bool:
+    """Load the EGL renderer plugin into `client`; True on success (must happen before any body)."""
+    loader = pkgutil.get_loader("eglRenderer")
+    if loader is None:
+        return False
+    plugin = p.loadPlugin(loader.get_filename(), "_eglRendererPlugin", physicsClientId=client)
+    return plugin >= 0
+
+
+class TabletopEnv(gym.Env):
+    """Franka Panda table-top manipulation with language instructions. See the module docstring."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+
+    def __init__(
+        self,
+        task: str = "pick",
+        split: str = "train",
+        cameras: Sequence[str] = ("static", "wrist"),
+        image_size: int = 128,
+        depth: bool = True,
+        segmentation: bool = False,
+        action_space: str = "ee_delta",
+        max_episode_steps: int | None = None,
+        renderer: str = "tiny",
+        render_mode: str | None = None,
+        success_hold: int = 2,
+    ):
+        self.task = get_task(task)
+        self.task_name = task
+        self.split = check_split(split)
+        cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
+        for c in cameras:
+            if c not in cam.DEFAULT_CAMERAS:
+                raise ValueError(f"unknown camera {c!r}; expected one of {list(cam.DEFAULT_CAMERAS)}")
+        if not cameras:
+            raise ValueError("cameras: expected at least one of ('static', 'wrist')")
+        self.cameras = cameras
+        if isinstance(image_size, (tuple, list)):
+            h, w = (int(v) for v in image_size)
+        else:
+            h = w = int(image_size)
+        if h < 8 or w < 8:
+            raise ValueError(f"image_size: expected >= 8 pixels, got {image_size}")
+        self.height, self.width = h, w
+        self.use_depth, self.use_seg = bool(depth), bool(segmentation)
+        self.action_mode = ActionSpace.parse(action_space)
+        self.horizon = int(max_episode_steps or self.task.horizon)
+        if renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {renderer!r}; expected one of {list(RENDERERS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.success_hold = int(success_hold)
+
+        self.client = p.connect(p.DIRECT)
+        self.renderer_name = "tiny"
+        if renderer == "egl":
+            if _load_egl(self.client):
+                self.renderer_name = "egl"
+            else:
+                warnings.warn("EGL renderer plugin unavailable; using TinyRenderer", stacklevel=2)
+        self._renderer = p.ER_BULLET_HARDWARE_OPENGL if self.renderer_name == "egl" else p.ER_TINY_RENDERER
+        self._limits = ControlLimits()
+        self.observation_space = self._make_obs_space()
+        self.action_space = self._make_action_space()
+        self.robot: Panda | None = None
+        self.layout: Layout | None = None
+        self.object_ids: list[int] = []
+        self.fixture_ids: list[int] = []
+        self._seed = 0
+        self._steps = 0
+        self._held = 0
+        self._done = False
+
+    # ---- spaces ----------------------------------------------------------------------------------
+    def _make_obs_space(self) -> gym.spaces.Dict:
+        H, W = self.height, self.width
+        spaces: dict[str, gym.Space] = {}
+        for c in self.cameras:
+            spaces[image_key(c)] = gym.spaces.Box(0, 255, (H, W, 3), np.uint8)
+            if self.use_depth:
+                spaces[depth_key(c)] = gym.spaces.Box(0.0, cam.FAR, (H, W), np.float32)
+            if self.use_seg:
+                spaces[seg_key(c)] = gym.spaces.Box(-1, 2**24, (H, W), np.int32)
+        spaces["state"] = gym.spaces.Box(-10.0, 10.0, (STATE_DIM,), np.float32)  # metres, radians
+        spaces["instruction"] = gym.spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET)
+        return gym.spaces.Dict(spaces)
+
+    def _make_action_space(self) -> gym.spaces.Box:
+        if self.action_mode is ActionSpace.EE_DELTA:
+            t, r = self._limits.max_translation, self._limits.max_rotation
+            low = np.array([-t, -t, -t, -r, -r, -r, 0.0], dtype=np.float32)
+            return gym.spaces.Box(low, np.array([t, t, t, r, r, r, 1.0], dtype=np.float32), dtype=np.float32)
+        from sim.robot import LOWER, UPPER
+
+        low = np.array([*LOWER, 0.0], dtype=np.float32)
+        return gym.spaces.Box(low, np.array([*UPPER, 1.0], dtype=np.float32), dtype=np.float32)
+
+    # ---- camera geometry -------------------------------------------------------------------------
+    def _spec(self, name: str) -> cam.CameraSpec:
+        if name not in cam.DEFAULT_CAMERAS:
+            raise ValueError(f"unknown camera {name!r}; expected one of {list(cam.DEFAULT_CAMERAS)}")
+        return cam.DEFAULT_CAMERAS[name]
+
+    def camera_intrinsics(self, name: str) -> np.ndarray:
+        """K [3,3] of camera `name` at this env's image size."""
+        return cam.intrinsics(self._spec(name).fov_deg, self.width, self.height)
+
+    def camera_extrinsics(self, name: str) -> np.ndarray:
+        """world_T_cam [4,4] (OpenCV axes) of camera `name` now (the wrist camera moves with the hand)."""
+        spec = self._spec(name)
+        if spec.mounted_on_hand:
+            if self.robot is None:
+                raise RuntimeError("the wrist camera has no pose before the first reset()")
+            return cam.hand_extrinsics(spec, *self.robot.hand_pose())
+        return cam.look_at_extrinsics(spec.eye, spec.target, spec.up)
+
+    # ---- episode -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self._seed = int(seed)
+        rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
+        self.layout = self.task.sample(rng, self.split)
+        self._build_world(self.layout)
+        self._steps, self._held, self._done = 0, 0, False
+        obs = self._observe()
+        return obs, self._info(success=False)
+
+    def _build_world(self, layout: Layout) -> None:
+        c = self.client
+        p.resetSimulation(physicsClientId=c)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=1.0 / PHYSICS_HZ,
+            numSolverIterations=60,
+            deterministicOverlappingPairs=1,
+            physicsClientId=c,
+        )
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
+        build_table(c)
+        self.robot = Panda(c, "franka_panda/panda.urdf", self._limits)
+        self.robot.reset()
+        self.fixture_ids = [build_fixture(c, f) for f in layout.fixtures]
+        self.object_ids = [build_object(c, o) for o in layout.objects]
+        for _ in range(10):  # let objects settle on the table
+            p.stepSimulation(physicsClientId=c)
+
+    def step(self, action):
+        if self.robot is None or self.layout is None:
+            raise RuntimeError("step() called before reset()")
+        a = _check_action(action, self.action_mode.dim)
+        a = np.clip(a, self.action_space.low, self.action_space.high)
+        if self.action_mode is ActionSpace.EE_DELTA:
+            self.robot.apply_ee_delta(a[:6], float(a[6]))
+        else:
+            self.robot.apply_joint_targets(a[:7], float(a[7]))
+        for _ in range(SUBSTEPS):
+            p.stepSimulation(physicsClientId=self.client)
+        self._steps += 1
+        error = self._check_blowup()
+        success = False
+        if error is None:
+            self._held = self._held + 1 if self.task.success(self.snapshot()) else 0
+            success = self._held >= self.success_hold
+        terminated = success or error is not None
+        truncated = not terminated and self._steps >= self.horizon
+        obs = self._observe()
+        info = self._info(success=success)
+        if error is not None:
+            info["error"] = error
+        return obs, float(success), terminated, truncated, info
+
+    def _check_blowup(self) -> str | None:
+        low, high = np.array(WORKSPACE_BOUNDS[0]), np.array(WORKSPACE_BOUNDS[1])
+        for uid, spec in zip(self.object_ids, self.layout.objects):
+            pos, _ = p.getBasePositionAndOrientation(uid, physicsClientId=self.client)
+            pos = np.asarray(pos)
+            if not np.all(np.isfinite(pos)):
+                return f"physics blow-up: non-finite pose of the {spec.name}"
+            if np.any(pos < low) or np.any(pos > high):
+                return f"object out of workspace: the {spec.name} at {np.round(pos, 3).tolist()}"
+        if not np.all(np.isfinite(self.robot.joint_positions())):
+            return "physics blow-up: non-finite robot joint positions"
+        return None
+
+    def snapshot(self) -> Snapshot:
+        """The world state for success checks: object poses, robot contacts, fixture positions."""
+        c = self.client
+        poses = [p.getBasePositionAndOrientation(u, physicsClientId=c) for u in self.object_ids]
+        touching = [
+            len(p.getContactPoints(bodyA=self.robot.uid, bodyB=u, physicsClientId=c)) > 0
+            for u in self.object_ids
+        ]
+        fixtures = [p.getBasePositionAndOrientation(u, physicsClientId=c)[0] for u in self.fixture_ids]
+        return Snapshot(
+            positions=np.array([q[0] for q in poses], dtype=np.float64).reshape(-1, 3),
+            quats=np.array([q[1] for q in poses], dtype=np.float64).reshape(-1, 4),
+            touching=np.array(touching, dtype=bool),
+            fixture_positions=np.array(fixtures, dtype=np.float64).reshape(-1, 3),
+            layout=self.layout,
+        )
+
+    # ---- observation / info --------------------------------------------------------------------
+    def _observe(self) -> dict[str, Any]:
+        obs: dict[str, Any] = {}
+        for c in self.cameras:
+            spec = self._spec(c)
+            rgb, depth, seg = cam.render(
+                self.client,
+                self.camera_extrinsics(c),
+                spec.fov_deg,
+                self.width,
+                self.height,
+                self._renderer,
+                self.use_seg,
+            )
+            obs[image_key(c)] = rgb
+            if self.use_depth:
+                obs[depth_key(c)] = depth
+            if self.use_seg:
+                obs[seg_key(c)] = seg
+        obs["state"] = self.robot.state()
+        obs["instruction"] = self.layout.instruction
+        return obs
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {
+            "is_success": bool(success),
+            "task": self.task_name,
+            "seed": self._seed,
+            "split": self.split,
+            "instruction": self.layout.instruction,
+            "privileged": self.privileged(),
+        }
+
+    def privileged(self) -> dict[str, Any]:
+        """Plain numpy/python description of the world for experts (never for learned policies)."""
+        lay, snap = self.layout, self.snapshot()
+        ee_pos, ee_quat = self.robot.ee_pose()
+        if lay.goal_kind == "fixture":
+            goal = snap.fixture_positions[lay.goal_index].copy()
+            goal_name = lay.fixtures[lay.goal_index].kind
+        elif lay.goal_kind == "object":
+            goal = snap.positions[lay.goal_index].copy()
+            goal_name = "object"
+        else:
+            goal = snap.positions[lay.target] + np.array([0.0, 0.0, LIFT_HEIGHT + 0.01])
+            goal_name = "lift"
+        # Per-object/per-fixture entries are python lists (their length varies by seed, and gymnasium's
+        # vector envs batch only fixed-shape arrays); np.asarray(priv["object_poses"]) gives [K,7].
+        return {
+            "object_names": [o.name for o in lay.objects],
+            "object_shapes": [o.shape for o in lay.objects],
+            "object_colours": [o.colour for o in lay.objects],
+            "object_ids": [int(u) for u in self.object_ids],
+            "object_sizes": [np.array(o.size, dtype=np.float64) for o in lay.objects],
+            # pose = xyz + quaternion xyzw
+            "object_poses": [np.concatenate([q, r]) for q, r in zip(snap.positions, snap.quats)],
+            "object_touching": [bool(t) for t in snap.touching],
+            "fixture_names": [f.name for f in lay.fixtures],
+            "fixture_kinds": [f.kind for f in lay.fixtures],
+            "fixture_positions": [q.copy() for q in snap.fixture_positions],
+            "target_index": int(lay.target),
+            "goal_kind": lay.goal_kind,
+            "goal_name": goal_name,
+            "goal_index": int(lay.goal_index),
+            "goal_position": goal,
+            "ee_position": ee_pos,
+            "ee_quaternion": ee_quat,
+            "gripper_width": self.robot.gripper_width(),
+            "step": int(self._steps),
+        }
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        name = "static"
+        spec = self._spec(name)
+        rgb, _, _ = cam.render(
+            self.client,
+            self.camera_extrinsics(name),
+            spec.fov_deg,
+            self.width,
+            self.height,
+            self._renderer,
+            False,
+        )
+        return rgb
+
+    def close(self):
+        if getattr(self, "client", None) is not None and p.isConnected(self.client):
+            p.disconnect(self.client)
+        self.client = None

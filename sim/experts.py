@@ -1,0 +1,284 @@
+"""Scripted experts: one closed-loop phase machine per task, reading privileged state from `info`.
+
+Each expert implements the Policy protocol (`reset`, `select_action(obs, info)`) and reads only the
+`info["privileged"]` dict the env returns (object poses, sizes, goal position, EE pose), so it runs
+unchanged through `AsyncVectorEnv`. Actions are 7-D EE deltas (vla.types.ACTION_NAMES). `noise` adds
+Gaussian noise (metres; radians x5 for yaw) to the commanded motion for demonstration diversity, and a
+small per-episode jitter of approach heights; a missed grasp or a drifting push re-plans from the start.
+
+    expert = make_expert("pick", noise=0.003, seed=1)    # or make_policy("expert", task="pick")
+    expert.reset(seed)
+    action = expert.select_action(obs, info)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from policies.base import register_policy
+from sim.scene import YAW_SYMMETRY, fixture_top
+from sim.tasks import get_task
+
+MAX_STEP = 0.045  # metres per control step the experts command (the env clips at 0.05)
+SAFE_Z = 0.16  # carrying height of the grasp point
+OPEN, CLOSED = 1.0, 0.0
+
+
+def _wrap(angle: float, period: float) -> float:
+    """Wrap an angle into [-period/2, period/2)."""
+    return (angle + period / 2) % period - period / 2
+
+
+def _yaw(quat: np.ndarray) -> float:
+    x, y, z, w = quat
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _finger_yaw(ee_quat: np.ndarray) -> float:
+    """Yaw (about world z) of the axis the fingers open along (the hand's y axis)."""
+    x, y, z, w = ee_quat
+    # second column of the rotation matrix
+    r01 = 2 * (x * y - z * w)
+    r11 = 1 - 2 * (x * x + z * z)
+    return math.atan2(r11, r01)
+
+
+class ScriptedExpert:
+    """Base phase machine. Subclasses implement `_act(priv) -> (pos_goal [3], yaw_err, gripper)`."""
+
+    task: str = ""
+
+    def __init__(self, noise: float = 0.0, seed: int = 0):
+        if noise < 0:
+            raise ValueError(f"noise: expected >= 0, got {noise}")
+        self.noise, self._seed = float(noise), int(seed)
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng([self._seed, 0 if seed is None else int(seed) & 0xFFFFFFFF])
+        self.phase = "approach"
+        self.phase_steps = 0
+        self.attempts = 0
+        self.hover = 0.10 + (float(self._rng.uniform(-0.02, 0.02)) if self.noise > 0 else 0.0)
+
+    def select_action(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> np.ndarray:
+        if info is None or "privileged" not in info:
+            raise ValueError("scripted expert: expected the env's info dict with a 'privileged' entry")
+        priv = info["privileged"]
+        goal, yaw_err, grip = self._act(priv)
+        self.phase_steps += 1
+        ee = np.asarray(priv["ee_position"], dtype=np.float64)
+        delta = np.clip(np.asarray(goal, dtype=np.float64) - ee, -MAX_STEP, MAX_STEP)
+        dyaw = float(np.clip(yaw_err, -0.25, 0.25))
+        if self.noise > 0:
+            delta = delta + self._rng.normal(0.0, self.noise, size=3)
+            dyaw += float(self._rng.normal(0.0, self.noise * 5))
+        return np.array([*delta, 0.0, 0.0, dyaw, grip], dtype=np.float32)
+
+    def _set(self, phase: str) -> None:
+        self.phase, self.phase_steps = phase, 0
+
+    # ---- shared grasp logic ----------------------------------------------------------------------
+    @staticmethod
+    def _target(priv) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        i = int(priv["target_index"])
+        pose = np.asarray(priv["object_poses"][i], dtype=np.float64)
+        size = np.asarray(priv["object_sizes"][i], dtype=np.float64)
+        return pose[:3], pose[3:], size, priv["object_shapes"][i]
+
+    @staticmethod
+    def _grasp_yaw_err(priv, obj_quat: np.ndarray, shape: str) -> float:
+        period = YAW_SYMMETRY[shape]
+        if period >= 2 * math.pi:
+            return 0.0
+        want = _yaw(obj_quat) + math.pi / 2  # close across the object's y (narrow) axis
+        return _wrap(want - _finger_yaw(np.asarray(priv["ee_quaternion"])), period)
+
+    def _grasp(self, priv) -> tuple[np.ndarray, float, float] | None:
+        """Approach, descend, close, lift the target. None once it is held at the carry height."""
+        pos, quat, size, shape = self._target(priv)
+        ee = np.asarray(priv["ee_position"], dtype=np.float64)
+        yaw_err = self._grasp_yaw_err(priv, quat, shape)
+        grasp_z = max(pos[2] - 0.004, 0.014)
+        if self.phase == "approach":
+            goal = np.array([pos[0], pos[1], max(pos[2] + self.hover, 0.1)])
+            if np.linalg.norm((goal - ee)[:2]) < 0.01 and abs(goal[2] - ee[2]) < 0.03 and abs(yaw_err) < 0.05:
+                self._set("descend")
+            return goal, yaw_err, OPEN
+        if self.phase == "descend":
+            goal = np.array([pos[0], pos[1], grasp_z])
+            if abs(ee[2] - grasp_z) < 0.006 or self.phase_steps > 15:
+                self._set("close")
+            if np.linalg.norm((goal - ee)[:2]) > 0.02:  # the object moved: start over
+                self._set("approach")
+            return goal, yaw_err, OPEN
+        if self.phase == "close":
+            if self.phase_steps >= 4:
+                self._set("lift")
+            return np.array([pos[0], pos[1], grasp_z]), 0.0, CLOSED
+        if self.phase == "lift":
+            if not self._held(priv):
+                self.attempts += 1
+                self._set("approach")
+                return self._grasp(priv)
+            if ee[2] > SAFE_Z - 0.02:
+                return None
+            return np.array([ee[0], ee[1], SAFE_Z]), 0.0, CLOSED
+        return None
+
+    def _held(self, priv) -> bool:
+        i = int(priv["target_index"])
+        return float(priv["gripper_width"]) > 0.006 and bool(priv["object_touching"][i])
+
+    def _act(self, priv) -> tuple[np.ndarray, float, float]:
+        raise TypeError(f"{type(self).__name__} must define _act()")
+
+
+class PickExpert(ScriptedExpert):
+    task = "pick"
+
+    def _act(self, priv):
+        if self.phase == "hold":
+            if not self._held(priv):
+                self._set("approach")
+            else:
+                pos = np.asarray(priv["ee_position"])
+                return np.array([pos[0], pos[1], SAFE_Z + 0.04]), 0.0, CLOSED
+        out = self._grasp(priv)
+        if out is None:
+            self._set("hold")
+            pos = np.asarray(priv["ee_position"])
+            return np.array([pos[0], pos[1], SAFE_Z + 0.04]), 0.0, CLOSED
+        return out
+
+
+class _CarryExpert(ScriptedExpert):
+    """Grasp, carry above a goal point, lower, release, retreat (place and stack)."""
+
+    def _goal_xy_z(self, priv) -> tuple[np.ndarray, float]:
+        raise TypeError(f"{type(self).__name__} must define _goal_xy_z()")
+
+    def _act(self, priv):
+        ee = np.asarray(priv["ee_position"], dtype=np.float64)
+        if self.phase in ("approach", "descend", "close", "lift"):
+            out = self._grasp(priv)
+            if out is not None:
+                return out
+            self._set("carry")
+        pos, _, _, _ = self._target(priv)
+        goal_xy, release_z = self._goal_xy_z(priv)
+        offset = pos[:2] - ee[:2]  # where the object hangs relative to the grasp point
+        ee_goal_xy = goal_xy - offset
+        if self.phase in ("carry", "lower") and not self._held(priv):
+            self._set("approach")
+            return self._grasp(priv)
+        if self.phase == "carry":
+            goal = np.array([*ee_goal_xy, SAFE_Z])
+            if np.linalg.norm((goal - ee)[:2]) < 0.008:
+                self._set("lower")
+            return goal, 0.0, CLOSED
+        if self.phase == "lower":
+            z = release_z + (ee[2] - pos[2])  # grasp point height that puts the object at release_z
+            goal = np.array([*ee_goal_xy, z])
+            if abs(ee[2] - z) < 0.006 or self.phase_steps > 12:
+                self._set("release")
+            return goal, 0.0, CLOSED
+        if self.phase == "release":
+            if self.phase_steps >= 3:
+                self._set("retreat")
+            return ee.copy(), 0.0, OPEN
+        return np.array([ee[0], ee[1], SAFE_Z]), 0.0, OPEN  # retreat
+
+
+class PlaceExpert(_CarryExpert):
+    task = "place"
+
+    def _goal_xy_z(self, priv):
+        g = int(priv["goal_index"])
+        centre = np.asarray(priv["fixture_positions"][g], dtype=np.float64)
+        _, _, size, _ = self._target(priv)
+        return centre[:2], fixture_top(priv["fixture_kinds"][g]) + size[2] / 2 + 0.012
+
+
+class StackExpert(_CarryExpert):
+    task = "stack"
+
+    def _goal_xy_z(self, priv):
+        b = int(priv["goal_index"])
+        base = np.asarray(priv["object_poses"][b][:3], dtype=np.float64)
+        base_h = float(priv["object_sizes"][b][2])
+        _, _, size, _ = self._target(priv)
+        return base[:2], base[2] + base_h / 2 + size[2] / 2 + 0.008
+
+
+class PushExpert(ScriptedExpert):
+    """Go behind the object (closed gripper, low), push it along the line to the marker, re-plan on drift."""
+
+    task = "push"
+    push_z = 0.022
+    tolerance = 0.01
+
+    def _act(self, priv):
+        pos, _, size, _ = self._target(priv)
+        ee = np.asarray(priv["ee_position"], dtype=np.float64)
+        goal = np.asarray(priv["goal_position"], dtype=np.float64)
+        to_goal = goal[:2] - pos[:2]
+        dist = float(np.linalg.norm(to_goal))
+        d = to_goal / max(dist, 1e-6)
+        standoff = 0.5 * float(np.hypot(size[0], size[1])) + 0.015
+        behind = pos[:2] - d * (standoff + 0.02)
+        if dist < self.tolerance or self.phase == "done":
+            if self.phase != "done":
+                self._set("done")
+            return np.array([ee[0], ee[1], 0.12]), 0.0, CLOSED
+        if self.phase == "approach":  # above the point behind the object
+            g = np.array([*behind, 0.1])
+            if np.linalg.norm((g - ee)[:2]) < 0.01:
+                self._set("descend")
+            return g, 0.0, CLOSED
+        if self.phase == "descend":
+            g = np.array([*behind, self.push_z])
+            if abs(ee[2] - self.push_z) < 0.008:
+                self._set("push")
+            return g, 0.0, CLOSED
+        # push: the pusher must stay on the line behind the object
+        rel = ee[:2] - pos[:2]
+        lateral = abs(float(rel[0] * d[1] - rel[1] * d[0]))
+        along = float(rel @ d)  # negative = behind the object
+        if lateral > 0.02 or along > -standoff + 0.03:
+            self._set("lift_off")
+        if self.phase == "lift_off":
+            if ee[2] > 0.08:
+                self._set("approach")
+            return np.array([ee[0] - d[0] * 0.01, ee[1] - d[1] * 0.01, 0.1]), 0.0, CLOSED
+        step = min(0.02, dist + 0.005)
+        g = pos[:2] - d * standoff + d * step
+        return np.array([*g, self.push_z]), 0.0, CLOSED
+
+
+EXPERTS: dict[str, type[ScriptedExpert]] = {
+    "pick": PickExpert,
+    "place": PlaceExpert,
+    "push": PushExpert,
+    "stack": StackExpert,
+}
+
+
+def make_expert(task: str, noise: float = 0.0, seed: int = 0) -> ScriptedExpert:
+    """The scripted expert for `task` (a Policy reading `info["privileged"]`)."""
+    get_task(task)  # clear error on unknown names
+    if task not in EXPERTS:
+        raise ValueError(f"no scripted expert for task {task!r}; expected one of {sorted(EXPERTS)}")
+    return EXPERTS[task](noise=noise, seed=seed)
+
+
+@register_policy("expert")
+def _expert_factory(task: str = "pick", noise: float = 0.0, seed: int = 0, action_dim: int = 7):
+    """Registry entry `make_policy("expert", task=...)`; experts act in the 7-D EE-delta space only."""
+    if action_dim != 7:
+        raise ValueError(f"expert: action_dim must be 7 (EE-delta space), got {action_dim}")
+    return make_expert(task, noise=noise, seed=seed)

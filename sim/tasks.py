@@ -1,0 +1,322 @@
+"""Table-top tasks: seeded layouts, instruction paraphrases, train/held-out splits and success checks.
+
+A task is a class registered with `@register_task(name)`. `sample(rng, split)` returns a `Layout` (plain
+specs of objects and fixtures, which object is the target, what the goal is, the instruction); it is a
+pure function of the RNG, so `reset(seed=s)` fully determines the scene. `success(snapshot)` judges a
+`Snapshot` of the simulated world (object poses, which objects touch the robot). Splits: `task_seeds`
+gives disjoint train/held-out seed ranges, and the held-out split samples attribute combinations
+(colour-shape pairs; colour pairs for `stack`) that never occur in train, so generalisation is measurable.
+
+    layout = get_task("pick").sample(np.random.default_rng(task_rng_seed("pick", "train", 3)), "train")
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.scene import (
+    COLOUR_NAMES,
+    SHAPE_NAMES,
+    FixtureSpec,
+    ObjectSpec,
+    fixture_contains,
+    fixture_top,
+)
+
+SPLITS = ("train", "heldout")
+HELDOUT_SEED_OFFSET = 1_000_000
+REGION_X = (0.38, 0.64)
+REGION_Y = (-0.2, 0.2)
+LIFT_HEIGHT = 0.05  # pick: object bottom this far above the table
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    return split
+
+
+def heldout_pair(colour: str, shape: str) -> bool:
+    """Colour-shape pairs reserved for the held-out split (each colour has one, each shape two)."""
+    return (COLOUR_NAMES.index(colour) + SHAPE_NAMES.index(shape)) % 3 == 0
+
+
+def heldout_stack_pair(top: str, bottom: str) -> bool:
+    """(top, bottom) colour pairs reserved for the held-out split of `stack`."""
+    return (COLOUR_NAMES.index(bottom) - COLOUR_NAMES.index(top)) % len(COLOUR_NAMES) == 3
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything a seed fixes: objects, fixtures, target object index, goal, instruction."""
+
+    objects: tuple[ObjectSpec, ...]
+    fixtures: tuple[FixtureSpec, ...]
+    target: int
+    goal_kind: str  # "lift" | "fixture" | "object"
+    goal_index: int  # fixture index ("fixture"), object index ("object"), -1 ("lift")
+    instruction: str
+    template: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The world as success checks see it. K objects, F fixtures."""
+
+    positions: np.ndarray  # [K,3] object centres
+    quats: np.ndarray  # [K,4] xyzw
+    touching: np.ndarray  # [K] bool: object in contact with the robot
+    fixture_positions: np.ndarray  # [F,3]
+    layout: Layout = field(repr=False)
+
+
+class Task:
+    """Base class: shared sampling helpers. Subclasses set `name`, `horizon`, `templates`."""
+
+    name: str = ""
+    horizon: int = 60
+    templates: tuple[str, ...] = ()
+
+    def sample(self, rng: np.random.Generator, split: str) -> Layout:
+        raise TypeError(f"{type(self).__name__} must define sample()")  # base class is never registered
+
+    def success(self, snap: Snapshot) -> bool:
+        raise TypeError(f"{type(self).__name__} must define success()")
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _pair(rng: np.random.Generator, split: str, exclude: set[tuple[str, str]]) -> tuple[str, str]:
+        want_heldout = split == "heldout"
+        pairs = [
+            (c, s)
+            for c in COLOUR_NAMES
+            for s in SHAPE_NAMES
+            if heldout_pair(c, s) == want_heldout and (c, s) not in exclude
+        ]
+        c, s = pairs[int(rng.integers(len(pairs)))]
+        return c, s
+
+    @staticmethod
+    def _distractor_pair(rng, split: str, exclude: set[tuple[str, str]]) -> tuple[str, str]:
+        pairs = [
+            (c, s)
+            for c in COLOUR_NAMES
+            for s in SHAPE_NAMES
+            if (c, s) not in exclude and (split == "heldout" or not heldout_pair(c, s))
+        ]
+        return pairs[int(rng.integers(len(pairs)))]
+
+    @staticmethod
+    def _place(rng, taken: list[tuple[float, float, float]], radius: float, tries: int = 200):
+        """A free (x, y) in the work region at least `radius` + margin from everything taken."""
+        for _ in range(tries):
+            x = float(rng.uniform(*REGION_X))
+            y = float(rng.uniform(*REGION_Y))
+            if all(math.hypot(x - tx, y - ty) > radius + tr + 0.025 for tx, ty, tr in taken):
+                return x, y
+        raise RuntimeError("could not place an object without overlap (layout too crowded)")
+
+    def _distractors(self, rng, split, taken, names: set[tuple[str, str]], n: int) -> list[ObjectSpec]:
+        out = []
+        for _ in range(n):
+            c, s = self._distractor_pair(rng, split, names)
+            names.add((c, s))
+            probe = ObjectSpec(s, c, 0.0, 0.0, 0.0)
+            x, y = self._place(rng, taken, probe.radius)
+            spec = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
+            taken.append((x, y, spec.radius))
+            out.append(spec)
+        return out
+
+    def _instruction(self, rng, **kw) -> tuple[str, int]:
+        i = int(rng.integers(len(self.templates)))
+        return self.templates[i].format(**kw), i
+
+
+_TASKS: dict[str, Callable[[], Task]] = {}
+
+
+def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
+    def deco(cls: type[Task]) -> type[Task]:
+        if name in _TASKS:
+            raise ValueError(f"task {name!r} is already registered")
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {list_tasks()}")
+    return _TASKS[name]()
+
+
+def task_seeds(task: str, split: str, n: int) -> list[int]:
+    """The first `n` seeds of a split; train and held-out ranges never overlap."""
+    get_task(task)
+    check_split(split)
+    if n < 0 or n > HELDOUT_SEED_OFFSET:
+        raise ValueError(f"n: expected 0 <= n <= {HELDOUT_SEED_OFFSET}, got {n}")
+    base = 0 if split == "train" else HELDOUT_SEED_OFFSET
+    return [base + i for i in range(n)]
+
+
+def task_rng_seed(task: str, split: str, seed: int) -> list[int]:
+    """Entropy for the layout RNG: the seed, the task and the split (stable across processes)."""
+    return [int(seed) & 0xFFFFFFFF, zlib.crc32(task.encode()), SPLITS.index(check_split(split))]
+
+
+@register_task("pick")
+class PickTask(Task):
+    horizon = 50
+    templates = (
+        "lift the {o}",
+        "pick up the {o}",
+        "grab the {o} and raise it",
+        "raise the {o} off the table",
+    )
+
+    def sample(self, rng, split):
+        c, s = self._pair(rng, split, set())
+        x, y = self._place(rng, [], 0.03)
+        target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
+        taken = [(x, y, target.radius)]
+        objs = [target] + self._distractors(rng, split, taken, {(c, s)}, int(rng.integers(1, 4)))
+        text, t = self._instruction(rng, o=target.name)
+        return Layout(tuple(objs), (), 0, "lift", -1, text, t)
+
+    def success(self, snap):
+        spec = snap.layout.objects[snap.layout.target]
+        bottom = snap.positions[snap.layout.target, 2] - spec.size[2] / 2
+        return bool(bottom > LIFT_HEIGHT)
+
+
+def _resting(snap: Snapshot, i: int, surface: float) -> bool:
+    spec = snap.layout.objects[i]
+    return bool(snap.positions[i, 2] - spec.size[2] / 2 < surface + 0.015 and not snap.touching[i])
+
+
+@register_task("place")
+class PlaceTask(Task):
+    horizon = 70
+    templates = (
+        "put the {o} {prep} the {f}",
+        "place the {o} {prep} the {f}",
+        "move the {o} {prep} the {f}",
+        "set the {o} down {prep} the {f}",
+    )
+
+    def sample(self, rng, split):
+        taken: list[tuple[float, float, float]] = []
+        fixtures = []
+        for kind, colour in (("tray", "grey"), ("plate", "white")):
+            probe = FixtureSpec(kind, colour, 0.0, 0.0)
+            fx, fy = self._place(rng, taken, probe.radius)
+            fixtures.append(FixtureSpec(kind, colour, fx, fy))
+            taken.append((fx, fy, probe.radius))
+        c, s = self._pair(rng, split, set())
+        x, y = self._place(rng, taken, 0.04)
+        target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
+        taken.append((x, y, target.radius))
+        objs = [target] + self._distractors(rng, split, taken, {(c, s)}, int(rng.integers(0, 2)))
+        goal = int(rng.integers(2))
+        prep = "in" if fixtures[goal].kind == "tray" else "on"
+        text, t = self._instruction(rng, o=target.name, prep=prep, f=fixtures[goal].kind)
+        return Layout(tuple(objs), tuple(fixtures), 0, "fixture", goal, text, t)
+
+    def success(self, snap):
+        lay = snap.layout
+        f = lay.fixtures[lay.goal_index]
+        inside = fixture_contains(f.kind, snap.fixture_positions[lay.goal_index, :2], snap.positions[0, :2])
+        return inside and _resting(snap, lay.target, fixture_top(f.kind))
+
+
+@register_task("push")
+class PushTask(Task):
+    horizon = 70
+    templates = (
+        "push the {o} to the {m}",
+        "slide the {o} onto the {m}",
+        "shove the {o} over to the {m}",
+        "nudge the {o} until it covers the {m}",
+    )
+    goal_tolerance = 0.035
+
+    def sample(self, rng, split):
+        c, s = self._pair(rng, split, set())
+        for _ in range(200):
+            x, y = float(rng.uniform(0.42, 0.58)), float(rng.uniform(-0.14, 0.14))
+            ang = float(rng.uniform(-math.pi, math.pi))
+            dist = float(rng.uniform(0.10, 0.15))
+            gx, gy = x + dist * math.cos(ang), y + dist * math.sin(ang)
+            px, py = x - 0.08 * math.cos(ang), y - 0.08 * math.sin(ang)  # where the pusher starts
+            if REGION_X[0] - 0.05 <= gx <= REGION_X[1] + 0.05 and abs(gy) <= 0.24 and 0.3 < px < 0.75:
+                break
+        else:
+            raise RuntimeError("could not sample a push goal inside the work region")
+        target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
+        mc = [k for k in COLOUR_NAMES if k != c]
+        goal_c, other_c = (mc[int(i)] for i in rng.choice(len(mc), size=2, replace=False))
+        # Keep the whole push corridor (pusher start -> goal) free of other objects and the other marker.
+        corridor = [(px + t * (gx - px), py + t * (gy - py), 0.06) for t in (0.0, 0.5, 1.0)]
+        taken = [*corridor, (x, y, target.radius), (gx, gy, 0.05)]
+        ox, oy = self._place(rng, taken, 0.03)
+        fixtures = (FixtureSpec("marker", goal_c, gx, gy), FixtureSpec("marker", other_c, ox, oy))
+        taken.append((ox, oy, 0.03))
+        objs = [target] + self._distractors(rng, split, taken, {(c, s)}, int(rng.integers(0, 3)))
+        text, t = self._instruction(rng, o=target.name, m=fixtures[0].name)
+        return Layout(tuple(objs), fixtures, 0, "fixture", 0, text, t)
+
+    def success(self, snap):
+        lay = snap.layout
+        d = np.linalg.norm(snap.positions[0, :2] - snap.fixture_positions[lay.goal_index, :2])
+        on_table = snap.positions[0, 2] - lay.objects[0].size[2] / 2 < 0.01
+        return bool(d < self.goal_tolerance and on_table)
+
+
+@register_task("stack")
+class StackTask(Task):
+    horizon = 90
+    templates = (
+        "stack the {a} cube on the {b} cube",
+        "put the {a} cube on top of the {b} cube",
+        "place the {a} cube onto the {b} cube",
+        "set the {a} cube on the {b} cube",
+    )
+
+    def sample(self, rng, split):
+        want = split == "heldout"
+        pairs = [
+            (a, b) for a in COLOUR_NAMES for b in COLOUR_NAMES if a != b and heldout_stack_pair(a, b) == want
+        ]
+        a, b = pairs[int(rng.integers(len(pairs)))]
+        taken: list[tuple[float, float, float]] = []
+        objs = []
+        for colour in (a, b):
+            probe = ObjectSpec("cube", colour, 0.0, 0.0, 0.0)
+            x, y = self._place(rng, taken, probe.radius + 0.02)
+            objs.append(ObjectSpec("cube", colour, x, y, float(rng.uniform(-math.pi, math.pi))))
+            taken.append((x, y, probe.radius + 0.02))
+        names = {(a, "cube"), (b, "cube")} | {(c, "cube") for c in COLOUR_NAMES}  # no other cubes
+        objs += self._distractors(rng, split, taken, names, int(rng.integers(0, 3)))
+        text, t = self._instruction(rng, a=a, b=b)
+        return Layout(tuple(objs), (), 0, "object", 1, text, t)
+
+    def success(self, snap):
+        top, bottom = snap.positions[0], snap.positions[1]
+        st, sb = snap.layout.objects[0].size, snap.layout.objects[1].size
+        aligned = np.linalg.norm(top[:2] - bottom[:2]) < 0.025
+        height_ok = abs(top[2] - bottom[2] - (st[2] + sb[2]) / 2) < 0.012
+        bottom_down = bottom[2] - sb[2] / 2 < 0.01
+        return bool(aligned and height_ok and bottom_down and not snap.touching[0])

@@ -1,0 +1,113 @@
+"""TabletopEnv contract: spaces, observation keys/dtypes, info, determinism, bad input, gymnasium checks."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sim
+from sim.env import TabletopEnv
+from vla.types import STATE_DIM
+
+SMALL = dict(cameras=("static",), image_size=32, depth=False)
+
+
+@pytest.fixture(scope="module")
+def pick_env():
+    env = TabletopEnv(task="pick", cameras=("static", "wrist"), image_size=48, depth=True, segmentation=True)
+    yield env
+    env.close()
+
+
+def test_registered_id_and_observation_layout(pick_env):
+    assert sim.ENV_ID in gym.registry
+    obs, info = pick_env.reset(seed=5)
+    for cam in ("static", "wrist"):
+        assert obs[f"images/{cam}"].shape == (48, 48, 3) and obs[f"images/{cam}"].dtype == np.uint8
+        assert obs[f"depth/{cam}"].shape == (48, 48) and obs[f"depth/{cam}"].dtype == np.float32
+        assert obs[f"seg/{cam}"].dtype == np.int32
+        assert np.all(obs[f"depth/{cam}"] > 0)
+    assert obs["state"].shape == (STATE_DIM,) and obs["state"].dtype == np.float32
+    assert isinstance(obs["instruction"], str) and obs["instruction"] == info["instruction"]
+    assert pick_env.observation_space.contains(obs)
+    assert info["task"] == "pick" and info["seed"] == 5 and info["split"] == "train"
+    assert info["is_success"] is False
+    priv = info["privileged"]
+    names = priv["object_names"]
+    assert names[priv["target_index"]] in info["instruction"]
+    assert np.asarray(priv["object_poses"]).shape == (len(names), 7)
+    # segmentation sees the target object from the static camera
+    assert priv["object_ids"][priv["target_index"]] in np.unique(obs["seg/static"])
+
+
+def test_state_matches_ee_pose(pick_env):
+    obs, info = pick_env.reset(seed=1)
+    np.testing.assert_allclose(obs["state"][:3], info["privileged"]["ee_position"], atol=1e-5)
+    assert 0.07 < obs["state"][7] <= 0.081  # gripper starts open (two 4 cm fingers)
+
+
+def test_ee_delta_moves_the_hand(pick_env):
+    obs, _ = pick_env.reset(seed=2)
+    z0 = obs["state"][2]
+    for _ in range(3):
+        obs, *_ = pick_env.step(np.array([0.02, 0, -0.03, 0, 0, 0, 1], np.float32))
+    assert obs["state"][2] < z0 - 0.06
+    obs, *_ = pick_env.step(np.array([0, 0, 0, 0, 0, 0, 0], np.float32))
+    obs, *_ = pick_env.step(np.array([0, 0, 0, 0, 0, 0, 0], np.float32))
+    assert obs["state"][7] < 0.01  # gripper closed on nothing
+
+
+def test_determinism_per_seed():
+    a, b = TabletopEnv(task="pick", **SMALL), TabletopEnv(task="pick", **SMALL)
+    try:
+        oa, ia = a.reset(seed=11)
+        ob, ib = b.reset(seed=11)
+        act = np.array([0.01, -0.02, -0.02, 0, 0, 0.1, 0.5], np.float32)
+        for _ in range(4):
+            oa, *_ = a.step(act)
+            ob, *_ = b.step(act)
+        np.testing.assert_array_equal(oa["images/static"], ob["images/static"])
+        np.testing.assert_array_equal(oa["state"], ob["state"])
+        assert ia["instruction"] == ib["instruction"]
+        o2, _ = a.reset(seed=12)
+        assert not np.array_equal(o2["images/static"], oa["images/static"])
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(task="juggle"), "unknown task"),
+        (dict(split="test"), "unknown split"),
+        (dict(cameras=("static", "ceiling")), "unknown camera"),
+        (dict(action_space="torque"), "unknown action space"),
+        (dict(renderer="vulkan"), "unknown renderer"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TabletopEnv(**{**SMALL, **kwargs})
+
+
+def test_bad_actions_are_clear_errors(pick_env):
+    pick_env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected shape \(7,\)"):
+        pick_env.step(np.zeros(6, np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        pick_env.step(np.array([np.nan, 0, 0, 0, 0, 0, 1], np.float32))
+
+
+def test_timeout_truncates():
+    env = gym.make("vla/Tabletop-v0", task="pick", max_episode_steps=3, **SMALL)
+    env.reset(seed=0)
+    flags = [env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))[3] for _ in range(3)]
+    assert flags == [False, False, True]
+    env.close()
+
+
+def test_gymnasium_check_env_pick():
+    env = TabletopEnv(task="pick", **SMALL)
+    check_env(env, skip_render_check=True)
+    env.close()

@@ -1,0 +1,82 @@
+"""The shared rollout loop: observers see every step, errors end one episode, vector envs run seeds."""
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+
+import sim  # noqa: F401  (registers vla/Tabletop-v0)
+from sim.experts import make_expert
+from vla.eval.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
+
+SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
+
+
+class Log:
+    def __init__(self):
+        self.starts, self.steps, self.ends = [], [], []
+
+    def on_episode_start(self, obs, info):
+        self.starts.append(obs["state"].copy())
+
+    def on_step(self, obs, action, reward, terminated, truncated, info):
+        self.steps.append((obs["state"].copy(), action.copy(), terminated, truncated))
+
+    def on_episode_end(self, result):
+        self.ends.append(result)
+
+
+class Exploding:
+    def __init__(self, at):
+        self.at, self.n = at, 0
+
+    def reset(self, seed=None):
+        self.n = 0
+
+    def select_action(self, obs, info=None):
+        self.n += 1
+        if self.n > self.at:
+            raise RuntimeError("boom")
+        return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+
+
+def test_run_episode_with_observer():
+    env = gym.make("vla/Tabletop-v0", **SMALL)
+    log = Log()
+    assert isinstance(log, Observer)
+    res = run_episode(env, make_expert("pick"), seed=4, observers=[log])
+    env.close()
+    assert isinstance(res, EpisodeResult) and res.success and res.error is None
+    assert res.task == "pick" and res.seed == 4 and res.split == "train" and res.instruction
+    assert len(log.steps) == res.length and log.ends == [res]
+    # on_step gets the observation the action was chosen from: the first one is the reset observation
+    np.testing.assert_array_equal(log.steps[0][0], log.starts[0])
+    assert log.steps[-1][2] is True  # terminated on success
+
+
+def test_policy_error_ends_the_episode_not_the_run():
+    env = gym.make("vla/Tabletop-v0", **SMALL)
+    res = run_episode(env, Exploding(at=2), seed=0)
+    assert res.error and "RuntimeError: boom" in res.error and res.length == 2 and not res.success
+    bad = run_episode(env, Exploding(at=-1).__class__(at=10), seed=1, max_steps=3)
+    assert bad.error is None and bad.length == 3
+    env.close()
+
+
+def test_vector_rollout_runs_all_seeds_in_order():
+    fns = [lambda: gym.make("vla/Tabletop-v0", **SMALL) for _ in range(2)]
+    venv = AsyncVectorEnv(fns, shared_memory=False, autoreset_mode=AutoresetMode.DISABLED)
+    logs = {}
+
+    def observers(seed):
+        logs[seed] = Log()
+        return [logs[seed]]
+
+    try:
+        results = run_episodes_vector(venv, lambda i: make_expert("pick"), [3, 1, 2], observers)
+    finally:
+        venv.close()
+    assert [r.seed for r in results] == [3, 1, 2]
+    assert all(r.success for r in results), results
+    assert all(len(logs[r.seed].steps) == r.length for r in results)
+    summary = summarize(results)
+    assert summary["pick"]["success_rate"] == 1.0 and summary["pick"]["episodes"] == 3
