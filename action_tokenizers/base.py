@@ -236,9 +236,10 @@ def as_id_rows(ids: Any) -> tuple[list[np.ndarray | None], tuple[int, ...]]:
     if isinstance(ids, np.ndarray) and ids.dtype != object:
         if ids.ndim == 0:
             return [_int_row(ids.reshape(1))], ()
-        flat = ids.reshape(-1, ids.shape[-1]) if ids.shape[-1] else ids.reshape(-1, 0)
         batch = tuple(ids.shape[:-1])
-        return [_int_row(r) for r in flat] if flat.shape[0] else [], batch
+        n = int(np.prod(batch))
+        flat = ids.reshape(n, ids.shape[-1])  # [B, L]
+        return [_int_row(r) for r in flat], batch
     if _is_scalar_seq(ids):
         return [_int_row(ids)], ()
     if isinstance(ids, (list, tuple, np.ndarray)):

@@ -91,7 +91,8 @@ def _store_episodes(path: Path, max_episodes: int) -> list[np.ndarray]:
     store = EpisodeStore.open(path)
     n = store.num_episodes
     n = min(n, max_episodes) if max_episodes > 0 else n
-    return [np.asarray(store.episode(i)[ACTION_KEY]) for i in tqdm(range(n), desc="reading episodes")]
+    progress = tqdm(range(n), desc="reading episodes")
+    return [np.asarray(store.episode(i, keys=[ACTION_KEY])[ACTION_KEY]) for i in progress]
 
 
 def print_report(title: str, rep: dict, names: tuple[str, ...]) -> None:
