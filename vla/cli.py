@@ -18,6 +18,7 @@ from collections.abc import Sequence
 # name -> (target "module:function", one-line help). Subcommands are written "group sub".
 COMMANDS: dict[str, tuple[str, str]] = {
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
+    "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
     "tokenizer fit": ("action_tokenizers.cli:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
     "tokenizer report": ("action_tokenizers.cli:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
 }

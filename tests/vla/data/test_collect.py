@@ -1,0 +1,75 @@
+"""`vla collect` and the recorder on the real PyBullet simulator and scripted experts."""
+
+import numpy as np
+import pytest
+
+from vla import cli
+from vla.data.collect import CollectConfig, collect
+from vla.data.recorder import EpisodeRecorder, features_from_spaces
+from vla.data.store import EpisodeStore
+from vla.types import ACTION_NAMES
+
+
+def test_collect_cli_writes_successful_episodes(tmp_path, capsys):
+    out = tmp_path / "pick.zarr"
+    argv = ["task=pick", "episodes=2", "image_size=32", "cameras=[static]", f"out={out}"]
+    assert cli.main(["collect", *argv]) == 0
+    text = capsys.readouterr().out
+    assert "collected 2 episodes" in text and "success rate" in text and "kB/frame" in text
+    s = EpisodeStore.open(out)
+    assert s.num_episodes == 2 and s.fps == 10
+    assert set(s.features) == {"images/static", "state", "action"}
+    assert s.features["action"].names == ACTION_NAMES
+    assert s.meta["collect"]["episodes"] == 2 and s.meta["collect"]["out"] == str(out)
+    assert s.meta["action_space"] == "ee_delta" and s.meta["env"]["image_size"] == 32
+    for i in range(2):
+        m = s.episode_meta(i)
+        assert m["success"] is True and m["task"] == "pick" and m["split"] == "train"
+        assert m["instruction"] and m["length"] == len(s.episode(i)["action"])
+        ep = s.episode(i)
+        assert ep["images/static"].shape[1:] == (32, 32, 3) and ep["images/static"].std() > 0
+        assert np.all(np.isfinite(ep["action"])) and np.all(np.abs(ep["action"][:, 6] - 0.5) <= 0.5)
+    assert [s.episode_meta(i)["seed"] for i in range(2)] == [0, 1]
+    # a second run appends (features match) and continues from the given seed
+    assert cli.main(["collect", *argv, "episodes=1", "seed=5"]) == 0
+    s = EpisodeStore.open(out)
+    assert s.num_episodes == 3 and s.episode_meta(2)["seed"] == 5
+    # a different camera set cannot be appended to this store
+    assert cli.main(["collect", *argv[:-2], "cameras=[wrist]", f"out={out}"]) == 1
+    assert "differ" in capsys.readouterr().err
+
+
+def test_collect_vector_envs_keep_failed(tmp_path):
+    # max_steps=3 cuts every episode short: all fail, and keep_failed stores them anyway
+    cfg = CollectConfig(
+        task="push",
+        episodes=3,
+        num_envs=2,
+        image_size=16,
+        cameras=["wrist"],
+        max_steps=3,
+        keep_failed=True,
+        out=str(tmp_path / "f.zarr"),
+    )
+    summary = collect(cfg)
+    assert summary["episodes"] == 3 and summary["success_rate"] == 0.0 and summary["attempts"] == 3
+    s = EpisodeStore.open(tmp_path / "f.zarr")
+    assert s.select(success=False) == [0, 1, 2] and s.num_frames == 9
+    assert sorted(s.episode_meta(i)["seed"] for i in range(3)) == [0, 1, 2]
+
+
+def test_recorder_requires_matching_observation(tmp_path):
+    import gymnasium as gym
+
+    import sim
+
+    env = gym.make(sim.ENV_ID, task="pick", cameras=["static"], image_size=16, depth=True)
+    feats = features_from_spaces(env.observation_space, env.action_space)
+    env.close()
+    assert set(feats) == {"images/static", "depth/static", "state", "action"}
+    store = EpisodeStore.create(tmp_path / "r.zarr", feats, fps=10)
+    rec = EpisodeRecorder(store)
+    with pytest.raises(ValueError, match=r"lacks store features \['depth/static'"):
+        rec.on_episode_start({"images/static": 0, "state": 0}, {})
+    with pytest.raises(ValueError, match="must be open for appending"):
+        EpisodeRecorder(EpisodeStore.open(tmp_path / "r.zarr"))

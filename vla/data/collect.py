@@ -1,0 +1,194 @@
+"""`vla collect`: scripted-expert demonstrations from the simulator into an episode store.
+
+Runs the task's scripted expert through the shared rollout loop (`vla.eval.rollout`; an
+`AsyncVectorEnv` of `num_envs` sub-processes, or one in-process env when num_envs=1) with an
+`EpisodeRecorder` per episode. Successful episodes are kept (all of them with keep_failed=true); when
+fewer than `episodes` succeed, further seeds are tried, up to `max_attempts` rollouts in total. An
+existing store at `out` is appended to (its features must match) unless overwrite=true. The resolved
+config, the env settings and the action convention are saved in the store's attributes.
+
+    vla collect task=pick episodes=200 num_envs=2 image_size=128 out=outputs/demos/pick.zarr
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla.config import compose, register_config, split_positionals, to_dataclass
+from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
+from vla.data.store import EpisodeStore
+from vla.types import CONTROL_HZ
+
+
+@register_config("collect")
+@dataclass
+class CollectConfig:
+    task: str = "pick"
+    split: str = "train"
+    episodes: int = 20  # episodes to store
+    num_envs: int = 1
+    image_size: int = 128
+    cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
+    depth: bool = False
+    segmentation: bool = False
+    out: str = "outputs/demos/pick.zarr"
+    keep_failed: bool = False
+    noise: float = 0.0  # expert action noise (std, in action units)
+    seed: int = 0  # first env seed within the split; the expert noise RNG too
+    max_attempts: int = 0  # rollouts in total before giving up; 0 = 3 * episodes
+    max_steps: int | None = None  # per-episode step cap; None = the task's horizon
+    overwrite: bool = False
+    renderer: str = "tiny"
+
+
+class _Progress:
+    """Observer that advances a progress bar at each episode end."""
+
+    def __init__(self, bar: Any, tally: RecordTally) -> None:
+        self.bar, self.tally = bar, tally
+
+    def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+        pass
+
+    def on_step(self, *args: Any) -> None:
+        pass
+
+    def on_episode_end(self, result: Any) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(kept=self.tally.episodes_kept, frames=self.tally.frames_kept)
+
+
+def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
+    return {
+        "task": cfg.task,
+        "split": cfg.split,
+        "cameras": list(cfg.cameras),
+        "image_size": int(cfg.image_size),
+        "depth": bool(cfg.depth),
+        "segmentation": bool(cfg.segmentation),
+        "renderer": cfg.renderer,
+        "max_episode_steps": cfg.max_steps,
+    }
+
+
+def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
+    feats = features_from_spaces(env.observation_space, env.action_space, "ee_delta")
+    out = Path(cfg.out)
+    if out.exists() and not cfg.overwrite:
+        store = EpisodeStore.open(out, mode="a")
+        if store.features != feats:
+            raise ValueError(
+                f"{out}: existing store has features {sorted(store.features)} that differ from this "
+                f"collection's {sorted(feats)} (shapes/dtypes); choose another out= or overwrite=true"
+            )
+        return store
+    meta = {"source": "sim", "action_space": "ee_delta", "env": _env_kwargs(cfg), "robot": "franka_panda"}
+    return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
+
+
+def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run the collection described by `cfg`; return the summary dict."""
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    import sim
+    from sim.experts import make_expert
+    from vla.eval.rollout import run_episode, run_episodes_vector
+
+    if cfg.episodes < 1 or cfg.num_envs < 1:
+        raise ValueError(f"collect: episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
+    max_attempts = cfg.max_attempts or 3 * cfg.episodes
+    env = gym.make(sim.ENV_ID, **_env_kwargs(cfg))
+    venv = None
+    try:
+        store = _open_store(cfg, env)
+        store.update_meta(collect=dict(resolved or {}))
+        if cfg.num_envs > 1:
+            env.close()
+            env = None
+            venv = gym.vector.AsyncVectorEnv(
+                [lambda: gym.make(sim.ENV_ID, **_env_kwargs(cfg))] * cfg.num_envs,
+                autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+            )
+        start_frames, start_eps = store.num_frames, store.num_episodes
+        tally = RecordTally(limit=cfg.episodes)
+        all_seeds = sim.task_seeds(cfg.task, cfg.split, cfg.seed + max_attempts)[cfg.seed :]
+        results: list[Any] = []
+        t0 = time.perf_counter()
+        bar = tqdm(total=cfg.episodes, desc=f"collect {cfg.task}", unit="ep")
+        progress = _Progress(bar, tally)
+
+        def observers(seed: int) -> Sequence[Any]:
+            return [EpisodeRecorder(store, keep_failed=cfg.keep_failed, tally=tally), progress]
+
+        while tally.episodes_kept < cfg.episodes and len(results) < len(all_seeds):
+            need = cfg.episodes - tally.episodes_kept
+            rate = max(np.mean([r.success for r in results]) if results else 1.0, 0.1)
+            n = min(len(all_seeds) - len(results), max(need, int(np.ceil(need / rate))))
+            if cfg.keep_failed:
+                n = min(n, need)
+            seeds = all_seeds[len(results) : len(results) + n]
+            bar.total = max(bar.total, len(results) + n)
+            if venv is not None:
+                results += run_episodes_vector(
+                    venv, lambda i: make_expert(cfg.task, cfg.noise, cfg.seed + i), seeds, observers
+                )
+            else:
+                expert = make_expert(cfg.task, cfg.noise, cfg.seed)
+                for s in seeds:
+                    if tally.episodes_kept >= cfg.episodes:
+                        break
+                    results.append(run_episode(env, expert, s, observers(s), max_steps=cfg.max_steps))
+        bar.close()
+        wall = time.perf_counter() - t0
+    finally:
+        if venv is not None:
+            venv.close()
+        if env is not None:
+            env.close()
+    frames = store.num_frames - start_frames
+    nbytes = store.nbytes()
+    summary = {
+        "out": str(store.path),
+        "episodes": store.num_episodes - start_eps,
+        "episodes_in_store": store.num_episodes,
+        "attempts": len(results),
+        "success_rate": float(np.mean([r.success for r in results])) if results else 0.0,
+        "errors": tally.dropped_errors,
+        "frames": frames,
+        "bytes": nbytes,
+        "bytes_per_frame": nbytes / max(store.num_frames, 1),
+        "wall_s": wall,
+        "episodes_per_min": 60.0 * len(results) / max(wall, 1e-9),
+    }
+    return summary
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    return (
+        f"collected {s['episodes']} episodes ({s['frames']} frames) in {s['wall_s']:.1f}s from "
+        f"{s['attempts']} rollouts: success rate {100 * s['success_rate']:.0f}%, "
+        f"{s['episodes_per_min']:.1f} episodes/min, {s['errors']} errors\n"
+        f"store {s['out']}: {s['episodes_in_store']} episodes, {s['bytes'] / 1e6:.1f} MB, "
+        f"{s['bytes_per_frame'] / 1e3:.1f} kB/frame"
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    """`vla collect [key=value ...]`."""
+    from omegaconf import OmegaConf
+
+    cfg_node = compose("collect", split_positionals(argv, []))
+    cfg = to_dataclass(cfg_node, CollectConfig)
+    summary = collect(cfg, resolved=OmegaConf.to_container(cfg_node, resolve=True))
+    print(format_summary(summary))
+    if summary["episodes"] < cfg.episodes:
+        print(f"warning: only {summary['episodes']} of {cfg.episodes} requested episodes were kept")
+        return 1
+    return 0
