@@ -1,0 +1,53 @@
+"""The shared multimodal backbone library: vision encoders, connectors, language models, state and
+point-cloud encoders, each behind a small interface and a registry filled by decorators.
+
+    from vla.backbones import VISION_ENCODERS, CONNECTORS, build_vision_encoder, build_connector
+    enc = build_vision_encoder(VisionConfig(name="siglip", image_size=224))   # [B,3,H,W] -> [B,P,E]
+    conn = build_connector(ConnectorConfig(name="perceiver"), enc.embed_dim, 896)  # -> [B,64,896]
+
+Importing this package registers every built-in component (siglip, clip, dinov2, vit, conv, fused;
+linear, mlp2x_gelu, token_merge, perceiver, qformer, cross_attn; pointnet, point_patch).
+"""
+
+from vla.backbones import fused as _fused  # noqa: F401  (registers the "fused" encoder)
+from vla.backbones.config import (
+    ConnectorConfig,
+    LMConfig,
+    PointEncoderConfig,
+    StateEncoderConfig,
+    VisionConfig,
+    VLMConfig,
+    compose_model_config,
+    vlm_config_from_dict,
+    vlm_config_to_dict,
+)
+from vla.backbones.connectors import CONNECTORS, Connector, build_connector
+from vla.backbones.language import LanguageModel, build_language_model, load_text_tokenizer
+from vla.backbones.tokens import POINT_ENCODERS, StateEncoder, build_point_encoder
+from vla.backbones.transforms import ImageTransform
+from vla.backbones.vision import VISION_ENCODERS, VisionEncoder, build_vision_encoder
+
+__all__ = [
+    "CONNECTORS",
+    "POINT_ENCODERS",
+    "VISION_ENCODERS",
+    "Connector",
+    "ConnectorConfig",
+    "ImageTransform",
+    "LMConfig",
+    "LanguageModel",
+    "PointEncoderConfig",
+    "StateEncoder",
+    "StateEncoderConfig",
+    "VLMConfig",
+    "VisionConfig",
+    "VisionEncoder",
+    "build_connector",
+    "build_language_model",
+    "build_point_encoder",
+    "build_vision_encoder",
+    "compose_model_config",
+    "load_text_tokenizer",
+    "vlm_config_from_dict",
+    "vlm_config_to_dict",
+]

@@ -1,0 +1,138 @@
+"""Config schemas (hydra dataclasses) of every backbone component and of the VLM that assembles them.
+
+Presets live in `configs/model/*.yaml` (`tiny`, the CPU default; `siglip_qwen2_0p5b`, realistic sizes).
+Library code receives these plain dataclasses; `vla.backbones.build` turns them into modules. A field left
+at its zero value (0, "", None) means "the component's documented default".
+
+    cfg = vlm_config_from_dict(yaml.safe_load(open("configs/model/tiny.yaml")))
+    cfg = compose_model_config("tiny", ["vision.name=siglip", "connector.name=perceiver"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from vla.config import register_config
+
+
+@dataclass
+class VisionConfig:
+    """One vision encoder. `name` is a VISION_ENCODERS key: siglip, clip, dinov2, vit, conv, fused."""
+
+    name: str = "conv"
+    image_size: int = 32  # square input side in pixels after the transform's resize
+    pretrained: str | None = None  # local Hugging Face directory; None builds from `hf` with random init
+    hf: dict[str, Any] = field(default_factory=dict)  # Hugging Face config fields (sizes), or conv sizes
+    feature_layer: int = -1  # hidden-state index whose patch features are used (-2: LLaVA's penultimate)
+    parts: list[dict[str, Any]] = field(default_factory=list)  # fused: the VisionConfig dicts of the parts
+
+
+@dataclass
+class ConnectorConfig:
+    """Vision-to-LM projector. `name` is a CONNECTORS key (see vla/backbones/connectors.py)."""
+
+    name: str = "mlp2x_gelu"
+    num_queries: int = 0  # 0: the connector's paper default (perceiver 64, qformer 32, cross_attn 256)
+    depth: int = 0  # 0: default number of blocks
+    num_heads: int = 0  # 0: default heads
+    width: int = 0  # 0: the LM hidden size
+
+
+@dataclass
+class LMConfig:
+    """Causal language model: a transformers `model_type` built from `hf`, or a local pretrained dir."""
+
+    arch: str = "llama"  # transformers model_type: llama, qwen2, gpt2, ...
+    pretrained: str | None = None
+    hf: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str = "builtin:tiny"  # "builtin:tiny" (vla/assets), a local directory, or "" = `pretrained`
+
+
+@dataclass
+class StateEncoderConfig:
+    """Proprioceptive state -> `num_tokens` LM tokens by an MLP. dim 0 disables it."""
+
+    dim: int = 0
+    num_tokens: int = 1
+    hidden: int = 0  # 0: the LM hidden size
+
+
+@dataclass
+class PointEncoderConfig:
+    """Point cloud [B,N,3] -> `num_groups` tokens. name: pointnet or point_patch; num_groups 0 disables."""
+
+    name: str = "pointnet"
+    num_groups: int = 0
+    group_size: int = 16
+    width: int = 64
+    in_features: int = 3  # xyz (3) or xyz + rgb (6)
+
+
+@register_config("vlm", group="model")
+@dataclass
+class VLMConfig:
+    """A vision-language model: encoder -> connector -> [visual][state][points][text] -> causal LM."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    connector: ConnectorConfig = field(default_factory=ConnectorConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    state: StateEncoderConfig = field(default_factory=StateEncoderConfig)
+    points: PointEncoderConfig = field(default_factory=PointEncoderConfig)
+    max_cameras: int = 1  # a learned embedding per camera slot is added to its visual tokens when > 1
+    prefix_lm: bool = False  # bidirectional attention over the prefix (visual + prompt), causal on answers
+    freeze: list[str] = field(default_factory=list)  # components to freeze: vision, connector, lm, ...
+    lora: dict[str, Any] = field(default_factory=dict)  # component -> {r, alpha, dropout} (peft LoRA)
+
+
+def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected a subset of {sorted(names)}")
+    return cls(**data)
+
+
+def vision_config_from_dict(data: dict[str, Any] | None, where: str = "vision") -> VisionConfig:
+    return _build(VisionConfig, data, where)
+
+
+def vlm_config_from_dict(data: dict[str, Any], where: str = "model config") -> VLMConfig:
+    """Plain dict (YAML, config.json) -> VLMConfig, with an error naming any unknown key."""
+    data = {k: v for k, v in dict(data).items() if k != "defaults"}
+    subs = {
+        "vision": VisionConfig,
+        "connector": ConnectorConfig,
+        "lm": LMConfig,
+        "state": StateEncoderConfig,
+        "points": PointEncoderConfig,
+    }
+    parts = {k: _build(c, data.pop(k, None), f"{where}.{k}") for k, c in subs.items()}
+    top = _build(VLMConfig, data, where)
+    return dataclasses.replace(top, **parts)
+
+
+def vlm_config_to_dict(cfg: VLMConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def compose_model_config(preset: str = "tiny", overrides: list[str] | tuple[str, ...] = ()) -> VLMConfig:
+    """Compose `configs/model/<preset>.yaml` with hydra overrides (`vision.name=siglip`) into a VLMConfig."""
+    from omegaconf import OmegaConf
+
+    from vla.config import compose
+
+    # The schema lives in hydra's `model` group, so the preset composes under a `model` key.
+    prefixed = [o if o.lstrip("+~").startswith("model.") else _prefix(o) for o in overrides]
+    cfg = compose(f"model/{preset}", prefixed)
+    data = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(data, dict) and set(data) == {"model"}:
+        data = data["model"]
+    return vlm_config_from_dict(data, where=f"configs/model/{preset}.yaml")
+
+
+def _prefix(override: str) -> str:
+    head = len(override) - len(override.lstrip("+~"))
+    return f"{override[:head]}model.{override[head:]}"

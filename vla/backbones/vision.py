@@ -1,0 +1,310 @@
+"""Vision encoders behind one interface: images [B,3,H,W] (already transformed) -> patch features [B,P,E].
+
+Every encoder exposes `embed_dim` (E), `patch_size`, `image_size`, `num_patches(image_size)` (P),
+`grid(image_size)` (h, w with P = h * w, row-major), its `transform` (an ImageTransform) and
+`resolved_config()` (a VisionConfig that rebuilds the same architecture without the pretrained dir, so a
+checkpoint is self-contained). Registered by name in VISION_ENCODERS:
+
+    siglip   Hugging Face SiglipVisionModel (no CLS; all patch tokens)
+    clip     Hugging Face CLIPVisionModel (CLS dropped)
+    dinov2   Hugging Face Dinov2Model (CLS dropped)
+    vit      Hugging Face ViTModel (CLS dropped)
+    conv     a small convolutional encoder for CPU (fixed 2-D sin-cos positions)
+    fused    per-patch concatenation of two encoders (vla/backbones/fused.py)
+
+HF encoders are built from `VisionConfig.hf` (random init) or loaded from a local pretrained directory;
+position embeddings are interpolated when the image size differs from the configured/pretrained one.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vla.backbones.config import VisionConfig
+from vla.backbones.registry import Registry
+from vla.backbones.transforms import (
+    CLIP_MEAN,
+    CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SIGLIP_MEAN,
+    SIGLIP_STD,
+    ImageTransform,
+)
+from vla.utils.io import read_json
+
+VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def check_pretrained_dir(path: str | Path, what: str) -> Path:
+    """A local Hugging Face directory must hold config.json and one weights file; else a clear error."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what}: pretrained directory not found: {path}")
+    missing = [] if (path / "config.json").is_file() else ["config.json"]
+    if not any((path / w).is_file() for w in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES))
+    if missing:
+        raise FileNotFoundError(f"{what}: pretrained directory {path} is missing {', '.join(missing)}")
+    return path
+
+
+class VisionEncoder(nn.Module, abc.ABC):
+    """Base class: input checks, patch grid arithmetic, transform; subclasses implement `encode`."""
+
+    name: str = ""
+
+    def __init__(self, cfg: VisionConfig, embed_dim: int, patch_size: int, transform: ImageTransform):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_dim = int(embed_dim)
+        self.patch_size = int(patch_size)
+        self.image_size = int(cfg.image_size)
+        self.transform = transform
+
+    def grid(self, image_size: int | tuple[int, int] | None = None) -> tuple[int, int]:
+        h, w = _hw(self.image_size if image_size is None else image_size)
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f"vision encoder {self.name!r}: image size {h}x{w} is not a multiple of the patch size "
+                f"{self.patch_size}; expected images [B,3,H,W] with H and W multiples of {self.patch_size}"
+            )
+        return h // self.patch_size, w // self.patch_size
+
+    def num_patches(self, image_size: int | tuple[int, int] | None = None) -> int:
+        h, w = self.grid(image_size)
+        return h * w
+
+    def check_images(self, images: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(
+                f"vision encoder {self.name!r}: expected images [B,3,H,W] (transformed by its "
+                f"ImageTransform), got {shape}"
+            )
+        if not torch.is_floating_point(images):
+            raise ValueError(
+                f"vision encoder {self.name!r}: expected float images [B,3,H,W], got dtype {images.dtype} "
+                "(apply encoder.transform to uint8 images first)"
+            )
+        self.grid(tuple(images.shape[-2:]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,3,H,W] float -> [B,P,E]."""
+        self.check_images(images)
+        return self.encode(images)
+
+    @abc.abstractmethod
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Checked images [B,3,H,W] -> patch features [B,P,E]."""
+
+    @abc.abstractmethod
+    def resolved_config(self) -> VisionConfig:
+        """A VisionConfig that rebuilds this architecture from scratch (no pretrained path)."""
+
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def build_vision_encoder(cfg: VisionConfig) -> VisionEncoder:
+    return VISION_ENCODERS.get(cfg.name)(cfg)
+
+
+class HFVisionEncoder(VisionEncoder):
+    """Shared logic of the Hugging Face encoders; subclasses name the config/model classes."""
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    num_prefix_tokens = 1  # CLS tokens dropped from the output
+    config_defaults: dict[str, Any] = {}
+
+    def __init__(self, cfg: VisionConfig):
+        config_cls, model_cls = self.hf_classes()
+        mean, std = self.mean, self.std
+        if cfg.pretrained:
+            path = check_pretrained_dir(cfg.pretrained, f"vision encoder {self.name!r}")
+            model = model_cls.from_pretrained(str(path), **self.model_kwargs(), **cfg.hf)
+            pre = path / "preprocessor_config.json"
+            if pre.is_file():
+                p = read_json(pre, "preprocessor config")
+                mean = tuple(p.get("image_mean", mean))
+                std = tuple(p.get("image_std", std))
+        else:
+            kwargs = {"image_size": cfg.image_size, **self.config_defaults, **cfg.hf}
+            model = model_cls(config_cls(**kwargs), **self.model_kwargs())
+        hf_cfg = model.config
+        super().__init__(
+            cfg, hf_cfg.hidden_size, hf_cfg.patch_size, ImageTransform(cfg.image_size, mean, std)
+        )
+        self.model = model
+        self.native_size = int(hf_cfg.image_size)
+        n_layers = hf_cfg.num_hidden_layers
+        if not -n_layers - 1 <= cfg.feature_layer <= n_layers:
+            raise ValueError(
+                f"vision encoder {self.name!r}: feature_layer {cfg.feature_layer} out of range for "
+                f"{n_layers} layers"
+            )
+
+    @classmethod
+    @abc.abstractmethod
+    def hf_classes(cls) -> tuple[type, type]:
+        """(config class, model class) from transformers."""
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        interpolate = tuple(images.shape[-2:]) != (self.native_size, self.native_size)
+        kwargs: dict[str, Any] = {"pixel_values": images}
+        if self.name != "dinov2":  # DINOv2 always interpolates its position embeddings
+            kwargs["interpolate_pos_encoding"] = interpolate
+        if self.cfg.feature_layer == -1:
+            feats = self.model(**kwargs).last_hidden_state  # [B,prefix+P,E]
+        else:
+            feats = self.model(**kwargs, output_hidden_states=True).hidden_states[self.cfg.feature_layer]
+        return feats[:, self.num_prefix_tokens :]  # [B,prefix+P,E] -> [B,P,E]
+
+    def resolved_config(self) -> VisionConfig:
+        hf = self.model.config.to_diff_dict()
+        for k in ("transformers_version", "architectures", "model_type", "_name_or_path", "dtype"):
+            hf.pop(k, None)
+        hf["image_size"] = self.native_size
+        return VisionConfig(
+            name=self.name,
+            image_size=self.image_size,
+            pretrained=None,
+            hf=hf,
+            feature_layer=self.cfg.feature_layer,
+        )
+
+
+@VISION_ENCODERS.register("siglip")
+class SiglipEncoder(HFVisionEncoder):
+    """SigLIP vision tower (Zhai et al. 2023); the MAP pooling head is disabled: patch tokens only."""
+
+    name = "siglip"
+    mean, std = SIGLIP_MEAN, SIGLIP_STD
+    num_prefix_tokens = 0
+    config_defaults = {"vision_use_head": False}
+
+    @classmethod
+    def hf_classes(cls) -> tuple[type, type]:
+        from transformers import SiglipVisionConfig, SiglipVisionModel
+
+        return SiglipVisionConfig, SiglipVisionModel
+
+
+@VISION_ENCODERS.register("clip")
+class ClipEncoder(HFVisionEncoder):
+    """CLIP ViT vision tower (Radford et al. 2021); LLaVA uses feature_layer=-2."""
+
+    name = "clip"
+    mean, std = CLIP_MEAN, CLIP_STD
+
+    @classmethod
+    def hf_classes(cls) -> tuple[type, type]:
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+
+        return CLIPVisionConfig, CLIPVisionModel
+
+
+@VISION_ENCODERS.register("dinov2")
+class Dinov2Encoder(HFVisionEncoder):
+    """DINOv2 ViT (Oquab et al. 2023), ImageNet normalisation."""
+
+    name = "dinov2"
+
+    @classmethod
+    def hf_classes(cls) -> tuple[type, type]:
+        from transformers import Dinov2Config, Dinov2Model
+
+        return Dinov2Config, Dinov2Model
+
+
+@VISION_ENCODERS.register("vit")
+class VitEncoder(HFVisionEncoder):
+    """Plain ViT (Dosovitskiy et al. 2021), pooling layer removed."""
+
+    name = "vit"
+    mean, std = SIGLIP_MEAN, SIGLIP_STD
+
+    @classmethod
+    def hf_classes(cls) -> tuple[type, type]:
+        from transformers import ViTConfig, ViTModel
+
+        return ViTConfig, ViTModel
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return {"add_pooling_layer": False}
+
+
+def sincos_2d(h: int, w: int, dim: int, scale: float = 1.0) -> torch.Tensor:
+    """Fixed 2-D sin-cos position table [h*w, dim] (half the channels for rows, half for columns);
+    grid coordinates are multiplied by `scale` (to lay a coarse grid onto a finer one)."""
+    if dim % 4:
+        raise ValueError(f"2-D sin-cos positions need dim divisible by 4, got {dim}")
+    quarter = dim // 4
+    freq = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))  # [dim/4]
+    rows = torch.arange(h, dtype=torch.float32) * scale
+    cols = torch.arange(w, dtype=torch.float32) * scale
+    ys, xs = torch.meshgrid(rows, cols, indexing="ij")
+    ang_y = ys.reshape(-1, 1) * freq  # [h*w, dim/4]
+    ang_x = xs.reshape(-1, 1) * freq  # [h*w, dim/4]
+    return torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=1)  # [h*w, dim]
+
+
+@VISION_ENCODERS.register("conv")
+class ConvEncoder(VisionEncoder):
+    """A small CNN for CPU: log2(patch_size) stride-2 conv blocks, 1x1 to E, plus fixed 2-D positions.
+
+    `hf` keys: hidden_size (E, default 64), patch_size (total stride, a power of two, default 8),
+    channels (first block width, doubled per block up to E, default 16).
+    """
+
+    name = "conv"
+
+    def __init__(self, cfg: VisionConfig):
+        if cfg.pretrained:
+            raise ValueError("vision encoder 'conv' has no pretrained weights; set vision.pretrained=null")
+        unknown = set(cfg.hf) - {"hidden_size", "patch_size", "channels"}
+        if unknown:
+            raise ValueError(f"vision encoder 'conv': unknown hf keys {sorted(unknown)}")
+        dim = int(cfg.hf.get("hidden_size", 64))
+        patch = int(cfg.hf.get("patch_size", 8))
+        ch = int(cfg.hf.get("channels", 16))
+        if patch < 2 or patch & (patch - 1):
+            raise ValueError(f"vision encoder 'conv': patch_size must be a power of two >= 2, got {patch}")
+        super().__init__(cfg, dim, patch, ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD))
+        layers: list[nn.Module] = []
+        c_in = 3
+        for _ in range(int(math.log2(patch))):
+            c_out = min(ch, dim)
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
+            c_in, ch = c_out, ch * 2
+        self.body = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(c_in, dim, 1)
+        self.norm = nn.LayerNorm(dim)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.body(images))  # [B,E,h,w]
+        b, e, h, w = x.shape
+        x = x.flatten(2).transpose(1, 2)  # [B,E,h,w] -> [B,h*w,E]
+        pos = sincos_2d(h, w, e).to(x.dtype)  # [h*w,E]
+        return self.norm(x + pos)
+
+    def resolved_config(self) -> VisionConfig:
+        hf = {"hidden_size": self.embed_dim, "patch_size": self.patch_size}
+        hf["channels"] = int(self.cfg.hf.get("channels", 16))
+        return VisionConfig(name="conv", image_size=self.image_size, hf=hf)

@@ -1,0 +1,300 @@
+"""The vision-language model: encoder -> connector -> [visual][state][points][text] -> causal LM.
+
+Sequence layout (PaLM-E "multimodal sentences", LLaVA-style prefix), every block optional:
+
+    [camera 0 tokens][camera 1 tokens]...[state tokens][point-cloud tokens][text tokens]
+     Q per camera (connector)            k (state)     G (points)          L (prompt + answer)
+
+Visual, state and point tokens are always real (no padding); text may be right-padded (training) or
+left-padded (generation). Labels are -100 on every non-text token, and the text labels come from the caller
+with -100 on the prompt, so the loss covers only the answer (vla.models.text.encode_prompt_answer).
+Attention is causal, or prefix-LM (`cfg.prefix_lm`): bidirectional over visual/state/point tokens and the
+prompt, causal over the answer.
+
+    model = VLM(compose_model_config("tiny"))
+    out = model(input_ids, attention_mask, images=pixels, labels=labels)     # out.loss, out.logits
+    gen = model.generate(prompt_ids, prompt_mask, images=pixels, max_new_tokens=8, allowed=ids)
+    model.save_pretrained("outputs/vlm"); VLM.from_pretrained("outputs/vlm")
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla.backbones.adapters import ComponentControls
+from vla.backbones.config import VLMConfig
+from vla.backbones.connectors import build_connector
+from vla.backbones.language import build_language_model, load_text_tokenizer
+from vla.backbones.tokens import StateEncoder, build_point_encoder
+from vla.backbones.vision import build_vision_encoder
+from vla.models.generation import Allowed, GenerationResult, greedy_generate
+from vla.models.masks import position_ids_from_mask, prefix_lm_mask
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class VLMOutput:
+    loss: torch.Tensor | None  # scalar mean cross-entropy over answer tokens
+    logits: torch.Tensor  # [B,M+L,V]
+    labels: torch.Tensor | None  # [B,M+L] aligned with logits (unshifted), -100 on non-answer tokens
+    num_prefix_tokens: int  # M: visual + state + point tokens before the text
+
+
+def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Next-token accuracy over labelled positions: logits [B,L,V] predict labels [B,L] shifted by one."""
+    pred = logits[:, :-1].argmax(dim=-1)  # [B,L-1]
+    target = labels[:, 1:]  # [B,L-1]
+    keep = target != IGNORE_INDEX
+    if not bool(keep.any()):
+        raise ValueError("token_accuracy: no labelled positions (all labels are -100)")
+    return float((pred[keep] == target[keep]).float().mean())
+
+
+class VLM(nn.Module, ComponentControls):
+    """Vision encoder + connector + optional state/point encoders + a Hugging Face causal LM."""
+
+    def __init__(self, cfg: VLMConfig, tokenizer: Any | None = None):
+        super().__init__()
+        self.cfg = copy.deepcopy(cfg)  # freeze/LoRA calls record into this private copy
+        self.tokenizer = (
+            tokenizer if tokenizer is not None else load_text_tokenizer(cfg.lm.tokenizer, cfg.lm.pretrained)
+        )
+        self.lm = build_language_model(cfg.lm, self.tokenizer)
+        hidden = self.lm.hidden_size
+        self.vision = build_vision_encoder(cfg.vision)
+        self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
+        self.state_encoder = StateEncoder(cfg.state, hidden) if cfg.state.dim > 0 else None
+        self.point_encoder = build_point_encoder(cfg.points, hidden) if cfg.points.num_groups > 0 else None
+        if cfg.max_cameras < 1:
+            raise ValueError(f"max_cameras must be >= 1, got {cfg.max_cameras}")
+        self.camera_embed = (
+            nn.Parameter(torch.zeros(cfg.max_cameras, hidden)) if cfg.max_cameras > 1 else None
+        )
+        lora, freeze = dict(cfg.lora), list(cfg.freeze)
+        self.cfg.lora, self.cfg.freeze = {}, []
+        for name, opts in lora.items():
+            self.apply_lora(name, **dict(opts or {}))
+        self.set_frozen(freeze)
+
+    # ----------------------------------------------------------------- components, freezing, LoRA
+    def components(self) -> dict[str, nn.Module]:
+        comps: dict[str, nn.Module] = {"vision": self.vision, "connector": self.connector, "lm": self.lm}
+        if self.state_encoder is not None:
+            comps["state"] = self.state_encoder
+        if self.point_encoder is not None:
+            comps["points"] = self.point_encoder
+        return comps
+
+    def set_frozen(self, names: list[str]) -> None:
+        """Freeze exactly `names` (others trainable: fully, or adapters only where LoRA is applied)."""
+        for n in names:
+            self.component(n)
+        self.unfreeze([n for n in self.components() if n not in names])
+        self.freeze(names)
+        self.cfg.freeze = sorted(set(names))
+
+    def apply_lora(self, name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> int:
+        count = self.inject_lora(name, r=r, alpha=alpha, dropout=dropout)
+        self.cfg.lora = {
+            **self.cfg.lora,
+            name: {"r": int(r), "alpha": float(alpha), "dropout": float(dropout)},
+        }
+        return count
+
+    def add_tokens(self, tokens: list[str], special: bool = True) -> list[int]:
+        """Add tokens to this model's tokenizer and grow the LM embeddings; returns their ids."""
+        if special:
+            self.tokenizer.add_special_tokens(
+                {"additional_special_tokens": list(tokens)}, replace_extra_special_tokens=False
+            )
+        else:
+            self.tokenizer.add_tokens(list(tokens))
+        if len(self.tokenizer) > self.lm.vocab_size:
+            self.lm.resize_vocab(len(self.tokenizer))
+        return [int(i) for i in self.tokenizer.convert_tokens_to_ids(list(tokens))]
+
+    # ----------------------------------------------------------------- sequence assembly
+    def num_prefix_tokens(self, num_cameras: int = 1) -> int:
+        """M for a given camera count: visual + state + point tokens."""
+        m = num_cameras * self.connector.num_tokens(self.vision.num_patches())
+        m += self.cfg.state.num_tokens if self.state_encoder is not None else 0
+        return m + (self.cfg.points.num_groups if self.point_encoder is not None else 0)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,3,H,W] or [B,C,3,H,W] (C cameras, transformed) -> visual tokens [B,C*Q,H]."""
+        if images.ndim == 4:
+            images = images.unsqueeze(1)  # [B,3,H,W] -> [B,1,3,H,W]
+        if images.ndim != 5:
+            raise ValueError(f"VLM: expected images [B,3,H,W] or [B,C,3,H,W], got {tuple(images.shape)}")
+        b, c = images.shape[:2]
+        if c > self.cfg.max_cameras:
+            raise ValueError(
+                f"VLM: got {c} cameras but the model was built with max_cameras={self.cfg.max_cameras}"
+            )
+        feats = self.vision(images.flatten(0, 1))  # [B*C,3,H,W] -> [B*C,P,E]
+        tokens = self.connector(feats)  # [B*C,P,E] -> [B*C,Q,H]
+        tokens = tokens.view(b, c, tokens.shape[1], tokens.shape[2])  # [B*C,Q,H] -> [B,C,Q,H]
+        if self.camera_embed is not None:
+            tokens = tokens + self.camera_embed[:c].view(1, c, 1, -1).to(tokens.dtype)
+        return tokens.flatten(1, 2)  # [B,C,Q,H] -> [B,C*Q,H]
+
+    def prefix_embeds(
+        self,
+        batch: int,
+        images: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input."""
+        parts: list[torch.Tensor] = []
+        if images is not None:
+            parts.append(self.encode_images(images))
+        for name, value, enc in (
+            ("state", state, self.state_encoder),
+            ("points", points, self.point_encoder),
+        ):
+            if value is not None and enc is None:
+                raise ValueError(f"VLM: got {name} input but the model has no {name} encoder (config {name})")
+            if enc is not None:
+                if value is None:
+                    raise ValueError(f"VLM: the model has a {name} encoder; pass {name}=")
+                parts.append(enc(value))
+        for p in parts:
+            if p.shape[0] != batch:
+                raise ValueError(
+                    f"VLM: batch size mismatch: text has {batch} rows, a prefix block has {p.shape[0]}"
+                )
+        if not parts:
+            return torch.zeros(batch, 0, self.lm.hidden_size, device=self.camera_device())
+        return torch.cat(parts, dim=1)  # [B,M,H]
+
+    def camera_device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    def build_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
+        """Assemble inputs_embeds [B,M+L,H], attention mask (2-D, or 4-D for prefix-LM), position ids and
+        labels [B,M+L] for the LM."""
+        if input_ids.ndim != 2:
+            raise ValueError(f"VLM: expected input_ids [B,L], got {tuple(input_ids.shape)}")
+        b, l = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if attention_mask.shape != (b, l) or (labels is not None and labels.shape != (b, l)):
+            raise ValueError(f"VLM: attention_mask and labels must match input_ids [B,L]={(b, l)}")
+        prefix = self.prefix_embeds(b, images, state, points)  # [B,M,H]
+        m = prefix.shape[1]
+        text = self.lm.embed(input_ids)  # [B,L,H]
+        embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
+        mask = torch.cat([attention_mask.new_ones(b, m), attention_mask], dim=1)  # [B,M+L]
+        full_labels = None
+        if labels is not None:
+            full_labels = torch.cat([labels.new_full((b, m), IGNORE_INDEX), labels], dim=1)  # [B,M+L]
+        attn: torch.Tensor = mask
+        if self.cfg.prefix_lm:
+            text_prefix = (
+                (labels == IGNORE_INDEX)
+                if labels is not None
+                else torch.ones_like(input_ids, dtype=torch.bool)
+            )
+            is_prefix = torch.cat([torch.ones(b, m, dtype=torch.bool, device=mask.device), text_prefix], 1)
+            attn = prefix_lm_mask(mask.bool(), is_prefix & mask.bool(), embeds.dtype)  # [B,1,M+L,M+L]
+        return {
+            "inputs_embeds": embeds,
+            "attention_mask": attn,
+            "position_ids": position_ids_from_mask(mask),
+            "labels": full_labels,
+            "num_prefix_tokens": m,
+            "mask2d": mask,
+        }
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+    ) -> VLMOutput:
+        inp = self.build_inputs(input_ids, attention_mask, labels, images, state, points)
+        out = self.lm(
+            inputs_embeds=inp["inputs_embeds"],
+            attention_mask=inp["attention_mask"],
+            position_ids=inp["position_ids"],
+            use_cache=False,
+        )
+        logits = out.logits  # [B,M+L,V]
+        loss = None
+        if inp["labels"] is not None:
+            loss = F.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(),
+                inp["labels"][:, 1:].flatten(),
+                ignore_index=IGNORE_INDEX,
+            )
+        return VLMOutput(
+            loss=loss, logits=logits, labels=inp["labels"], num_prefix_tokens=inp["num_prefix_tokens"]
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+        max_new_tokens: int = 16,
+        allowed: Allowed = None,
+        use_cache: bool = True,
+        eos_token_id: int | None = -1,
+    ) -> GenerationResult:
+        """Greedy generation after a left-padded prompt; `allowed` constrains ids per step (see
+        vla.models.generation). eos_token_id -1 = the tokenizer's EOS, None = never stop early."""
+        inp = self.build_inputs(input_ids, attention_mask, None, images, state, points)
+        eos = self.tokenizer.eos_token_id if eos_token_id == -1 else eos_token_id
+        return greedy_generate(
+            self.lm,
+            inp["inputs_embeds"],
+            inp["mask2d"],
+            max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=int(self.tokenizer.pad_token_id or 0),
+            allowed=allowed,
+            use_cache=use_cache,
+            prefix_lm=self.cfg.prefix_lm,
+        )
+
+    # ----------------------------------------------------------------- config and checkpoints
+    def resolved_config(self) -> VLMConfig:
+        """The config that rebuilds this exact architecture without any pretrained directory."""
+        return dataclasses.replace(
+            self.cfg, vision=self.vision.resolved_config(), lm=self.lm.resolved_config(tokenizer="")
+        )
+
+    def save_pretrained(self, path: str | Path, **kwargs: Any) -> Path:
+        from vla.models.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, path, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> VLM:
+        from vla.models.checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
