@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 # name -> (target "module:function", one-line help). Subcommands are written "group sub".
 COMMANDS: dict[str, tuple[str, str]] = {
+    "ros2 run": ("robot_io.cli:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
+    "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
+    "import rosbag": ("robot_io.cli:import_rosbag", "a rosbag2 recording into the episode store: BAG out=STORE"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
     "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
     "tokenizer fit": ("action_tokenizers.cli:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
