@@ -37,7 +37,7 @@ class CameraSpec:
 
 # The two default cameras: a static view of the workspace from the front-right, and a wrist camera.
 DEFAULT_CAMERAS: dict[str, CameraSpec] = {
-    "static": CameraSpec(name="static", fov_deg=50.0, eye=(0.95, 0.32, 0.5), target=(0.5, 0.0, 0.02)),
+    "static": CameraSpec(name="static", fov_deg=52.0, eye=(0.9, 0.35, 0.45), target=(0.48, 0.0, 0.0)),
     "wrist": CameraSpec(name="wrist", fov_deg=75.0, mounted_on_hand=True),
 }
 

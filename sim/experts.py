@@ -219,7 +219,7 @@ class PushExpert(ScriptedExpert):
     """Go behind the object (closed gripper, low), push it along the line to the marker, re-plan on drift."""
 
     task = "push"
-    push_z = 0.022
+    push_z = 0.018
     tolerance = 0.01
 
     def _act(self, priv):
@@ -255,8 +255,9 @@ class PushExpert(ScriptedExpert):
             if ee[2] > 0.08:
                 self._set("approach")
             return np.array([ee[0] - d[0] * 0.01, ee[1] - d[1] * 0.01, 0.1]), 0.0, CLOSED
-        step = min(0.02, dist + 0.005)
-        g = pos[:2] - d * standoff + d * step
+        # advance along the line, steering back onto it
+        lateral_vec = rel - along * d
+        g = ee[:2] + d * min(0.018, dist + 0.005) - 0.7 * lateral_vec
         return np.array([*g, self.push_z]), 0.0, CLOSED
 
 

@@ -107,7 +107,7 @@ def build_table(client: int) -> int:
         p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=TABLE_COLOUR, physicsClientId=client
     )
     uid = p.createMultiBody(0, col, vis, basePosition=TABLE_CENTRE, physicsClientId=client)
-    p.changeDynamics(uid, -1, lateralFriction=0.6, physicsClientId=client)
+    p.changeDynamics(uid, -1, lateralFriction=0.4, physicsClientId=client)
     return uid
 
 
