@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import rosbag": ("robot_io.cli:import_rosbag", "a rosbag2 recording into the episode store: BAG out=STORE"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
     "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
+    "demo": ("vla.demo:main", "scripted experts in every task, one video each: tasks=[pick] episodes=2"),
     "tokenizer fit": ("action_tokenizers.cli:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
     "tokenizer report": ("action_tokenizers.cli:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
 }
