@@ -73,7 +73,7 @@ class Image(IdlStruct, typename=_dds("sensor_msgs/msg/Image")):
     encoding: str = ""
     is_bigendian: uint8 = 0
     step: uint32 = 0
-    data: bytes = b""  # sequence<uint8>, row-major, `step` bytes per row
+    data: sequence[uint8] = b""  # bytes on the Python side (see _bytes_fast_path), row-major
 
 
 @dataclass
@@ -167,6 +167,24 @@ class DiagnosticArray(IdlStruct, typename=_dds("diagnostic_msgs/msg/DiagnosticAr
     header: Header = field(default_factory=Header)
     status: sequence[DiagnosticStatus] = field(default_factory=list)
 
+
+def _bytes_fast_path(cls: type[IdlStruct], member: str) -> None:
+    """Carry a `sequence<uint8>` member as Python `bytes` (one memcpy) instead of a list of ints.
+
+    The declared type stays `sequence[uint8]`, so the XTypes type object (what Cyclone announces in
+    discovery) is ROS 2's `sequence<uint8>`; only the Python (de)serialiser of that member is swapped for
+    cyclonedds' `bytes` machine, whose wire format is identical (uint32 length, then the raw bytes)."""
+    from cyclonedds.idl._machinery import BytesMachine
+
+    idl = cls.__idl__
+    idl.populate()
+    for machine in (idl.v1_machine, idl.v2_machine):
+        if member not in machine.members_machines:
+            raise RuntimeError(f"{cls.__name__}: no member {member!r} to specialise")
+        machine.members_machines[member] = BytesMachine()
+
+
+_bytes_fast_path(Image, "data")
 
 DIAG_OK, DIAG_WARN, DIAG_ERROR, DIAG_STALE = 0, 1, 2, 3
 

@@ -1,0 +1,368 @@
+"""The VLA node: latest observation in, safe commands out, the policy on its own fixed-rate thread.
+
+Threads: the executor thread spins the transport (callbacks only decode, validate and store the
+latest message, so they never block); the control thread wakes at `rate_hz`, snapshots the latest
+observation and runs one step:
+
+    gate (enable, instruction, watchdog) -> policy.select_action(obs, info) -> safety.filter_ee_delta
+    -> IK (PyBullet, robot URDF) -> safety.filter_joints -> publish TwistStamped, JointTrajectory,
+    gripper Float64; DiagnosticArray every tick (rate, latency, hold reason, intervention counters).
+
+Any failure on the way (malformed message, stale input, disabled, no instruction, policy exception,
+non-finite action, IK failure) is counted and the step publishes no command (hold: the arm's
+trajectory controller keeps its last, safety-passed goal). Nothing reaches the command topics
+without passing `SafetyFilter`. Observation layout follows `vla.types` (images/<camera> uint8
+[H, W, 3], depth/<camera> float32 [H, W], state [15], instruction).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from robot_io import convert, msgs
+from robot_io.config import NodeConfig
+from robot_io.kinematics import Kinematics
+from robot_io.safety import SafetyFilter, SafetyLimits, Watchdog
+from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
+from vla.types import STATE_DIM, depth_key, image_key
+
+log = logging.getLogger(__name__)
+FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+
+
+def decode_info(text: str) -> dict[str, Any]:
+    """Sim-only privileged info (JSON) -> dict; numeric lists become float64 arrays (list of arrays
+    for nested lists), as the env hands them to experts."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"sim info: expected a JSON object, got {type(raw).__name__}")
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if (
+            isinstance(v, list)
+            and v
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        ):
+            return np.asarray(v, dtype=np.float64)
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(raw)
+
+
+class VlaNode:
+    """See the module docstring. `clock` is monotonic seconds (injectable for tests)."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        policy: Any,
+        transport: Any,
+        limits: SafetyLimits,
+        recorder: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.cfg, self.policy, self.transport, self.recorder, self.clock = (
+            cfg,
+            policy,
+            transport,
+            recorder,
+            clock,
+        )
+        self.limits = limits
+        self.kin = Kinematics(limits.urdf, limits.joint_names, limits.ee_link)
+        self.safety = SafetyFilter(limits, self.kin.lower, self.kin.upper, self.kin.velocity)
+        self.watchdog = Watchdog(["image", "joint_states"], limits.watchdog_timeout)
+        self._lock = threading.Lock()
+        self._image: np.ndarray | None = None  # [H, W, 3] uint8
+        self._image_stamp = 0.0  # sender's wall-clock stamp (s)
+        self._depth: np.ndarray | None = None  # [H, W] float32
+        self._q: np.ndarray | None = None  # [J] float64
+        self._gripper_width: float | None = None
+        self._instruction = cfg.instruction
+        self._enabled = bool(cfg.enabled)
+        self._info: dict[str, Any] | None = None
+        self._needs_reset = True
+        self._episode: Any = None
+        self._last_gripper = 1.0
+        self._last_used_stamp = -np.inf  # image stamp the last policy step consumed
+        self.steps = 0  # commands published
+        self.ticks = 0
+        self.hold_reason: str | None = "starting"
+        self.latencies_ms: deque[float] = deque(maxlen=2000)
+        self._tick_times: deque[float] = deque(maxlen=50)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+        t = cfg.topics
+        tr = transport
+        tr.create_subscription(t.image, msgs.Image, self.on_image, SENSOR_DATA)
+        tr.create_subscription(t.joint_states, msgs.JointState, self.on_joint_states, SENSOR_DATA)
+        tr.create_subscription(t.instruction, msgs.String, self.on_instruction, LATCHED)
+        tr.create_subscription(t.enable, msgs.Bool, self.on_enable, LATCHED)
+        if cfg.use_depth:
+            tr.create_subscription(t.depth, msgs.Image, self.on_depth, SENSOR_DATA)
+        if cfg.use_sim_info:
+            tr.create_subscription(t.sim_info, msgs.String, self.on_sim_info, RELIABLE)
+        self.pub_twist = tr.create_publisher(t.ee_delta, msgs.TwistStamped, RELIABLE)
+        self.pub_traj = tr.create_publisher(t.joint_trajectory, msgs.JointTrajectory, RELIABLE)
+        self.pub_gripper = tr.create_publisher(t.gripper, msgs.Float64, RELIABLE)
+        self.pub_status = tr.create_publisher(t.status, msgs.DiagnosticArray, RELIABLE)
+
+    # ------------------------------------------------------------------ callbacks (executor thread)
+    def _malformed(self, kind: str, err: Exception) -> None:
+        self.safety.count(f"malformed_{kind}")
+        if self.safety.counters[f"malformed_{kind}"] <= 3:
+            log.warning("dropped malformed %s: %s", kind, err)
+
+    def _record(self, topic: str, msg: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.write(topic, msg)
+
+    def on_image(self, msg: msgs.Image) -> None:
+        self._record(self.cfg.topics.image, msg)
+        try:
+            if msg.encoding not in ("rgb8", "bgr8"):
+                raise ValueError(f"{self.cfg.topics.image}: expected rgb8/bgr8, got {msg.encoding!r}")
+            img = convert.msg_to_image(msg, self.cfg.topics.image)
+        except ValueError as e:
+            self._malformed("image", e)
+            return
+        with self._lock:
+            self._image, self._image_stamp = img, convert.seconds_from_time(msg.header.stamp)
+            self.watchdog.feed("image", self.clock())
+
+    def on_depth(self, msg: msgs.Image) -> None:
+        self._record(self.cfg.topics.depth, msg)
+        try:
+            if msg.encoding not in ("32FC1", "16UC1"):
+                raise ValueError(f"{self.cfg.topics.depth}: expected 32FC1/16UC1, got {msg.encoding!r}")
+            depth = convert.msg_to_image(msg, self.cfg.topics.depth)
+        except ValueError as e:
+            self._malformed("depth", e)
+            return
+        with self._lock:
+            self._depth = depth
+
+    def on_joint_states(self, msg: msgs.JointState) -> None:
+        self._record(self.cfg.topics.joint_states, msg)
+        try:
+            q = convert.joint_positions(msg, self.limits.joint_names, self.cfg.topics.joint_states)
+        except ValueError as e:
+            self._malformed("joint_states", e)
+            return
+        width = None
+        if all(f in msg.name for f in FINGER_JOINTS) and len(msg.name) == len(msg.position):
+            w = sum(msg.position[msg.name.index(f)] for f in FINGER_JOINTS)
+            width = float(w) if np.isfinite(w) else None
+        with self._lock:
+            self._q, self._gripper_width = q, width
+            self.watchdog.feed("joint_states", self.clock())
+
+    def on_instruction(self, msg: msgs.String) -> None:
+        self._record(self.cfg.topics.instruction, msg)
+        text = msg.data.strip()
+        with self._lock:
+            if text != self._instruction:
+                self._instruction, self._needs_reset = text, True
+
+    def on_enable(self, msg: msgs.Bool) -> None:
+        self._record(self.cfg.topics.enable, msg)
+        with self._lock:
+            if msg.data and not self._enabled:
+                self._needs_reset = True
+            self._enabled = bool(msg.data)
+
+    def on_sim_info(self, msg: msgs.String) -> None:
+        try:
+            info = decode_info(msg.data)
+        except ValueError as e:  # json.JSONDecodeError is a ValueError
+            self._malformed("sim_info", e)
+            return
+        with self._lock:
+            episode = info.get("episode")
+            if episode != self._episode:
+                self._episode, self._needs_reset = episode, True
+            self._info = info
+
+    # ------------------------------------------------------------------ control step (control thread)
+    def _hold(self, reason: str) -> None:
+        self.hold_reason = reason
+
+    def step(self) -> bool:
+        """One control tick; returns whether a command was published."""
+        now = self.clock()
+        self.ticks += 1
+        self._tick_times.append(now)
+        try:
+            return self._step(now)
+        finally:
+            self.publish_status()
+
+    def _step(self, now: float) -> bool:
+        with self._lock:
+            image, stamp, depth, q = self._image, self._image_stamp, self._depth, self._q
+            width, instruction, enabled, info = (
+                self._gripper_width,
+                self._instruction,
+                self._enabled,
+                self._info,
+            )
+            needs_reset, self._needs_reset = self._needs_reset, False
+        reason = self.safety.gate(enabled, instruction, self.watchdog.stale(now))
+        if reason is None and (image is None or q is None or (self.cfg.use_sim_info and info is None)):
+            reason = "hold_no_observation"
+            self.safety.count(reason)
+        if reason is None and stamp <= self._last_used_stamp:
+            # Latest-observation semantics: each policy step consumes a fresh image; a tick without
+            # one publishes nothing (the watchdog catches a feed that stopped altogether).
+            self.safety.count("skip_no_new_image")
+            return False
+        if reason is not None:
+            with self._lock:
+                self._needs_reset = self._needs_reset or needs_reset
+            self._hold(reason)
+            return False
+        if needs_reset:
+            self.policy.reset()
+        self._last_used_stamp = stamp
+        ee_pos, ee_quat = self.kin.forward(q)
+        gw = width if width is not None else 0.08 * self._last_gripper
+        state = np.concatenate([ee_pos, ee_quat, [gw], q]).astype(np.float32)  # [15]
+        assert state.shape == (STATE_DIM,)
+        obs: dict[str, Any] = {image_key(self.cfg.camera): image, "state": state, "instruction": instruction}
+        if depth is not None:
+            obs[depth_key(self.cfg.camera)] = depth
+        try:
+            action = self.policy.select_action(obs, info)
+        except Exception as e:  # a policy failure holds the arm; the node keeps running
+            self.safety.count("policy_error")
+            log.warning("policy raised %s: %s", type(e).__name__, e)
+            self._hold("hold_policy_error")
+            return False
+        cmd = self.safety.filter_ee_delta(action, ee_pos)
+        if cmd is None:
+            self._hold("hold_unsafe_action")
+            return False
+        try:
+            q_target = self.kin.ee_delta_to_joints(q, cmd.delta)
+        except Exception as e:  # pybullet IK error: hold
+            self.safety.count("ik_error")
+            log.warning("IK failed: %s", e)
+            self._hold("hold_ik_error")
+            return False
+        q_safe = self.safety.filter_joints(q_target, q)
+        if q_safe is None:
+            self._hold("hold_unsafe_joints")
+            return False
+        self._publish_command(cmd.delta, q_safe, cmd.gripper, stamp)
+        return True
+
+    def _publish_command(self, delta: np.ndarray, q: np.ndarray, gripper: float, image_stamp: float) -> None:
+        t = self.cfg.topics
+        stamp = convert.now_time()
+        twist = convert.twist_stamped_msg(delta, stamp, frame_id="base")
+        traj = msgs.JointTrajectory(
+            header=msgs.Header(stamp=stamp, frame_id="base"),
+            joint_names=list(self.limits.joint_names),
+            points=[
+                msgs.JointTrajectoryPoint(
+                    positions=q.tolist(),
+                    time_from_start=convert.duration_from_seconds(1.0 / self.cfg.rate_hz),
+                )
+            ],
+        )
+        grip = msgs.Float64(data=float(gripper))
+        self.pub_twist.publish(twist)
+        self.pub_traj.publish(traj)
+        self.pub_gripper.publish(grip)
+        for topic, m in ((t.ee_delta, twist), (t.joint_trajectory, traj), (t.gripper, grip)):
+            self._record(topic, m)
+        self._last_gripper = float(gripper)
+        self.latencies_ms.append((time.time() - image_stamp) * 1e3)
+        self.steps += 1
+        self.hold_reason = None
+
+    def measured_rate(self) -> float:
+        ts = self._tick_times
+        return (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0.0
+
+    def publish_status(self) -> None:
+        lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        level = msgs.DIAG_OK if self.hold_reason is None else msgs.DIAG_WARN
+        values = {
+            "state": self.hold_reason or "commanding",
+            "rate_hz": f"{self.measured_rate():.2f}",
+            "latency_p50_ms": f"{np.percentile(lat, 50):.2f}",
+            "latency_p99_ms": f"{np.percentile(lat, 99):.2f}",
+            "commands": str(self.steps),
+            "ticks": str(self.ticks),
+            "stale_inputs": ",".join(self.watchdog.stale(self.clock())),
+            "transport_errors": str(sum(getattr(self.transport, "errors", {}).values())),
+        }
+        values.update({k: str(v) for k, v in sorted(self.safety.counters.items())})
+        status = msgs.DiagnosticStatus(
+            level=level,
+            name="vla_node",
+            message=values["state"],
+            hardware_id=self.limits.name,
+            values=[msgs.KeyValue(k, v) for k, v in values.items()],
+        )
+        arr = msgs.DiagnosticArray(header=msgs.Header(stamp=convert.now_time()), status=[status])
+        self.pub_status.publish(arr)
+        self._record(self.cfg.topics.status, arr)
+
+    # ------------------------------------------------------------------ threads
+    def _spin_loop(self) -> None:
+        while not self._stop.is_set():
+            self.transport.spin_once(0.05)
+
+    def _control_loop(self) -> None:
+        period = 1.0 / self.cfg.rate_hz
+        next_t = self.clock()
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # never let one bad tick kill the control thread
+                self.safety.count("step_error")
+                log.exception("control step failed")
+            if self.cfg.max_steps and self.steps >= self.cfg.max_steps:
+                self._stop.set()
+                break
+            next_t += period
+            delay = next_t - self.clock()
+            if delay < 0:  # overran: skip missed ticks instead of bursting
+                next_t = self.clock()
+                delay = 0.0
+            self._stop.wait(delay)
+
+    def start(self) -> None:
+        for target, name in ((self._spin_loop, "vla-executor"), (self._control_loop, "vla-control")):
+            th = threading.Thread(target=target, name=name, daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def stop(self) -> None:
+        self._stop.set()
+        wake = getattr(self.transport, "wake", None)
+        if wake is not None:
+            wake()
+        for th in self._threads:
+            th.join(timeout=5.0)
+        self._threads.clear()
+        self.kin.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the node stops by itself (max_steps) or `timeout`; True if it stopped."""
+        return self._stop.wait(timeout)

@@ -1,0 +1,186 @@
+"""The simulated robot on ROS 2: the PyBullet table-top (`sim`, "vla/Tabletop-v0") behind ROS 2 topics.
+
+Per control tick (`rate_hz`; above 10 runs faster than real time, each tick is one 10 Hz env step) it
+applies the latest joint-trajectory goal and gripper command (env action space `joint_pos`), steps the
+env and publishes what a real arm's drivers would: the camera image (rgb8/bgr8), depth (32FC1 or 16UC1
+mm), camera_info and joint_states (7 arm joints + 2 finger joints). Until the first command it holds the
+reset pose. It also publishes the instruction (latched) at each episode start, like an operator.
+
+SIMULATION ONLY: with `publish_sim_info` it publishes the env's `info` (privileged object poses etc.) as
+JSON in std_msgs/String on `topics.sim_info`, so a scripted expert inside the node (`use_sim_info=true`)
+can act; a real robot has no such topic and learned policies never read it.
+
+    robot = SimRobot(cfg, make_transport("dds"))
+    results = robot.run()          # [{episode, seed, success, length}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from robot_io import convert, msgs
+from robot_io.config import SimRobotConfig
+from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
+
+log = logging.getLogger(__name__)
+ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def info_to_json(info: dict[str, Any], episode: int) -> str:
+    """The env's info dict (numpy inside) -> JSON text, tagged with the episode index."""
+    return json.dumps({**_jsonable(info), "episode": int(episode)})
+
+
+class SimRobot:
+    """See the module docstring."""
+
+    def __init__(self, cfg: SimRobotConfig, transport: Any):
+        from sim.env import TabletopEnv
+
+        if cfg.encoding not in ("rgb8", "bgr8") or cfg.depth_encoding not in ("32FC1", "16UC1"):
+            raise ValueError(
+                f"sim robot: encoding must be rgb8/bgr8 and depth_encoding 32FC1/16UC1, "
+                f"got {cfg.encoding!r}/{cfg.depth_encoding!r}"
+            )
+        if cfg.rate_hz <= 0:
+            raise ValueError(f"sim robot: rate_hz must be positive, got {cfg.rate_hz}")
+        self.cfg, self.transport = cfg, transport
+        # The env class directly (not gymnasium.make, whose TimeLimit would take max_episode_steps).
+        self.env = TabletopEnv(
+            task=cfg.task,
+            split=cfg.split,
+            cameras=(cfg.camera,),
+            image_size=cfg.image_size,
+            depth=True,
+            action_space="joint_pos",
+            max_episode_steps=cfg.max_episode_steps,
+        )
+        t = cfg.topics
+        self.pub_image = transport.create_publisher(t.image, msgs.Image, SENSOR_DATA)
+        self.pub_depth = transport.create_publisher(t.depth, msgs.Image, SENSOR_DATA)
+        self.pub_info = transport.create_publisher(t.camera_info, msgs.CameraInfo, SENSOR_DATA)
+        self.pub_joints = transport.create_publisher(t.joint_states, msgs.JointState, SENSOR_DATA)
+        self.pub_instruction = transport.create_publisher(t.instruction, msgs.String, LATCHED)
+        self.pub_sim = (
+            transport.create_publisher(t.sim_info, msgs.String, RELIABLE) if cfg.publish_sim_info else None
+        )
+        transport.create_subscription(t.joint_trajectory, msgs.JointTrajectory, self.on_trajectory, RELIABLE)
+        transport.create_subscription(t.gripper, msgs.Float64, self.on_gripper, RELIABLE)
+        self._target: np.ndarray | None = None  # [7] commanded joint positions
+        self._gripper = 1.0
+        self.commands = 0
+        self.malformed = 0
+
+    # ------------------------------------------------------------------ command callbacks
+    def on_trajectory(self, msg: msgs.JointTrajectory) -> None:
+        try:
+            if not msg.points:
+                raise ValueError("joint trajectory without points")
+            point = msg.points[-1]
+            if len(point.positions) != len(msg.joint_names):
+                raise ValueError(f"{len(msg.joint_names)} joint names but {len(point.positions)} positions")
+            index = {n: i for i, n in enumerate(msg.joint_names)}
+            missing = [n for n in ARM_JOINTS if n not in index]
+            if missing:
+                raise ValueError(f"joint trajectory misses joints {missing}")
+            q = np.array([point.positions[index[n]] for n in ARM_JOINTS], dtype=np.float64)
+            if not np.all(np.isfinite(q)):
+                raise ValueError("non-finite joint trajectory positions")
+        except ValueError as e:
+            self.malformed += 1
+            log.warning("sim robot: dropped joint trajectory: %s", e)
+            return
+        self._target = q
+        self.commands += 1
+
+    def on_gripper(self, msg: msgs.Float64) -> None:
+        if not np.isfinite(msg.data):
+            self.malformed += 1
+            return
+        self._gripper = float(np.clip(msg.data, 0.0, 1.0))
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, obs: dict[str, Any], info: dict[str, Any], episode: int) -> None:
+        cam, stamp = self.cfg.camera, convert.now_time()
+        frame = f"{cam}_camera_optical_frame"
+        if self.pub_sim is not None:
+            self.pub_sim.publish(msgs.String(data=info_to_json(info, episode)))
+        state = np.asarray(obs["state"], dtype=np.float64)  # [15]: ee pos, quat, width, q1..q7
+        names = list(ARM_JOINTS) + list(FINGER_JOINTS)
+        positions = np.concatenate([state[8:15], [state[7] / 2, state[7] / 2]])
+        self.pub_joints.publish(convert.joint_state_msg(names, positions, stamp=stamp))
+        depth = obs[f"depth/{cam}"]
+        k = self.env.camera_intrinsics(cam)
+        self.pub_info.publish(convert.camera_info_msg(k, depth.shape[1], depth.shape[0], stamp, frame))
+        self.pub_depth.publish(convert.image_to_msg(depth, self.cfg.depth_encoding, stamp, frame))
+        self.pub_image.publish(convert.image_to_msg(obs[f"images/{cam}"], self.cfg.encoding, stamp, frame))
+
+    def _spin_until(self, deadline: float) -> None:
+        """Deliver commands until `deadline`; always at least one pass, even when running late."""
+        self.transport.spin_once(0.0)
+        while (left := deadline - time.monotonic()) > 0:
+            self.transport.spin_once(left)
+
+    # ------------------------------------------------------------------ episodes
+    def run_episode(self, episode: int) -> dict[str, Any]:
+        seed = self.cfg.seed + episode
+        obs, info = self.env.reset(seed=seed)
+        self._target = np.asarray(obs["state"][8:15], dtype=np.float64).copy()  # hold the reset pose
+        self._gripper = 1.0
+        self.pub_instruction.publish(msgs.String(data=str(obs["instruction"])))
+        self.publish(obs, info, episode)
+        period = 1.0 / self.cfg.rate_hz
+        if episode == 0 and self.cfg.wait_for_command_s > 0:
+            end = time.monotonic() + self.cfg.wait_for_command_s
+            while self.commands == 0 and time.monotonic() < end:
+                self.transport.spin_once(period)
+                self.publish(obs, info, episode)
+        length, success = 0, False
+        next_t = time.monotonic() + period
+        while True:
+            self._spin_until(next_t)
+            next_t = max(next_t + period, time.monotonic())
+            action = np.concatenate([self._target, [self._gripper]]).astype(np.float32)  # [8] joint_pos
+            obs, _, terminated, truncated, info = self.env.step(action)
+            length += 1
+            success = bool(info.get("is_success", False))
+            self.publish(obs, info, episode)
+            if terminated or truncated:
+                break
+        return {
+            "episode": episode,
+            "seed": seed,
+            "success": success,
+            "length": length,
+            "error": info.get("error"),
+        }
+
+    def run(self) -> list[dict[str, Any]]:
+        results = []
+        episode = 0
+        while self.cfg.episodes == 0 or episode < self.cfg.episodes:
+            results.append(self.run_episode(episode))
+            log.info("episode %d: %s", episode, results[-1])
+            episode += 1
+        return results
+
+    def close(self) -> None:
+        self.env.close()
