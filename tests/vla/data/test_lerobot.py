@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from vla import cli
 from vla.data.lerobot_export import ExportLeRobotConfig, export_lerobot
@@ -16,6 +17,8 @@ from vla.data.lerobot_import import ImportLeRobotConfig, import_lerobot
 from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
 from vla.data.video import VideoEncoder, decode_video
+from vla.data.windows import resize_frames
+from vla.types import FeatureType
 
 G1 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lerobot_g1_v21"
 needs_g1 = pytest.mark.skipif(not G1.is_dir(), reason=f"shared LeRobot sample not present at {G1}")
@@ -52,11 +55,13 @@ def test_import_g1_v21_episodes_1_and_2(tmp_path, capsys):
         imgs = ep["images/cam_high"]
         assert imgs.shape == (lengths[ep_idx], 48, 64, 3) and imgs.dtype == np.uint8
         assert imgs.std() > 10 and np.abs(imgs[0].astype(int) - imgs[-1]).mean() > 1  # real, changing frames
-    # the first frame equals an independent full-size decode of the AV1 file, downscaled the same way
+    # the first stored frame matches a full-size decode of the AV1 file downscaled independently (torch)
     full = decode_video(
         G1 / "videos/chunk-000/observation.images.cam_high/episode_000001.mp4", 0.0, 1 / 30 + 1e-3
     )
     assert full.shape == (1, 480, 640, 3)
+    small = resize_frames(torch.from_numpy(full), [48, 64], FeatureType.VISUAL).numpy()[0]
+    assert np.abs(small.astype(int) - s.episode(0)["images/cam_high"][0]).mean() < 4
 
 
 @needs_g1
