@@ -107,8 +107,10 @@ class BinTokenizerBase(abc.ABC):
         return DecodeResult(acts.reshape(*batch, T, D), valid.reshape(batch))
 
     @abc.abstractmethod
-    def bin_halfwidth(self, actions: Any) -> np.ndarray:
-        """Half the width of the bin each value of `actions` [..., D] falls into, in input units."""
+    def error_bound(self, actions: Any) -> np.ndarray:
+        """Largest decode error for any value in the bin of each value of `actions` [..., D] (input units).
+
+        Half the bin width for centre-decoded bins."""
 
     @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:

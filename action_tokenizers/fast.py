@@ -13,8 +13,11 @@ Quantisation error: the rounding error e of the coefficients has |e_k| <= 0.5 / 
 orthonormal inverse DCT preserves the L2 norm, so each dimension's reconstruction error over a chunk
 satisfies max_t |x - x'| <= ||e||_2 <= sqrt(T) * 0.5 / scale (typically ~0.3 / scale per value).
 
-The alphabet covers every coefficient an input in [-1, 1] can produce (|C_k| <= sqrt(T)) and anything
-larger seen during fit, so a BPE token always exists. Decode never raises: unknown ids are dropped,
+The alphabet covers every coefficient an input in [-1, 1] can produce (|C_k| <= sqrt(T) * scale) and
+anything larger seen during fit, so a BPE token always exists and the bound above holds for every input
+in [-1, 1]. When that alphabet would take more than half the vocabulary (large scales), it shrinks to the
+range of coefficients seen during fit, and coefficients outside it clip at encode (the bound then holds
+for chunks like the training data). Decode never raises: unknown ids are dropped,
 a too-short sequence is completed with zero (high-frequency) coefficients and a too-long one truncated,
 and the chunk is flagged invalid; what is left is still inverted into the best valid chunk.
 `tokens_per_chunk` is None (variable); `max_tokens` = T * D bounds it (BPE never emits more tokens than
@@ -127,8 +130,10 @@ class FASTTokenizer:
         self._bpe = None
         raw = self.coefficients(chunks)  # [M, T*D], unclipped
         bound = int(math.ceil(math.sqrt(self.chunk_len) * self.scale))  # |C| for any input in [-1, 1]
-        self.coef_min = int(min(-bound, raw.min()))
-        self.coef_max = int(max(bound, raw.max()))
+        if 2 * bound + 1 <= self.target_vocab_size // 2:  # room left for merges: cover every input
+            self.coef_min, self.coef_max = int(min(-bound, raw.min())), int(max(bound, raw.max()))
+        else:  # large scales: the observed range only; rarer coefficients clip at encode
+            self.coef_min, self.coef_max = int(raw.min()), int(raw.max())
         alphabet = [chr(BASE_CODEPOINT + i) for i in range(self.coef_max - self.coef_min + 1)]
         if len(alphabet) > self.target_vocab_size:
             raise ValueError(

@@ -22,7 +22,9 @@ centres[254] = 0.99608; a_n = -1.0 gives b = 1, LM id 31999, decoded to centres[
 In-range round-trip error is <= half a bin width, 1/255 in normalised units.
 
 `edges="quantile"` instead places n_bins equal-mass bins per dimension at the empirical quantiles of the
-normalised fit data (finer bins where actions are dense) and decodes to bin midpoints.
+normalised fit data (finer bins where actions are dense) and decodes each bin to the mean of the fit
+values inside it (exact for point masses such as a binary gripper; midpoint for empty bins), so the error
+is at most the distance from that value to the bin's farther edge (`error_bound`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class QuantileBinTokenizer(BinTokenizerBase):
         self.bin_edges = np.linspace(-1.0, 1.0, self.n_bins)  # linspace mode: [n_bins] (OpenVLA)
         self.centres = (self.bin_edges[:-1] + self.bin_edges[1:]) / 2.0  # [n_bins - 1]
         self.q_edges: np.ndarray | None = None  # quantile mode: [D, n_bins + 1]
+        self.q_centres: np.ndarray | None = None  # quantile mode: [D, n_bins] decode values
 
     @property
     def is_fitted(self) -> bool:
@@ -81,6 +84,7 @@ class QuantileBinTokenizer(BinTokenizerBase):
             q = np.quantile(xn, np.linspace(0.0, 1.0, self.n_bins + 1), axis=0).T  # [D, n_bins + 1]
             q[:, 0], q[:, -1] = -1.0, 1.0  # the outer bins reach the clip range
             self.q_edges = np.maximum.accumulate(q, axis=1)
+            self.q_centres = self._conditional_means(xn)
         return self
 
     # --- normalisation (delegates to the project's Normalizer) ---------------------------------------
@@ -100,6 +104,19 @@ class QuantileBinTokenizer(BinTokenizerBase):
         xn = np.asarray(xn, dtype=np.float64)
         return np.where(self.mask, self.normalizer.unnormalize(ACTION_KEY, xn), xn)
 
+    def _conditional_means(self, xn: np.ndarray) -> np.ndarray:
+        """Decode value per bin [D, n_bins]: the mean of the fit values in the bin (Lloyd-Max style;
+        exact for point masses such as a binary gripper), or the bin midpoint for an empty bin."""
+        self.q_centres = (self.q_edges[:, :-1] + self.q_edges[:, 1:]) / 2.0  # midpoints first
+        ids = self.encode_normalized(xn)  # [M, D]
+        out = self.q_centres.copy()
+        for d in range(self.action_dim):
+            counts = np.bincount(ids[:, d], minlength=self.n_bins)
+            sums = np.bincount(ids[:, d], weights=xn[:, d], minlength=self.n_bins)
+            filled = counts > 0
+            out[d, filled] = sums[filled] / counts[filled]
+        return out
+
     # --- codec ---------------------------------------------------------------------------------------
     def encode_normalized(self, xn: np.ndarray) -> np.ndarray:
         # xn [..., D] in [-1, 1] -> ids [..., D]
@@ -115,8 +132,7 @@ class QuantileBinTokenizer(BinTokenizerBase):
         ids = np.asarray(ids, dtype=np.int64)
         if self.edges == "linspace":
             return self.centres[np.clip(ids, 0, self.centres.shape[0] - 1)]
-        mids = (self.q_edges[:, :-1] + self.q_edges[:, 1:]) / 2.0  # [D, n_bins]
-        return mids[np.arange(self.action_dim), ids]
+        return self.q_centres[np.arange(self.action_dim), ids]
 
     def encode_values(self, x: np.ndarray) -> np.ndarray:
         return self.encode_normalized(self.normalize(x))
@@ -127,18 +143,23 @@ class QuantileBinTokenizer(BinTokenizerBase):
     def neutral_ids(self) -> np.ndarray:
         return self.encode_normalized(np.zeros(self.action_dim))
 
-    def normalized_halfwidth(self, xn: np.ndarray) -> np.ndarray:
-        """Half the width (normalised units) of the bin each value of xn [..., D] falls into."""
+    def normalized_error_bound(self, xn: np.ndarray) -> np.ndarray:
+        """Largest decode error (normalised units) of any value in the bin of each xn [..., D].
+
+        linspace: half the bin width, 1 / (n_bins - 1). quantile: the distance from the bin's decode
+        value to its farther edge.
+        """
         ids = self.encode_normalized(np.asarray(xn, dtype=np.float64))
         if self.edges == "linspace":
             return np.full(ids.shape, 1.0 / (self.n_bins - 1))
-        widths = np.diff(self.q_edges, axis=1)  # [D, n_bins]
-        return widths[np.arange(self.action_dim), ids] / 2.0
+        lo, hi = self.q_edges[:, :-1], self.q_edges[:, 1:]  # [D, n_bins]
+        bound = np.maximum(self.q_centres - lo, hi - self.q_centres)
+        return bound[np.arange(self.action_dim), ids]
 
-    def bin_halfwidth(self, actions: Any) -> np.ndarray:
-        """Half bin width in raw units: the normalised half width times (q99 - q01) / 2 on masked dims."""
+    def error_bound(self, actions: Any) -> np.ndarray:
+        """The normalised bound in raw units (times (q99 - q01) / 2 on normalised dims)."""
         x = np.asarray(actions, dtype=np.float64)
-        half = self.normalized_halfwidth(self.normalize(x))
+        half = self.normalized_error_bound(self.normalize(x))
         st = self.normalizer.stats[ACTION_KEY]
         scale = np.where(self.mask, (st["q99"] - st["q01"]) / 2.0, 1.0)
         return half * scale
@@ -153,6 +174,7 @@ class QuantileBinTokenizer(BinTokenizerBase):
             input_space=self.input_space,
             normalizer=self.normalizer.to_dict(),
             q_edges=None if self.q_edges is None else self.q_edges.tolist(),
+            q_centres=None if self.q_centres is None else self.q_centres.tolist(),
         )
         return d
 
@@ -168,7 +190,10 @@ class QuantileBinTokenizer(BinTokenizerBase):
             q = np.asarray(d["q_edges"], dtype=np.float64)
             if q.shape != (tok.action_dim, tok.n_bins + 1):
                 raise ValueError(f"q_edges: expected shape {(tok.action_dim, tok.n_bins + 1)}, got {q.shape}")
-            tok.q_edges = q
+            c = np.asarray(d["q_centres"], dtype=np.float64)
+            if c.shape != (tok.action_dim, tok.n_bins):
+                raise ValueError(f"q_centres: expected shape {(tok.action_dim, tok.n_bins)}, got {c.shape}")
+            tok.q_edges, tok.q_centres = q, c
         return tok
 
 

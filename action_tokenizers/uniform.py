@@ -79,7 +79,7 @@ class UniformBinTokenizer(BinTokenizerBase):
     def neutral_ids(self) -> np.ndarray:
         return self.encode_values(np.clip(0.0, self.low, self.high))
 
-    def bin_halfwidth(self, actions: Any) -> np.ndarray:
+    def error_bound(self, actions: Any) -> np.ndarray:
         shape = np.shape(actions)
         return np.broadcast_to(self.width / 2.0, shape).copy()
 

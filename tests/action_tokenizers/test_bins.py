@@ -70,8 +70,20 @@ def test_quantile_roundtrip_within_half_bin(u, edges):
     st_ = tok.normalizer.stats["action"]
     x = st_["q01"] + u * (st_["q99"] - st_["q01"])  # inside [q01, q99]: no clipping
     rec = tok.decode(tok.encode(x[:, None])).actions[:, 0].astype(np.float64)
-    bound = tok.bin_halfwidth(x)
+    bound = tok.error_bound(x)
+    if edges == "linspace":  # half the bin width: (2 / 255) / 2 in normalised units
+        np.testing.assert_allclose(bound, np.broadcast_to((st_["q99"] - st_["q01"]) / 2 / 255, x.shape))
     assert np.all(np.abs(rec - x) <= bound * (1 + 1e-6) + 1e-6)
+
+
+def test_quantile_bins_decode_point_masses_exactly():
+    rows = raw_data(n=3000)  # gripper column is exactly 0 or 1
+    tok = QuantileBinTokenizer(n_bins=256, action_dim=D, edges="quantile").fit(rows)
+    rec = tok.decode(tok.encode(rows[:, None])).actions[:, 0]
+    np.testing.assert_allclose(rec[:, -1], rows[:, -1], atol=1e-6)
+    st_ = tok.normalizer.stats["action"]
+    inside = (rows >= st_["q01"]) & (rows <= st_["q99"])  # outside, q99 clipping adds its own error
+    assert np.all((np.abs(rec - rows) <= tok.error_bound(rows) + 1e-6)[inside])
 
 
 def test_quantile_edges_follow_the_data(tmp_path):
