@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
     "import rosbag": ("robot_io.cli:import_rosbag", "a rosbag2 recording into the episode store: BAG out=STORE"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
+    "model-info": ("vla.models.cli:model_info", "summarise a model preset: vla model-info tiny [OUT_DIR] k=v"),
     "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
     "import lerobot": ("vla.data.lerobot_import:main", "LeRobot v2.x/v3.0 dataset to a store: PATH out=..."),
     "export lerobot": ("vla.data.lerobot_export:main", "episode store to LeRobot v3.0: STORE out=DIR"),
