@@ -82,8 +82,7 @@ class TabletopEnv(gym.Env):
         for c in cameras:
             if c not in cam.DEFAULT_CAMERAS:
                 raise ValueError(f"unknown camera {c!r}; expected one of {list(cam.DEFAULT_CAMERAS)}")
-        if not cameras:
-            raise ValueError("cameras: expected at least one of ('static', 'wrist')")
+        # cameras=() gives a state-only env (state + instruction): for expert benchmarks, no rendering.
         self.cameras = cameras
         if isinstance(image_size, (tuple, list)):
             h, w = (int(v) for v in image_size)
@@ -117,6 +116,7 @@ class TabletopEnv(gym.Env):
         self.layout: Layout | None = None
         self.object_ids: list[int] = []
         self.fixture_ids: list[int] = []
+        self.table_id = -1
         self._seed = 0
         self._steps = 0
         self._held = 0
@@ -189,7 +189,7 @@ class TabletopEnv(gym.Env):
         )
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
-        build_table(c)
+        self.table_id = build_table(c)
         self.robot = Panda(c, "franka_panda/panda.urdf", self._limits)
         self.robot.reset()
         self.fixture_ids = [build_fixture(c, f) for f in layout.fixtures]

@@ -107,7 +107,43 @@ def test_timeout_truncates():
     env.close()
 
 
-def test_gymnasium_check_env_pick():
+@pytest.mark.parametrize("task", ["pick", "place", "push", "stack"])
+def test_gymnasium_check_env(task):
+    env = TabletopEnv(task=task, render_mode="rgb_array", **SMALL)
+    check_env(env)
+    assert env.render().shape == (32, 32, 3)
+    env.close()
+
+
+def test_joint_position_action_space():
+    env = TabletopEnv(task="pick", action_space="joint_pos", **SMALL)
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.shape == (8,)
+    q = obs["state"][8:15].copy()
+    q[0] += 0.3
+    for _ in range(3):
+        obs, *_ = env.step(np.append(q, 1.0).astype(np.float32))
+    assert abs(obs["state"][8] - q[0]) < 0.02
+    with pytest.raises(ValueError, match=r"expected shape \(8,\)"):
+        env.step(np.zeros(7, np.float32))
+    env.close()
+
+
+def test_physics_blowup_ends_episode_with_error():
+    import pybullet as p
+
     env = TabletopEnv(task="pick", **SMALL)
-    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    uid = env.object_ids[0]
+    p.resetBasePositionAndOrientation(uid, (0.5, 0.0, -3.0), (0, 0, 0, 1), physicsClientId=env.client)
+    obs, reward, terminated, truncated, info = env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))
+    assert terminated and not info["is_success"] and "out of workspace" in info["error"]
+    env.close()
+
+
+def test_wrist_camera_at_224():
+    env = TabletopEnv(task="stack", cameras=("wrist",), image_size=224, depth=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["images/wrist"].shape == (224, 224, 3) and obs["depth/wrist"].shape == (224, 224)
+    assert obs["images/wrist"].std() > 5  # not a blank frame
     env.close()
