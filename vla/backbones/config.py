@@ -122,8 +122,13 @@ def compose_model_config(preset: str = "tiny", overrides: list[str] | tuple[str,
     """Compose `configs/model/<preset>.yaml` with hydra overrides (`vision.name=siglip`) into a VLMConfig."""
     from omegaconf import OmegaConf
 
-    from vla.config import compose
+    from vla.config import compose, config_dir
 
+    presets = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    if preset not in presets:
+        raise ValueError(
+            f"unknown model preset {preset!r} in {config_dir() / 'model'}; expected one of {presets}"
+        )
     # The schema lives in hydra's `model` group, so the preset composes under a `model` key.
     prefixed = [o if o.lstrip("+~").startswith("model.") else _prefix(o) for o in overrides]
     cfg = compose(f"model/{preset}", prefixed)

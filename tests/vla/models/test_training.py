@@ -121,5 +121,5 @@ def test_presets_compose_with_overrides():
     big = compose_model_config("siglip_qwen2_0p5b")
     assert big.vision.hf["hidden_size"] == 1152 and big.lm.hf["hidden_size"] == 896
     assert compose_model_config("prismatic_qwen2_0p5b").vision.name == "fused"
-    with pytest.raises(ValueError, match="unknown config"):
+    with pytest.raises(ValueError, match="unknown model preset 'no_such_preset'.*tiny"):
         compose_model_config("no_such_preset")
