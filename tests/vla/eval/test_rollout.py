@@ -2,10 +2,13 @@
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+import pytest
+from gymnasium.vector import AsyncVectorEnv
 
 import sim  # noqa: F401  (registers vla/Tabletop-v0)
+from policies.base import ConstantPolicy
 from sim.experts import make_expert
+from sim.vector import make_vector_env
 from vla.eval.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
 
 SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
@@ -57,14 +60,13 @@ def test_policy_error_ends_the_episode_not_the_run():
     env = gym.make("vla/Tabletop-v0", **SMALL)
     res = run_episode(env, Exploding(at=2), seed=0)
     assert res.error and "RuntimeError: boom" in res.error and res.length == 2 and not res.success
-    bad = run_episode(env, Exploding(at=-1).__class__(at=10), seed=1, max_steps=3)
+    bad = run_episode(env, Exploding(at=10), seed=1, max_steps=3)
     assert bad.error is None and bad.length == 3
     env.close()
 
 
 def test_vector_rollout_runs_all_seeds_in_order():
-    fns = [lambda: gym.make("vla/Tabletop-v0", **SMALL) for _ in range(2)]
-    venv = AsyncVectorEnv(fns, shared_memory=False, autoreset_mode=AutoresetMode.DISABLED)
+    venv = make_vector_env(2, **SMALL)
     logs = {}
 
     def observers(seed):
@@ -78,5 +80,25 @@ def test_vector_rollout_runs_all_seeds_in_order():
     assert [r.seed for r in results] == [3, 1, 2]
     assert all(r.success for r in results), results
     assert all(len(logs[r.seed].steps) == r.length for r in results)
+    assert logs[1].steps and logs[1].starts[0].shape == (15,)
+    assert all(r.instruction and r.task == "pick" and r.split == "train" for r in results)
     summary = summarize(results)
     assert summary["pick"]["success_rate"] == 1.0 and summary["pick"]["episodes"] == 3
+
+
+def test_vector_rollout_rejects_autoreset_and_bad_policy_actions():
+    fns = [lambda: gym.make("vla/Tabletop-v0", **SMALL)]
+    venv = AsyncVectorEnv(fns, shared_memory=False)
+    try:
+        with pytest.raises(ValueError, match="autoreset_mode"):
+            run_episodes_vector(venv, lambda i: make_expert("pick"), [0])
+    finally:
+        venv.close()
+    venv = make_vector_env(1, **SMALL)
+    try:
+        (res,) = run_episodes_vector(venv, lambda i: ConstantPolicy(np.full(7, np.nan)), [0])
+    finally:
+        venv.close()
+    assert res.error and "finite" in res.error and res.length == 0
+    with pytest.raises(ValueError, match="unknown task"):
+        make_vector_env(2, task="juggle")
