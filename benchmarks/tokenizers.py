@@ -1,9 +1,10 @@
 """Benchmark of the action tokenizers on scripted-expert trajectories; prints ONE JSON line.
 
 Trajectories: the simulator's scripted experts (`sim.experts.make_expert`) run through the shared rollout
-loop (`vla.eval.rollout.run_episode`) on pick/place/push/stack with small demonstration noise; actions are
-recorded by an observer. 80% of the episodes fit the dataset q99 Normalizer and the tokenizers, 20% are
-held out; every figure is measured on held-out 1-s chunks (10 steps at 10 Hz, 7-D EE-delta actions).
+loop (`vla.eval.rollout.run_episode`) on pick/place/push/stack, noise-free and with demonstration noise
+0.003; an observer records the actions. 80% of the episodes fit the dataset q99 Normalizer and the
+tokenizers, 20% are held out; every figure is measured on held-out 1-s chunks (10 steps at 10 Hz,
+7-D EE-delta actions).
 
 Figures per tokenizer (uniform 256, openvla 256, quantile 256, fast at several DCT scales): tokens per
 1-s chunk, mean/max reconstruction error in normalised units ([-1, 1] after q99) and in raw units, and
@@ -55,7 +56,7 @@ class ActionLog:
         pass
 
 
-def expert_episodes(n_per_task: int, seed: int) -> tuple[list[np.ndarray], dict]:
+def expert_episodes(n_per_task: int, seed: int, noise: float) -> tuple[list[np.ndarray], dict]:
     """Expert action trajectories [T_e, 7], n_per_task per task, with the rollout outcome counts."""
     import gymnasium as gym
     from tqdm import tqdm
@@ -65,13 +66,13 @@ def expert_episodes(n_per_task: int, seed: int) -> tuple[list[np.ndarray], dict]
     from vla.eval.rollout import run_episode
 
     eps, success = [], 0
-    bar = tqdm(total=n_per_task * len(TASKS), desc="expert rollouts", file=sys.stderr)
+    bar = tqdm(total=n_per_task * len(TASKS), desc=f"expert rollouts (noise {noise})", file=sys.stderr)
     for task in TASKS:
         env = gym.make("vla/Tabletop-v0", task=task, cameras=("static",), image_size=8, depth=False)
         for k in range(n_per_task):
             log = ActionLog()
             res = run_episode(
-                env, make_expert(task, noise=0.003, seed=seed + k), seed=seed + k, observers=[log]
+                env, make_expert(task, noise=noise, seed=seed + k), seed=seed + k, observers=[log]
             )
             success += int(res.success)
             if len(log.actions) >= 10:
@@ -111,28 +112,20 @@ def summary(rep: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--episodes", type=int, default=12, help="expert episodes per task")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    t_start = time.perf_counter()
-    eps, rollout = expert_episodes(args.episodes, args.seed)
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(eps))
+def measure_dataset(eps: list[np.ndarray], seed: int) -> dict:
+    """All tokenizer figures for one set of expert episodes (80% fit, 20% held out)."""
+    order = np.random.default_rng(seed).permutation(len(eps))
     n_eval = max(1, len(eps) // 5)
     eval_eps = [eps[i] for i in order[:n_eval]]
     fit_eps = [eps[i] for i in order[n_eval:]]
     norm = fit_normalizer(np.concatenate(fit_eps))
     fit_1 = chunk_episodes(fit_eps, 1)  # [N, 1, D] rows for per-step tokenizers
     fit_10 = chunk_episodes(fit_eps, 10, stride=1)  # [N, 10, D] overlapping windows for FAST's BPE
-    eval_10 = chunk_episodes(eval_eps, 10)  # [M, 10, D] held-out 1-s chunks
+    eval_10 = chunk_episodes(eval_eps, 10, stride=1)  # [M, 10, D] held-out 1-s chunks
     results = {}
     for name in ("uniform", "openvla", "quantile"):
-        tok = make_tokenizer(
-            name, action_dim=7, chunk_len=1, **({"edges": "quantile"} if name == "quantile" else {})
-        )
-        pipe = TokenizerPipeline(tok, norm).fit(fit_1)
+        extra = {"edges": "quantile"} if name == "quantile" else {}
+        pipe = TokenizerPipeline(make_tokenizer(name, action_dim=7, chunk_len=1, **extra), norm).fit(fit_1)
         results[name] = summary(evaluate(pipe, eval_10.reshape(-1, 1, 7), norm))
     fast = {}
     for scale in FAST_SCALES:
@@ -141,31 +134,45 @@ def main() -> int:
         tok = make_tokenizer("fast", action_dim=7, chunk_len=10, scale=float(scale), vocab_size=vocab)
         pipe = TokenizerPipeline(tok, norm).fit(fit_10)
         fast[scale] = summary(evaluate(pipe, eval_10, norm))
-    results["fast_scale10"] = fast[10]
+    results["fast_scale10_vocab1024"] = fast[10]
     ref = results["uniform"]
     ratios = {}
     for crit in ("mae_norm", "max_norm"):
         ok = [s for s in FAST_SCALES if fast[s][crit] <= ref[crit]]
-        if ok:
-            best = min(ok, key=lambda s: fast[s]["tokens_per_1s"])
-            ratios[crit] = {
-                "scale": best,
-                "tokens_per_1s": fast[best]["tokens_per_1s"],
-                "error": fast[best][crit],
-                "vocab_size": fast[best]["vocab_size"],
-                "ratio_vs_256bin": round(ref["tokens_per_1s"] / fast[best]["tokens_per_1s"], 3),
-            }
-        else:
-            ratios[crit] = None
+        best = min(ok, key=lambda s: fast[s]["tokens_per_1s"]) if ok else None
+        ratios[crit] = best and {
+            "scale": best,
+            "tokens_per_1s": fast[best]["tokens_per_1s"],
+            "error": fast[best][crit],
+            "vocab_size": fast[best]["vocab_size"],
+            "ratio_vs_256bin": round(ref["tokens_per_1s"] / fast[best]["tokens_per_1s"], 3),
+        }
+    keys = ("tokens_per_1s", "mae_norm", "max_norm", "vocab_size")
+    return {
+        "fit_episodes": len(fit_eps),
+        "eval_chunks": len(eval_10),
+        "tokenizers": results,
+        "fast_sweep": {str(s): {k: fast[s][k] for k in keys} for s in fast},
+        "fast_compression_at_equal_or_lower_error": ratios,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=8, help="expert episodes per task and noise level")
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.003], help="expert noise levels")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    per_noise = {}
+    for noise in args.noise:
+        eps, rollout = expert_episodes(args.episodes, args.seed, noise)
+        per_noise[f"noise_{noise}"] = {**rollout, **measure_dataset(eps, args.seed)}
     out = {
         "benchmark": "action_tokenizers",
-        "data": {**rollout, "tasks": list(TASKS), "fit_episodes": len(fit_eps), "eval_chunks": len(eval_10)},
-        "tokenizers": results,
-        "fast_sweep": {
-            str(s): {k: fast[s][k] for k in ("tokens_per_1s", "mae_norm", "max_norm", "vocab_size")}
-            for s in fast
-        },
-        "fast_compression_at_equal_or_lower_error": ratios,
+        "chunk": "1 s = 10 steps x 7 EE-delta dims, held-out expert episodes, errors in q99-normalised units",
+        "tasks": list(TASKS),
+        "datasets": per_noise,
         **{k: round(v) for k, v in uniform_throughput().items()},
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
