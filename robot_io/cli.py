@@ -1,7 +1,7 @@
 """Command-line entries: `vla ros2 run`, `vla ros2 sim-robot`, `vla import rosbag` (hydra overrides).
 
     vla ros2 sim-robot task=pick episodes=1 rate_hz=10
-    vla ros2 run policy=expert policy_kwargs.task=pick use_sim_info=true enabled=true
+    vla ros2 run policy=expert +policy_kwargs.task=pick use_sim_info=true enabled=true robot=panda
     vla ros2 run policy=vla checkpoint=outputs/ckpt record=outputs/bag1
     vla import rosbag outputs/bag1 out=outputs/teleop.zarr
 
@@ -26,6 +26,17 @@ from vla.config import compose, split_positionals, to_dataclass
 
 log = logging.getLogger("robot_io")
 POLICY_MODULES = ("sim", "policies.vla")  # imported on demand to register more policies
+
+
+def _compose(name: str, argv: Sequence[str]) -> Any:
+    """compose() with hydra's composition errors (unknown robot, bad key) turned into ValueError."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return compose(name, list(argv))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ValueError(f"{name}: {str(e).splitlines()[0]}") from e
 
 
 def _dds_env() -> None:
@@ -70,13 +81,13 @@ def _setup_logging() -> None:
 def ros2_run(argv: Sequence[str]) -> int:
     from robot_io.config import NodeConfig
     from robot_io.node import VlaNode
-    from robot_io.safety import load_limits
 
     _setup_logging()
-    cfg = to_dataclass(compose("ros2_run", list(argv)), NodeConfig)
+    cfg = to_dataclass(_compose("ros2_run", argv), NodeConfig)
     if cfg.rate_hz <= 0:
         raise ValueError(f"ros2 run: rate_hz must be positive, got {cfg.rate_hz}")
-    limits = load_limits(cfg.robot)
+    limits = cfg.robot
+    limits.validate(f"robot config {limits.name!r}")
     policy = build_policy(cfg.policy, cfg.policy_kwargs, cfg.checkpoint)
     transport = _transport(cfg.transport, cfg.domain_id, "vla_node")
     recorder = None
@@ -114,7 +125,7 @@ def ros2_sim_robot(argv: Sequence[str]) -> int:
     from robot_io.sim_robot import SimRobot
 
     _setup_logging()
-    cfg = to_dataclass(compose("ros2_sim_robot", list(argv)), SimRobotConfig)
+    cfg = to_dataclass(_compose("ros2_sim_robot", argv), SimRobotConfig)
     transport = _transport(cfg.transport, cfg.domain_id, "sim_robot")
     robot = SimRobot(cfg, transport)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -138,10 +149,9 @@ def import_rosbag(argv: Sequence[str]) -> int:
     from robot_io.bag import import_rosbag as _import
     from robot_io.config import ImportRosbagConfig
     from robot_io.kinematics import Kinematics
-    from robot_io.safety import load_limits
 
-    cfg = to_dataclass(compose("ros2_import_rosbag", split_positionals(argv, ["bag"])), ImportRosbagConfig)
-    limits = load_limits(cfg.robot)
+    cfg = to_dataclass(_compose("ros2_import_rosbag", split_positionals(argv, ["bag"])), ImportRosbagConfig)
+    limits = cfg.robot
     kin = Kinematics(limits.urdf, limits.joint_names, limits.ee_link)
     try:
         ids = _import(

@@ -1,13 +1,15 @@
 """Config schemas of the ROS 2 commands (hydra dataclasses; presets in configs/ros2_*.yaml).
 
-    vla ros2 run policy=expert policy_kwargs.task=pick robot=panda rate_hz=10
+    vla ros2 run policy=expert +policy_kwargs.task=pick robot=panda rate_hz=10
     vla ros2 sim-robot task=pick episodes=1 rate_hz=10
     vla import rosbag outputs/bag out=outputs/store
 
-`TopicNames` are the defaults of docs/ARCHITECTURE.md; every name is remappable on the command line
-(`topics.image=/wrist/color/image_raw`). `sim_info` is the SIMULATION-ONLY topic on which the sim robot
-publishes the env's privileged `info` (JSON in std_msgs/String) for scripted experts; a real robot has
-no such topic and the node leaves it unsubscribed unless `use_sim_info=true`.
+`robot` selects a YAML of the config group configs/robot/ (safety limits, URDF, joint names) and its
+fields can be overridden one by one (`robot.max_translation=0.01`). `TopicNames` are the defaults of
+docs/ARCHITECTURE.md; every name is remappable (`topics.image=/wrist/color/image_raw`).
+`sim_info` is the SIMULATION-ONLY topic on which the sim robot publishes the env's privileged `info`
+(JSON in std_msgs/String) for scripted experts; a real robot has no such topic and the node leaves it
+unsubscribed unless `use_sim_info=true`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from robot_io.safety import SafetyLimits
 from vla.config import register_config
 
 
@@ -43,7 +46,7 @@ class NodeConfig:
     policy: str = "constant"  # any name in the policy registry (policies.base)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # passed to the policy factory as `checkpoint=` when set
-    robot: str = "panda"  # configs/robot/<robot>.yaml or a path to such a YAML
+    robot: SafetyLimits = field(default_factory=SafetyLimits)  # hydra group configs/robot/: robot=panda
     rate_hz: float = 10.0  # control loop rate (wall clock)
     camera: str = "static"  # observation key images/<camera>
     use_depth: bool = False
@@ -88,6 +91,6 @@ class ImportRosbagConfig:
     out: str = "???"
     camera: str = "static"
     rate_hz: float = 10.0  # resample to this control rate (one frame per command)
-    robot: str = "panda"
+    robot: SafetyLimits = field(default_factory=SafetyLimits)  # hydra group configs/robot/
     task: str = "teleop"
     topics: TopicNames = field(default_factory=TopicNames)
