@@ -54,6 +54,19 @@ class TokenizerReportConfig:
     json_out: str = ""
 
 
+def _compose(name: str, overrides: list[str]) -> Any:
+    """compose() with hydra/omegaconf errors (unknown group option, bad type, missing value) as ValueError."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = compose(name, overrides)
+        OmegaConf.to_container(cfg, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ValueError(f"config {name!r}: {str(e).splitlines()[0]}") from e
+    return cfg
+
+
 def load_episodes(source: str, max_episodes: int = 0) -> list[np.ndarray]:
     """Raw action arrays [T_e, D], one per episode, from a store directory, .npy or .npz."""
     path = Path(source)
@@ -149,7 +162,7 @@ def measure(pipe: TokenizerPipeline, eps: list[np.ndarray], norm: Normalizer, wi
 
 
 def fit_main(argv: list[str]) -> int:
-    cfg = compose("tokenizer_fit", split_positionals(argv, ["source"]))
+    cfg = _compose("tokenizer_fit", split_positionals(argv, ["source"]))
     tok_cfg = OmegaConf.to_container(cfg.tokenizer, resolve=True)
     if not isinstance(tok_cfg, dict) or "name" not in tok_cfg:
         raise ValueError(
@@ -181,7 +194,7 @@ def fit_main(argv: list[str]) -> int:
 
 
 def report_main(argv: list[str]) -> int:
-    cfg = compose("tokenizer_report", split_positionals(argv, ["path", "source"]))
+    cfg = _compose("tokenizer_report", split_positionals(argv, ["path", "source"]))
     tok = load_tokenizer(cfg.path)
     norm_path = Path(cfg.normalizer) if cfg.normalizer else Path(cfg.path).parent / "normalizer.json"
     eps = load_episodes(cfg.source, cfg.max_episodes)

@@ -96,3 +96,10 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert "d6.npy: actions have D=6" in err and "action_dim=7" in err
     assert cli.main(["tokenizer", "report", str(tmp_path / "none.json"), str(tmp_path / "d6.npy")]) == 1
     assert "action tokenizer file not found" in capsys.readouterr().err
+
+
+def test_config_errors_are_one_clear_line(capsys):
+    assert cli.main(["tokenizer", "fit", "tokenizer=nope"]) == 1
+    assert "Could not find 'tokenizer/nope'" in capsys.readouterr().err
+    assert cli.main(["tokenizer", "report"]) == 1
+    assert "Missing mandatory value: path" in capsys.readouterr().err
