@@ -46,7 +46,10 @@ class FrameReader:
         self.dtype = np.dtype(meta["data_type"]).newbyteorder(_ENDIAN[endian])
         self.native_dtype = np.dtype(meta["data_type"])
         self.fill_value = meta.get("fill_value", 0)
-        self._suffix = "/".join("0" for _ in self.frame_shape)
+        suffix = "/".join("0" for _ in self.frame_shape)
+        self._prefix = f"{self.path}/c/"  # plain strings: pathlib costs more than the read itself
+        self._suffix = f"/{suffix}" if suffix else ""
+        self._native = self.dtype == self.native_dtype
         self._zarr = None
 
     def __getstate__(self) -> dict:
@@ -54,41 +57,52 @@ class FrameReader:
         state["_zarr"] = None  # never ship an open zarr handle to a worker process
         return state
 
-    def _frame_path(self, t: int) -> Path:
-        rel = f"c/{t}/{self._suffix}" if self._suffix else f"c/{t}"
-        return self.path / rel
+    def _frame_path(self, t: int) -> str:
+        return f"{self._prefix}{t}{self._suffix}"
+
+    def _raw(self, t: int) -> bytes:
+        if not 0 <= t < self.shape[0]:
+            raise IndexError(f"{self.path}: frame {t} out of range [0, {self.shape[0]})")
+        p = self._frame_path(t)
+        try:
+            with open(p, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ValueError(f"store array {self.path}: chunk file for frame {t} is missing ({p})") from None
+
+    def _decode_into(self, t: int, out: np.ndarray) -> None:
+        """Decode frame t straight into `out` (a C-contiguous frame of native dtype)."""
+        raw = self._raw(t)
+        try:
+            if self.blosc:
+                n = int.from_bytes(raw[4:8], "little") if len(raw) >= 16 else -1  # blosc header: nbytes
+                if n != out.nbytes:
+                    raise ValueError(f"decoded size {n} bytes, expected {out.nbytes}")
+                blosc.decompress(raw, out)
+            else:
+                if len(raw) != out.nbytes:
+                    raise ValueError(f"size {len(raw)} bytes, expected {out.nbytes}")
+                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(
+                f"store array {self.path}: chunk file {self._frame_path(t)} is corrupt: {e}"
+            ) from e
 
     def read(self, t: int) -> np.ndarray:
         """One frame, shape frame_shape, native dtype."""
-        if not 0 <= t < self.shape[0]:
-            raise IndexError(f"{self.path}: frame {t} out of range [0, {self.shape[0]})")
-        if not self.fast:
-            return self._read_zarr([t])[0]
-        p = self._frame_path(t)
-        try:
-            raw = p.read_bytes()
-        except FileNotFoundError:
-            raise ValueError(f"store array {self.path}: chunk file for frame {t} is missing ({p})") from None
-        if self.blosc:
-            try:
-                raw = blosc.decompress(raw)
-            except RuntimeError as e:
-                raise ValueError(f"store array {self.path}: chunk file {p} is corrupt: {e}") from e
-        arr = np.frombuffer(raw, dtype=self.dtype)
-        if arr.size != int(np.prod(self.frame_shape, dtype=np.int64)):
-            raise ValueError(
-                f"store array {self.path}: chunk file {p} has {arr.size} values, expected {self.frame_shape}"
-            )
-        return arr.reshape(self.frame_shape).astype(self.native_dtype, copy=False)
+        return self.read_many([t])[0]
 
     def read_many(self, ts: np.ndarray | list[int]) -> np.ndarray:
-        """Frames at indices `ts` stacked: [len(ts), *frame_shape]."""
+        """Frames at indices `ts` stacked: [len(ts), *frame_shape] (a repeated index is decoded once)."""
         ts = [int(t) for t in ts]
-        if not self.fast:
+        if not (self.fast and self._native):
             return self._read_zarr(ts)
         out = np.empty((len(ts), *self.frame_shape), dtype=self.native_dtype)
         for i, t in enumerate(ts):
-            out[i] = self.read(t)
+            if i and t == ts[i - 1]:
+                out[i] = out[i - 1]  # padding repeats a frame: copy instead of decoding again
+            else:
+                self._decode_into(t, out[i])
         return out
 
     def _read_zarr(self, ts: list[int]) -> np.ndarray:

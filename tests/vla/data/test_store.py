@@ -58,6 +58,11 @@ def test_frame_reader_matches_zarr(tmp_path):
     os.remove(r._frame_path(4))
     with pytest.raises(ValueError, match="chunk file for frame 4 is missing"):
         r.read(4)
+    with open(r._frame_path(5), "r+b") as f:  # truncate a frame: a clear error, never garbage pixels
+        f.truncate(20)
+    with pytest.raises(ValueError, match="/c/5/0/0/0 is corrupt"):
+        r.read_many([5])
+    np.testing.assert_array_equal(r.read_many([6, 6, 7]), ep["images/front"][[6, 6, 7]])
 
 
 def test_bad_input_is_rejected_and_store_unchanged(tmp_path):
