@@ -1,0 +1,78 @@
+"""Config schemas of the simulator: `env` and `task` hydra groups, and `make_env` from them.
+
+`EnvConfig` (group `env`, presets `configs/env/*.yaml`) holds the constructor arguments of
+"vla/Tabletop-v0" except the task; `TaskConfig` (group `task`, presets `configs/task/<name>.yaml`) names
+the task, its split and its horizon. A command's top-level YAML lists `- env: tabletop` and
+`- task: pick` in its defaults; `make_env(env_cfg, task_cfg)` builds the gymnasium env from them.
+
+    vla <command> env=tabletop_224 task=stack task.split=heldout env.cameras=[static]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from vla.config import register_config
+
+
+@register_config("tabletop", group="env")
+@dataclass
+class EnvConfig:
+    """Rendering and control options of the table-top env (see sim.env.TabletopEnv)."""
+
+    cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
+    image_size: int = 128
+    depth: bool = True
+    segmentation: bool = False
+    action_space: str = "ee_delta"
+    renderer: str = "tiny"
+
+
+@register_config("task", group="task")
+@dataclass
+class TaskConfig:
+    """Which task, which split, and an optional horizon override (null = the task's default)."""
+
+    name: str = "pick"
+    split: str = "train"
+    max_episode_steps: int | None = None
+
+
+def _as_dict(cfg: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return dataclasses.asdict(cfg)
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(cfg):
+            return dict(OmegaConf.to_container(cfg, resolve=True))
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra, a dependency
+        pass
+    return dict(cfg)
+
+
+def env_kwargs(env_cfg: Any, task_cfg: Any) -> dict[str, Any]:
+    """Keyword arguments for `gymnasium.make("vla/Tabletop-v0", ...)` from the two config groups."""
+    e, t = _as_dict(env_cfg), _as_dict(task_cfg)
+    known_e = {f.name for f in dataclasses.fields(EnvConfig)}
+    known_t = {f.name for f in dataclasses.fields(TaskConfig)}
+    for where, d, known in (("env", e, known_e), ("task", t, known_t)):
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{where} config: unknown keys {unknown}; expected a subset of {sorted(known)}")
+    kw = {**e, "cameras": tuple(e.get("cameras", ("static", "wrist")))}
+    kw["task"], kw["split"] = t.get("name", "pick"), t.get("split", "train")
+    if t.get("max_episode_steps") is not None:
+        kw["max_episode_steps"] = int(t["max_episode_steps"])
+    return kw
+
+
+def make_env(env_cfg: Any, task_cfg: Any):
+    """The gymnasium env described by an `env` and a `task` config (dataclass, DictConfig or dict)."""
+    import gymnasium as gym
+
+    import sim
+
+    return gym.make(sim.ENV_ID, **env_kwargs(env_cfg, task_cfg))
