@@ -61,6 +61,7 @@ class VisionEncoder(nn.Module, abc.ABC):
     """Base class: input checks, patch grid arithmetic, transform; subclasses implement `encode`."""
 
     name: str = ""
+    exact_patches: bool = False  # True: H and W must be multiples of patch_size
 
     def __init__(self, cfg: VisionConfig, embed_dim: int, patch_size: int, transform: ImageTransform):
         super().__init__()
@@ -71,13 +72,17 @@ class VisionEncoder(nn.Module, abc.ABC):
         self.transform = transform
 
     def grid(self, image_size: int | tuple[int, int] | None = None) -> tuple[int, int]:
+        """Patch grid (h, w) for an image size. ViT patch embeddings floor (SigLIP So400m/14 at 384 px:
+        27 x 27, the last 6 pixels unused); encoders with `exact_patches` need exact multiples."""
         h, w = _hw(self.image_size if image_size is None else image_size)
-        if h % self.patch_size or w % self.patch_size:
+        p = self.patch_size
+        if h < p or w < p or (self.exact_patches and (h % p or w % p)):
+            need = f"multiples of {p}" if self.exact_patches else f"at least {p}"
             raise ValueError(
-                f"vision encoder {self.name!r}: image size {h}x{w} is not a multiple of the patch size "
-                f"{self.patch_size}; expected images [B,3,H,W] with H and W multiples of {self.patch_size}"
+                f"vision encoder {self.name!r}: cannot take images of {h}x{w} with patch size {p}; "
+                f"expected images [B,3,H,W] with H and W {need}"
             )
-        return h // self.patch_size, w // self.patch_size
+        return h // p, w // p
 
     def num_patches(self, image_size: int | tuple[int, int] | None = None) -> int:
         h, w = self.grid(image_size)
@@ -274,6 +279,7 @@ class ConvEncoder(VisionEncoder):
     """
 
     name = "conv"
+    exact_patches = True
 
     def __init__(self, cfg: VisionConfig):
         if cfg.pretrained:
