@@ -75,7 +75,12 @@ class FrameReader:
         raw = self._raw(t)
         try:
             if self.blosc:
-                n = int.from_bytes(raw[4:8], "little") if len(raw) >= 16 else -1  # blosc header: nbytes
+                # blosc header: nbytes at [4:8], cbytes at [12:16]; a truncated file must not decode
+                if len(raw) < 16 or int.from_bytes(raw[12:16], "little") != len(raw):
+                    raise ValueError(
+                        f"{len(raw)} bytes on disk, the blosc header says otherwise (truncated?)"
+                    )
+                n = int.from_bytes(raw[4:8], "little")
                 if n != out.nbytes:
                     raise ValueError(f"decoded size {n} bytes, expected {out.nbytes}")
                 blosc.decompress(raw, out)
