@@ -227,12 +227,20 @@ def per_dim(value: Any, action_dim: int, what: str) -> np.ndarray:
 # --- tolerant decoder input ---------------------------------------------------------------------------
 
 
+def to_numpy_ids(ids: Any) -> Any:
+    """A torch tensor (any device) becomes a numpy array; anything else is returned as is."""
+    if type(ids).__module__.startswith("torch") and hasattr(ids, "detach"):
+        return ids.detach().cpu().numpy()
+    return ids
+
+
 def as_id_rows(ids: Any) -> tuple[list[np.ndarray | None], tuple[int, ...]]:
     """Decoder input -> (flat list of 1-D int64 rows, batch shape). Never raises.
 
     Accepted: one sequence [L] (batch shape ()), an array [..., L], or nested lists of sequences (ragged
-    rows allowed). A row that is not a sequence of integers becomes None (decoded as invalid).
+    rows allowed), numpy or torch. A row that is not a sequence of integers becomes None (invalid).
     """
+    ids = to_numpy_ids(ids)
     if isinstance(ids, np.ndarray) and ids.dtype != object:
         if ids.ndim == 0:
             return [_int_row(ids.reshape(1))], ()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from action_tokenizers.base import DecodeResult, as_id_rows, check_chunks, save_dict
+from action_tokenizers.base import DecodeResult, as_id_rows, check_chunks, save_dict, to_numpy_ids
 
 
 class BinTokenizerBase(abc.ABC):
@@ -85,6 +85,7 @@ class BinTokenizerBase(abc.ABC):
         """
         self._require_fitted("decode")
         L, T, D = self.tokens_per_chunk, self.chunk_len, self.action_dim
+        ids = to_numpy_ids(ids)
         if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu" and ids.ndim >= 1 and ids.shape[-1] == L:
             ids64 = ids.astype(np.int64, copy=False)
             bad = (ids64 < 0) | (ids64 >= self.n_bins)  # [..., L]

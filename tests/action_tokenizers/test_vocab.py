@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -109,3 +111,23 @@ def test_non_action_ids_flag_the_chunk_invalid(fitted_tokenizers, smooth):
     assert not is_action[5]
     out = tok.decode(back)
     assert not out.valid and np.all(np.isfinite(out.actions))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 2048),
+    base=st.integers(2048, 40000),
+    data=st.data(),
+)
+def test_ids_map_into_the_reserved_block_and_back(n, base, data):
+    ids = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=50)))
+    for vocab in (
+        ActionVocab.openvla(base, n),
+        ActionVocab("append", tuple(range(base, base + n)), base + n),
+    ):
+        lm = vocab.to_lm(ids)
+        reserved = (base - n, base) if vocab.mode == "overwrite" else (base, base + n)
+        assert lm.min() >= reserved[0] and lm.max() < reserved[1]
+        assert np.isin(lm, vocab.allowed_ids()).all()
+        back, ok = vocab.from_lm(lm)
+        assert ok.all() and np.array_equal(back, ids)
