@@ -87,6 +87,7 @@ class VlaNode:
         self._lock = threading.Lock()
         self._image: np.ndarray | None = None  # [H, W, 3] uint8
         self._image_stamp = 0.0  # sender's wall-clock stamp (s)
+        self._image_seq = 0  # images received (freshness does not rely on the sender's clock)
         self._depth: np.ndarray | None = None  # [H, W] float32
         self._q: np.ndarray | None = None  # [J] float64
         self._gripper_width: float | None = None
@@ -96,7 +97,7 @@ class VlaNode:
         self._needs_reset = True
         self._episode: Any = None
         self._last_gripper = 1.0
-        self._last_used_stamp = -np.inf  # image stamp the last policy step consumed
+        self._last_used_seq = 0  # image sequence number the last policy step consumed
         self.steps = 0  # commands published
         self.ticks = 0
         self.hold_reason: str | None = "starting"
@@ -141,6 +142,7 @@ class VlaNode:
             return
         with self._lock:
             self._image, self._image_stamp = img, convert.seconds_from_time(msg.header.stamp)
+            self._image_seq += 1
             self.watchdog.feed("image", self.clock())
 
     def on_depth(self, msg: msgs.Image) -> None:
@@ -159,6 +161,9 @@ class VlaNode:
         self._record(self.cfg.topics.joint_states, msg)
         try:
             q = convert.joint_positions(msg, self.limits.joint_names, self.cfg.topics.joint_states)
+            tol = 0.5  # rad beyond the URDF limits: a reading further out is a driver/wire error
+            if np.any(q < self.kin.lower - tol) or np.any(q > self.kin.upper + tol):
+                raise ValueError(f"{self.cfg.topics.joint_states}: implausible joint positions {q.tolist()}")
         except ValueError as e:
             self._malformed("joint_states", e)
             return
@@ -213,6 +218,7 @@ class VlaNode:
     def _step(self, now: float) -> bool:
         with self._lock:
             image, stamp, depth, q = self._image, self._image_stamp, self._depth, self._q
+            seq = self._image_seq
             width, instruction, enabled, info = (
                 self._gripper_width,
                 self._instruction,
@@ -224,7 +230,7 @@ class VlaNode:
         if reason is None and (image is None or q is None or (self.cfg.use_sim_info and info is None)):
             reason = "hold_no_observation"
             self.safety.count(reason)
-        if reason is None and stamp <= self._last_used_stamp:
+        if reason is None and seq <= self._last_used_seq:
             # Latest-observation semantics: each policy step consumes a fresh image; a tick without
             # one publishes nothing (the watchdog catches a feed that stopped altogether).
             self.safety.count("skip_no_new_image")
@@ -236,7 +242,7 @@ class VlaNode:
             return False
         if needs_reset:
             self.policy.reset()
-        self._last_used_stamp = stamp
+        self._last_used_seq = seq
         ee_pos, ee_quat = self.kin.forward(q)
         gw = width if width is not None else 0.08 * self._last_gripper
         state = np.concatenate([ee_pos, ee_quat, [gw], q]).astype(np.float32)  # [15]
@@ -271,10 +277,11 @@ class VlaNode:
 
     def _publish_command(self, delta: np.ndarray, q: np.ndarray, gripper: float, image_stamp: float) -> None:
         t = self.cfg.topics
-        stamp = convert.now_time()
-        twist = convert.twist_stamped_msg(delta, stamp, frame_id="base")
+        # TwistStamped carries the stamp of the image it was computed from (end-to-end traceability);
+        # the trajectory's zero stamp means "start now" to ros2_control's JointTrajectoryController.
+        twist = convert.twist_stamped_msg(delta, convert.time_from_seconds(image_stamp), frame_id="base")
         traj = msgs.JointTrajectory(
-            header=msgs.Header(stamp=stamp, frame_id="base"),
+            header=msgs.Header(stamp=msgs.Time(), frame_id="base"),
             joint_names=list(self.limits.joint_names),
             points=[
                 msgs.JointTrajectoryPoint(
@@ -290,7 +297,8 @@ class VlaNode:
         for topic, m in ((t.ee_delta, twist), (t.joint_trajectory, traj), (t.gripper, grip)):
             self._record(topic, m)
         self._last_gripper = float(gripper)
-        self.latencies_ms.append((time.time() - image_stamp) * 1e3)
+        if image_stamp > 0:  # a camera driver that does not stamp images gives no latency figure
+            self.latencies_ms.append((time.time() - image_stamp) * 1e3)
         self.steps += 1
         self.hold_reason = None
 

@@ -216,7 +216,7 @@ def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire):
         node.on_sim_info(msgs.String(data=text))
         with node._lock:
             q_used = None if node._q is None else node._q.copy()
-            node._image_stamp = time.time() + node.ticks  # every tick sees a fresh image
+            node._image_seq += 1  # every tick sees a fresh image
         cap.sent.clear()
         published = node.step()  # must not raise, whatever came in
         if not published:
