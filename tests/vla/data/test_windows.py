@@ -1,6 +1,7 @@
 """Windows sampler: exact windows, padding masks at episode edges, filters, resize, DataLoader workers."""
 
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -110,3 +111,21 @@ def test_dataloader_with_workers_matches_single_process(store_path):
     assert shipped._pid is None and shipped._lowdim == {} and shipped._readers == {}
     assert torch.equal(shipped[3]["action"], single[3]["action"])
     np.testing.assert_array_equal(batches[0]["obs_is_pad"][0].numpy(), [True, False])
+
+
+def test_data_config_group_builds_dataset_and_normalizer(store_path, tmp_path, monkeypatch):
+    from vla.config import compose, config_dir
+    from vla.data.config import make_dataset, make_normalizer
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(config_dir() / "data" / "store.yaml", tmp_path / "data" / "store.yaml")
+    (tmp_path / "train_demo.yaml").write_text("defaults:\n  - data: store\n  - _self_\n")
+    monkeypatch.setenv("VLA_CONFIG_DIR", str(tmp_path))
+    cfg = compose(
+        "train_demo", [f"data.path={store_path}", "data.n_obs=2", "data.n_action=3", "data.split=train"]
+    )
+    ds = make_dataset(cfg.data)
+    assert ds.spec.n_obs == 2 and ds.spec.n_action == 3 and len(ds) == 13  # episodes 0 and 2
+    norm = make_normalizer(cfg.data)
+    assert norm.mode("action") == "q99" and norm.mode("state") == "meanstd"
+    assert torch.all(norm.normalize("action", ds[0]["action"]).abs() <= 1)
