@@ -172,7 +172,10 @@ def fit_main(argv: list[str]) -> int:
     eps = load_episodes(cfg.source, cfg.max_episodes)
     D = eps[0].shape[1]
     tok_cfg.setdefault("action_dim", D)
-    tok = make_tokenizer(name, **tok_cfg)
+    try:
+        tok = make_tokenizer(name, **tok_cfg)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"tokenizer config {dict(name=name, **tok_cfg)}: {e}") from e
     if tok.action_dim != D:
         raise ValueError(
             f"{cfg.source}: actions have D={D}, tokenizer config says action_dim={tok.action_dim}"
