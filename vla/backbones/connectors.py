@@ -3,7 +3,7 @@
     name          source                                   tokens Q
     linear        LLaVA (Liu et al. 2023)                  P
     mlp2x_gelu    LLaVA-1.5 (Liu et al. 2023b)             P
-    token_merge   MiniGPT-v2 (Chen et al. 2023)            P / 4 (4 adjacent tokens concatenated)
+    token_merge   MiniGPT-v2 (Chen et al. 2023)            ceil(P / 4) (4 adjacent tokens concatenated)
     perceiver     Flamingo (Alayrac et al. 2022)           num_queries learned latents (64)
     qformer       BLIP-2 (Li et al. 2023)                  num_queries learned queries (32)
     cross_attn    Qwen-VL (Bai et al. 2023)                num_queries (256), one cross-attention layer
@@ -103,7 +103,11 @@ class MLPConnector(Connector):
 
 @CONNECTORS.register("token_merge")
 class TokenMergeConnector(Connector):
-    """MiniGPT-v2: concatenate every 4 adjacent tokens, then a linear layer; Q = P / 4."""
+    """MiniGPT-v2: concatenate every 4 adjacent tokens, then a linear layer; Q = ceil(P / 4).
+
+    When P is not a multiple of 4 (SigLIP So400m/14 at 384 px: 729), the sequence is zero-padded at the
+    end to the next multiple first (729 -> 732 -> 183 tokens).
+    """
 
     name = "token_merge"
     merge = 4
@@ -113,16 +117,16 @@ class TokenMergeConnector(Connector):
         self.proj = nn.Linear(in_dim * self.merge, out_dim)
 
     def num_tokens(self, num_patches: int) -> int:
-        if num_patches % self.merge:
-            raise ValueError(f"connector 'token_merge': {num_patches} patches not divisible by {self.merge}")
-        return num_patches // self.merge
+        return -(-num_patches // self.merge)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
         b, p, e = x.shape
         q = self.num_tokens(p)
-        merged = x.reshape(b, q, self.merge * e)  # [B,P,E] -> [B,P/4,4E] (4 consecutive tokens side by side)
-        return self.proj(merged)  # [B,P/4,4E] -> [B,P/4,H]
+        if q * self.merge != p:
+            x = torch.nn.functional.pad(x, (0, 0, 0, q * self.merge - p))  # [B,P,E] -> [B,4Q,E] zero tail
+        merged = x.reshape(b, q, self.merge * e)  # [B,4Q,E] -> [B,Q,4E] (4 consecutive tokens side by side)
+        return self.proj(merged)  # [B,Q,4E] -> [B,Q,H]
 
 
 class _FFN(nn.Sequential):

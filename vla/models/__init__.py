@@ -1,8 +1,7 @@
 """Models assembled from the backbone library: the VLM (VQA) here; the VLA (vla/models/vla*.py) builds on it.
 
-from vla.models import VLM, load_checkpoint
-model = VLM(compose_model_config("tiny"))
-model.save_pretrained("outputs/vlm"); model = load_checkpoint("outputs/vlm")
+Build a VLM from a preset with `VLM(compose_model_config("tiny"))`, save it with `model.save_pretrained(dir)`
+and load it back with `load_checkpoint(dir)` (the project's one checkpoint format, vla/models/checkpoint.py).
 """
 
 from vla.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint

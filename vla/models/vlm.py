@@ -174,10 +174,10 @@ class VLM(nn.Module, ComponentControls):
                     f"VLM: batch size mismatch: text has {batch} rows, a prefix block has {p.shape[0]}"
                 )
         if not parts:
-            return torch.zeros(batch, 0, self.lm.hidden_size, device=self.camera_device())
+            return torch.zeros(batch, 0, self.lm.hidden_size, device=self._device())
         return torch.cat(parts, dim=1)  # [B,M,H]
 
-    def camera_device(self) -> torch.device:
+    def _device(self) -> torch.device:
         return next(self.lm.parameters()).device
 
     def build_inputs(

@@ -114,8 +114,10 @@ def test_query_connectors_default_to_paper_token_counts(name, tokens):
 def test_token_merge_and_cross_attn_validate_patch_counts():
     from vla.backbones import ConnectorConfig
 
-    with pytest.raises(ValueError, match="not divisible by 4"):
-        build_connector(ConnectorConfig(name="token_merge"), 8, 8)(torch.randn(1, 10, 8))
+    merge = build_connector(ConnectorConfig(name="token_merge"), 8, 8)
+    x = torch.randn(1, 10, 8)
+    assert merge.num_tokens(10) == 3 and merge(x).shape == (1, 3, 8)  # zero-padded 10 -> 12 patches
+    torch.testing.assert_close(merge(x)[:, :2], merge(torch.cat([x, torch.randn(1, 2, 8)], 1))[:, :2])
     with pytest.raises(ValueError, match="square"):
         build_connector(ConnectorConfig(name="cross_attn", num_queries=4), 8, 8)(torch.randn(1, 10, 8))
     with pytest.raises(ValueError, match=r"\[B,P,8\]"):
