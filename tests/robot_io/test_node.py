@@ -258,6 +258,27 @@ def test_malformed_messages_over_dds_are_counted_and_node_recovers(wire):
     assert node.safety.counters["malformed_image"] >= 2
 
 
+def test_observation_flood_keeps_latest_and_rate(wire):
+    node_tr, test_tr = wire
+    node = _node(node_tr, None, instruction="pick", enabled=True)
+    rec, robot = Recorder(test_tr), Robot(test_tr)
+    node.start()
+    try:
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() - start < 1.0:  # images as fast as this process can send them
+            robot.rgb = np.full((32, 32, 3), sent % 256, np.uint8)
+            robot.tick()
+            sent += 1
+            test_tr.spin_once(0.0)
+        _drive(robot, rec, test_tr, 0.2)
+    finally:
+        node.stop()
+    assert sent > 100
+    assert 0.5 * 50 <= len(rec.traj) <= 1.2 * 50 * 1.2  # ~rate_hz commands per second, no backlog
+    assert node.ticks >= 40 and node.safety.counters.get("step_error", 0) == 0
+
+
 def test_decode_info():
     info = decode_info(
         '{"privileged": {"ee_position": [0.1, 0.2, 0.3], "poses": [[1, 2], [3, 4]]}, "episode": 2}'
