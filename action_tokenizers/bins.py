@@ -91,7 +91,7 @@ class BinTokenizerBase(abc.ABC):
             bad = (ids64 < 0) | (ids64 >= self.n_bins)  # [..., L]
             clipped = np.clip(ids64, 0, self.n_bins - 1).reshape(*ids.shape[:-1], T, D)
             acts = self.decode_values(clipped).astype(np.float32)
-            return DecodeResult(acts, ~bad.any(axis=-1))
+            return DecodeResult(acts, np.asarray(~bad.any(axis=-1)))
         rows, batch = as_id_rows(ids)
         neutral = np.tile(self.neutral_ids(), T)  # [L]
         fixed = np.empty((len(rows), L), dtype=np.int64)
