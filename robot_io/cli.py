@@ -71,7 +71,10 @@ def build_policy(name: str, kwargs: dict[str, Any], checkpoint: str | None) -> A
     kw = dict(kwargs)
     if checkpoint:
         kw["checkpoint"] = checkpoint
-    return make_policy(name, **kw)
+    try:
+        return make_policy(name, **kw)
+    except TypeError as e:  # a keyword the policy's factory does not take
+        raise ValueError(f"policy {name!r}: bad arguments {sorted(kw)}: {e}") from e
 
 
 def _setup_logging() -> None:

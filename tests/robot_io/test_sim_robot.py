@@ -1,0 +1,70 @@
+"""The simulated robot in-process over loopback DDS: what it publishes (bgr8 + 16UC1 variants) decodes to
+the env's observation, and it accepts good joint trajectories / gripper commands and drops bad ones."""
+
+import os
+
+import numpy as np
+
+from robot_io import convert, msgs
+from robot_io.config import SimRobotConfig
+from robot_io.dds import DdsTransport
+from robot_io.node import decode_info
+from robot_io.sim_robot import ARM_JOINTS, SimRobot
+from robot_io.transport import RELIABLE, SENSOR_DATA, spin_until
+
+DOMAIN = 60 + os.getpid() % 40
+
+
+def test_sim_robot_publishes_and_accepts_commands():
+    cfg = SimRobotConfig(
+        image_size=32, encoding="bgr8", depth_encoding="16UC1", episodes=1, max_episode_steps=3
+    )
+    with DdsTransport(domain_id=DOMAIN) as robot_tr, DdsTransport(domain_id=DOMAIN) as tr:
+        robot = SimRobot(cfg, robot_tr)
+        try:
+            got: dict[str, list] = {k: [] for k in ("image", "depth", "info", "joints", "sim")}
+            tr.create_subscription("camera/color/image_raw", msgs.Image, got["image"].append, SENSOR_DATA)
+            tr.create_subscription("camera/depth/image_raw", msgs.Image, got["depth"].append, SENSOR_DATA)
+            tr.create_subscription(
+                "camera/depth/camera_info", msgs.CameraInfo, got["info"].append, SENSOR_DATA
+            )
+            tr.create_subscription("joint_states", msgs.JointState, got["joints"].append, SENSOR_DATA)
+            tr.create_subscription("sim/privileged_info", msgs.String, got["sim"].append, RELIABLE)
+            obs, info = robot.env.reset(seed=0)
+            robot.publish(obs, info, episode=0)
+            # sensor data is best effort: republish until every topic has arrived once
+            assert spin_until(tr, lambda: all(got.values()) or bool(robot.publish(obs, info, 0)), 5.0), got
+            img = got["image"][-1]
+            assert img.encoding == "bgr8" and np.array_equal(convert.msg_to_image(img), obs["images/static"])
+            depth = convert.msg_to_image(got["depth"][-1])
+            assert got["depth"][-1].encoding == "16UC1"
+            assert np.allclose(depth, np.round(obs["depth/static"] * 1000) / 1000, atol=1e-3)
+            assert np.allclose(
+                convert.intrinsics_from_msg(got["info"][-1]), robot.env.camera_intrinsics("static")
+            )
+            q = convert.joint_positions(got["joints"][-1], ARM_JOINTS)
+            assert np.allclose(q, obs["state"][8:15], atol=1e-6)
+            sim_info = decode_info(got["sim"][-1].data)
+            assert sim_info["episode"] == 0 and "object_poses" in sim_info["privileged"]
+
+            pub_traj = tr.create_publisher("arm_controller/joint_trajectory", msgs.JointTrajectory, RELIABLE)
+            pub_grip = tr.create_publisher("gripper_controller/command", msgs.Float64, RELIABLE)
+            target = q + 0.05
+            point = msgs.JointTrajectoryPoint(positions=target[::-1].tolist())
+            bad = [
+                msgs.JointTrajectory(joint_names=list(ARM_JOINTS)),  # no points
+                msgs.JointTrajectory(joint_names=["a"], points=[msgs.JointTrajectoryPoint(positions=[0.0])]),
+                msgs.JointTrajectory(
+                    joint_names=list(ARM_JOINTS), points=[msgs.JointTrajectoryPoint(positions=[np.nan] * 7)]
+                ),
+            ]
+            assert spin_until(robot_tr, lambda: pub_traj.matched() > 0 and pub_grip.matched() > 0, 5.0)
+            for m in bad:
+                pub_traj.publish(m)
+            pub_traj.publish(msgs.JointTrajectory(joint_names=list(ARM_JOINTS)[::-1], points=[point]))
+            pub_grip.publish(msgs.Float64(data=float("nan")))
+            pub_grip.publish(msgs.Float64(data=0.0))
+            assert spin_until(robot_tr, lambda: robot.commands == 1 and robot.malformed == 4, 5.0)
+            assert np.allclose(robot._target, target) and robot._gripper == 0.0
+        finally:
+            robot.close()
