@@ -13,6 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from sim.config import EnvConfig, TaskConfig
 from vla.data.collect import CollectConfig, collect
 
 
@@ -27,12 +28,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = CollectConfig(
-            task=args.task,
+            env=EnvConfig(cameras=args.cameras.split(","), image_size=args.image_size, depth=args.depth),
+            task=TaskConfig(name=args.task),
             episodes=args.episodes,
             num_envs=args.num_envs,
-            image_size=args.image_size,
-            cameras=args.cameras.split(","),
-            depth=args.depth,
             out=str(Path(tmp) / "demos.zarr"),
         )
         s = collect(cfg)
@@ -43,7 +42,7 @@ def main() -> None:
                 "task": args.task,
                 "num_envs": args.num_envs,
                 "image_size": args.image_size,
-                "cameras": cfg.cameras,
+                "cameras": cfg.env.cameras,
                 "depth": args.depth,
                 "episodes": s["episodes"],
                 "attempts": s["attempts"],

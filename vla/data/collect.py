@@ -7,7 +7,11 @@ fewer than `episodes` succeed, further seeds are tried, up to `max_attempts` rol
 existing store at `out` is appended to (its features must match) unless overwrite=true. The resolved
 config, the env settings and the action convention are saved in the store's attributes.
 
-    vla collect task=pick episodes=200 num_envs=2 image_size=128 out=outputs/demos/pick.zarr
+    vla collect task=pick episodes=200 num_envs=2 env.image_size=128 out=outputs/demos/pick.zarr
+    vla collect task=stack task.split=heldout env.cameras=[static] env.depth=true episodes=20
+
+The simulator settings come from the shared `env` and `task` config groups (`configs/env/`, `configs/task/`;
+schemas in `sim.config`), so `task=push` picks a task preset and `env.image_size=224` changes rendering.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.config import EnvConfig, TaskConfig, env_kwargs
 from vla.config import compose, register_config, split_positionals, to_dataclass
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
 from vla.data.store import EpisodeStore
@@ -29,22 +34,18 @@ from vla.types import CONTROL_HZ
 @register_config("collect")
 @dataclass
 class CollectConfig:
-    task: str = "pick"
-    split: str = "train"
+    env: EnvConfig = field(
+        default_factory=lambda: EnvConfig(depth=False)
+    )  # group `env`: cameras, image_size, ...
+    task: TaskConfig = field(default_factory=TaskConfig)  # group `task`: name, split, max_episode_steps
     episodes: int = 20  # episodes to store
     num_envs: int = 1
-    image_size: int = 128
-    cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
-    depth: bool = False
-    segmentation: bool = False
     out: str = "outputs/demos/pick.zarr"
     keep_failed: bool = False
     noise: float = 0.0  # expert action noise (std, in action units)
     seed: int = 0  # first env seed within the split; the expert noise RNG too
     max_attempts: int = 0  # rollouts in total before giving up; 0 = 3 * episodes
-    max_steps: int | None = None  # per-episode step cap; None = the task's horizon
     overwrite: bool = False
-    renderer: str = "tiny"
 
 
 class _Progress:
@@ -65,20 +66,11 @@ class _Progress:
 
 
 def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
-    return {
-        "task": cfg.task,
-        "split": cfg.split,
-        "cameras": list(cfg.cameras),
-        "image_size": int(cfg.image_size),
-        "depth": bool(cfg.depth),
-        "segmentation": bool(cfg.segmentation),
-        "renderer": cfg.renderer,
-        "max_episode_steps": cfg.max_steps,
-    }
+    return env_kwargs(cfg.env, cfg.task)
 
 
 def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
-    feats = features_from_spaces(env.observation_space, env.action_space, "ee_delta")
+    feats = features_from_spaces(env.observation_space, env.action_space, cfg.env.action_space)
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         store = EpisodeStore.open(out, mode="a")
@@ -88,7 +80,8 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
                 f"collection's {sorted(feats)} (shapes/dtypes); choose another out= or overwrite=true"
             )
         return store
-    meta = {"source": "sim", "action_space": "ee_delta", "env": _env_kwargs(cfg), "robot": "franka_panda"}
+    env_meta = {**_env_kwargs(cfg), "cameras": list(cfg.env.cameras)}
+    meta = {"source": "sim", "action_space": cfg.env.action_space, "env": env_meta, "robot": "franka_panda"}
     return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
 
 
@@ -103,6 +96,10 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
 
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"collect: episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
+    if cfg.env.action_space != "ee_delta":
+        raise ValueError(
+            f"collect: the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}"
+        )
     max_attempts = cfg.max_attempts or 3 * cfg.episodes
     env = gym.make(sim.ENV_ID, **_env_kwargs(cfg))
     venv = None
@@ -118,10 +115,11 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             )
         start_frames, start_eps = store.num_frames, store.num_episodes
         tally = RecordTally(limit=cfg.episodes)
-        all_seeds = sim.task_seeds(cfg.task, cfg.split, cfg.seed + max_attempts)[cfg.seed :]
+        task = cfg.task.name
+        all_seeds = sim.task_seeds(task, cfg.task.split, cfg.seed + max_attempts)[cfg.seed :]
         results: list[Any] = []
         t0 = time.perf_counter()
-        bar = tqdm(total=cfg.episodes, desc=f"collect {cfg.task}", unit="ep")
+        bar = tqdm(total=cfg.episodes, desc=f"collect {task}", unit="ep")
         progress = _Progress(bar, tally)
 
         def observers(seed: int) -> Sequence[Any]:
@@ -137,14 +135,14 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             bar.total = max(bar.total, len(results) + n)
             if venv is not None:
                 results += run_episodes_vector(
-                    venv, lambda i: make_expert(cfg.task, cfg.noise, cfg.seed + i), seeds, observers
+                    venv, lambda i: make_expert(task, cfg.noise, cfg.seed + i), seeds, observers
                 )
             else:
-                expert = make_expert(cfg.task, cfg.noise, cfg.seed)
+                expert = make_expert(task, cfg.noise, cfg.seed)
                 for s in seeds:
                     if tally.episodes_kept >= cfg.episodes:
                         break
-                    results.append(run_episode(env, expert, s, observers(s), max_steps=cfg.max_steps))
+                    results.append(run_episode(env, expert, s, observers(s)))
         bar.close()
         wall = time.perf_counter() - t0
     finally:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sim.config import EnvConfig, TaskConfig
 from vla import cli
 from vla.data.collect import CollectConfig, collect
 from vla.data.recorder import EpisodeRecorder, features_from_spaces
@@ -12,7 +13,7 @@ from vla.types import ACTION_NAMES
 
 def test_collect_cli_writes_successful_episodes(tmp_path, capsys):
     out = tmp_path / "pick.zarr"
-    argv = ["task=pick", "episodes=2", "image_size=32", "cameras=[static]", f"out={out}"]
+    argv = ["task=pick", "episodes=2", "env.image_size=32", "env.cameras=[static]", f"out={out}"]
     assert cli.main(["collect", *argv]) == 0
     text = capsys.readouterr().out
     assert "collected 2 episodes" in text and "success rate" in text and "kB/frame" in text
@@ -22,6 +23,7 @@ def test_collect_cli_writes_successful_episodes(tmp_path, capsys):
     assert s.features["action"].names == ACTION_NAMES
     assert s.meta["collect"]["episodes"] == 2 and s.meta["collect"]["out"] == str(out)
     assert s.meta["action_space"] == "ee_delta" and s.meta["env"]["image_size"] == 32
+    assert s.meta["collect"]["task"]["name"] == "pick" and s.meta["env"]["cameras"] == ["static"]
     for i in range(2):
         m = s.episode_meta(i)
         assert m["success"] is True and m["task"] == "pick" and m["split"] == "train"
@@ -35,19 +37,17 @@ def test_collect_cli_writes_successful_episodes(tmp_path, capsys):
     s = EpisodeStore.open(out)
     assert s.num_episodes == 3 and s.episode_meta(2)["seed"] == 5
     # a different camera set cannot be appended to this store
-    assert cli.main(["collect", *argv[:-2], "cameras=[wrist]", f"out={out}"]) == 1
+    assert cli.main(["collect", *argv[:-2], "env.cameras=[wrist]", f"out={out}"]) == 1
     assert "differ" in capsys.readouterr().err
 
 
 def test_collect_vector_envs_keep_failed(tmp_path):
     # max_steps=3 cuts every episode short: all fail, and keep_failed stores them anyway
     cfg = CollectConfig(
-        task="push",
+        env=EnvConfig(cameras=["wrist"], image_size=16, depth=False),
+        task=TaskConfig(name="push", max_episode_steps=3),
         episodes=3,
         num_envs=2,
-        image_size=16,
-        cameras=["wrist"],
-        max_steps=3,
         keep_failed=True,
         out=str(tmp_path / "f.zarr"),
     )
