@@ -19,11 +19,12 @@ pretrained directories.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from vla.backbones.config import vlm_config_from_dict, vlm_config_to_dict
+from vla.backbones.config import vlm_config_from_dict
 from vla.utils.io import atomic_directory, atomic_write_json, read_json
 
 FORMAT = "vla-checkpoint"
@@ -41,7 +42,9 @@ def save_checkpoint(
     extra_files: Mapping[str, Callable[[Path], Any]] | None = None,
     model_type: str = "vlm",
 ) -> Path:
-    """Write `model` (a VLM or a model wrapping one as `.vlm`-compatible) to `path` atomically."""
+    """Write `model` to `path` atomically. `model` needs `resolved_config()` (a dataclass, stored as
+    config.json's "model" section) and `tokenizer`; a VLM has both, and so can a model built around one
+    (save it with its own `model_type` and read it back with `read_checkpoint_config` + `load_weights`)."""
     from safetensors.torch import save_model
 
     extra_config = dict(extra_config or {})
@@ -55,7 +58,7 @@ def save_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_type": model_type,
-        "model": vlm_config_to_dict(model.resolved_config()),
+        "model": dataclasses.asdict(model.resolved_config()),
         **extra_config,
     }
     path = Path(path)
