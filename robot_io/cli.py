@@ -1,6 +1,6 @@
 """Command-line entries: `vla ros2 run`, `vla ros2 sim-robot`, `vla import rosbag` (hydra overrides).
 
-    vla ros2 sim-robot task=pick episodes=1 rate_hz=10
+    vla ros2 sim-robot task=pick episodes=1 rate_hz=10 env.image_size=128
     vla ros2 run policy=expert +policy_kwargs.task=pick use_sim_info=true enabled=true robot=panda
     vla ros2 run policy=vla checkpoint=outputs/ckpt record=outputs/bag1
     vla import rosbag outputs/bag1 out=outputs/teleop.zarr
@@ -158,7 +158,13 @@ def import_rosbag(argv: Sequence[str]) -> int:
     kin = Kinematics(limits.urdf, limits.joint_names, limits.ee_link)
     try:
         ids = _import(
-            cfg.bag, cfg.out, kin, camera=cfg.camera, rate_hz=cfg.rate_hz, task=cfg.task, topics=cfg.topics
+            cfg.bag,
+            cfg.out,
+            kin,
+            camera=cfg.camera,
+            rate_hz=cfg.rate_hz,
+            task=cfg.task_label,
+            topics=cfg.topics,
         )
     finally:
         kin.close()

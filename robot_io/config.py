@@ -1,7 +1,7 @@
 """Config schemas of the ROS 2 commands (hydra dataclasses; presets in configs/ros2_*.yaml).
 
     vla ros2 run policy=expert +policy_kwargs.task=pick robot=panda rate_hz=10
-    vla ros2 sim-robot task=pick episodes=1 rate_hz=10
+    vla ros2 sim-robot task=pick env.image_size=128 episodes=1 rate_hz=10
     vla import rosbag outputs/bag out=outputs/store
 
 `robot` selects a YAML of the config group configs/robot/ (safety limits, URDF, joint names) and its
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robot_io.safety import SafetyLimits
+from sim.config import EnvConfig, TaskConfig
 from vla.config import register_config
 
 
@@ -62,20 +63,22 @@ class NodeConfig:
 @register_config("ros2_sim_robot")
 @dataclass
 class SimRobotConfig:
-    """`vla ros2 sim-robot`: the PyBullet table-top exposed as a ROS 2 robot."""
+    """`vla ros2 sim-robot`: the PyBullet table-top exposed as a ROS 2 robot.
+
+    `env` and `task` are the simulator's shared config groups (configs/env/, configs/task/: `task=push`,
+    `task.split=heldout`, `env.image_size=224`); the sim robot renders only `camera` and always runs
+    the env's joint-position action space (commands arrive as joint trajectories)."""
 
     transport: str = "dds"
     domain_id: int | None = None
-    task: str = "pick"
-    split: str = "train"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
     seed: int = 0
     episodes: int = 1  # episodes to run (0 = forever)
     camera: str = "static"
-    image_size: int = 128
     encoding: str = "rgb8"  # rgb8 | bgr8
     depth_encoding: str = "32FC1"  # 32FC1 | 16UC1
     rate_hz: float = 10.0  # control steps per wall-clock second (above 10 = faster than real time)
-    max_episode_steps: int | None = None
     publish_sim_info: bool = True  # SIMULATION ONLY privileged state for scripted experts
     wait_for_command_s: float = 0.0  # at start, hold until the first command or this many seconds
     result: str | None = None  # write the episode results as JSON here
@@ -92,5 +95,5 @@ class ImportRosbagConfig:
     camera: str = "static"
     rate_hz: float = 10.0  # resample to this control rate (one frame per command)
     robot: SafetyLimits = field(default_factory=SafetyLimits)  # hydra group configs/robot/
-    task: str = "teleop"
+    task_label: str = "teleop"  # `task` written into each imported episode's metadata
     topics: TopicNames = field(default_factory=TopicNames)

@@ -53,6 +53,7 @@ class SimRobot:
     """See the module docstring."""
 
     def __init__(self, cfg: SimRobotConfig, transport: Any):
+        from sim.config import env_kwargs
         from sim.env import TabletopEnv
 
         if cfg.encoding not in ("rgb8", "bgr8") or cfg.depth_encoding not in ("32FC1", "16UC1"):
@@ -63,16 +64,10 @@ class SimRobot:
         if cfg.rate_hz <= 0:
             raise ValueError(f"sim robot: rate_hz must be positive, got {cfg.rate_hz}")
         self.cfg, self.transport = cfg, transport
-        # The env class directly (not gymnasium.make, whose TimeLimit would take max_episode_steps).
-        self.env = TabletopEnv(
-            task=cfg.task,
-            split=cfg.split,
-            cameras=(cfg.camera,),
-            image_size=cfg.image_size,
-            depth=True,
-            action_space="joint_pos",
-            max_episode_steps=cfg.max_episode_steps,
-        )
+        kwargs = env_kwargs(cfg.env, cfg.task)
+        kwargs.update(cameras=(cfg.camera,), depth=True, action_space="joint_pos")
+        # The env class directly (gymnasium.make's TimeLimit would take max_episode_steps away from it).
+        self.env = TabletopEnv(**kwargs)
         t = cfg.topics
         self.pub_image = transport.create_publisher(t.image, msgs.Image, SENSOR_DATA)
         self.pub_depth = transport.create_publisher(t.depth, msgs.Image, SENSOR_DATA)

@@ -11,13 +11,17 @@ from robot_io.dds import DdsTransport
 from robot_io.node import decode_info
 from robot_io.sim_robot import ARM_JOINTS, SimRobot
 from robot_io.transport import RELIABLE, SENSOR_DATA, spin_until
+from sim.config import EnvConfig, TaskConfig
 
 DOMAIN = 60 + os.getpid() % 40
 
 
 def test_sim_robot_publishes_and_accepts_commands():
     cfg = SimRobotConfig(
-        image_size=32, encoding="bgr8", depth_encoding="16UC1", episodes=1, max_episode_steps=3
+        env=EnvConfig(image_size=32),
+        task=TaskConfig(name="pick", max_episode_steps=3),
+        encoding="bgr8",
+        depth_encoding="16UC1",
     )
     with DdsTransport(domain_id=DOMAIN) as robot_tr, DdsTransport(domain_id=DOMAIN) as tr:
         robot = SimRobot(cfg, robot_tr)
