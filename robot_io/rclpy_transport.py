@@ -39,30 +39,38 @@ def rclpy_class(msg_type: type) -> Any:
 
 def to_rclpy(msg: Any) -> Any:
     out = rclpy_class(type(msg))()
+    types = out.get_fields_and_field_types()  # e.g. {'level': 'octet', 'data': 'sequence<uint8>'}
     for f in fields(msg):
         value = getattr(msg, f.name)
         if is_dataclass(value):
             value = to_rclpy(value)
         elif isinstance(value, list) and value and is_dataclass(value[0]):
             value = [to_rclpy(v) for v in value]
+        elif types.get(f.name) == "octet" and isinstance(value, int):
+            value = bytes([value])  # ROS `byte` is a length-1 bytes object in rclpy
         setattr(out, f.name, value)
     return out
 
 
 def from_rclpy(obj: Any, msg_type: type) -> Any:
     kwargs = {}
-    hints = {f.name: f for f in fields(msg_type)}
-    for name in hints:
-        value = getattr(obj, name)
+    types = obj.get_fields_and_field_types()
+    for f in fields(msg_type):
+        value = getattr(obj, f.name)
+        kind = types.get(f.name, "")
         if hasattr(value, "get_fields_and_field_types"):
             value = from_rclpy(value, message_class(_ros_name(value)))
-        elif isinstance(value, (bytes, bytearray, memoryview)) or type(value).__name__ == "array":
-            value = bytes(value) if getattr(value, "typecode", "B") == "B" else list(value)
+        elif kind == "octet":
+            value = value[0] if isinstance(value, (bytes, bytearray)) else int(value)
+        elif kind in ("sequence<uint8>", "sequence<octet>") or kind.startswith(("uint8[", "octet[")):
+            value = bytes(value)
         elif isinstance(value, list) and value and hasattr(value[0], "get_fields_and_field_types"):
             value = [from_rclpy(v, message_class(_ros_name(v))) for v in value]
-        elif hasattr(value, "tolist"):
+        elif hasattr(value, "tolist"):  # numpy arrays (fixed-size) and array.array (sequences)
             value = value.tolist()
-        kwargs[name] = value
+        elif isinstance(value, (list, tuple)):
+            value = list(value)
+        kwargs[f.name] = value
     return msg_type(**kwargs)
 
 
@@ -120,8 +128,9 @@ class RclpyTransport:
         self.node.create_subscription(rclpy_class(msg_type), topic, on_msg, self._qos(qos))
 
     def spin_once(self, timeout_s: float) -> int:
+        """Run at most one ready callback (rclpy's spin_once); rclpy does not say whether one ran."""
         self._rclpy.spin_once(self.node, timeout_sec=timeout_s)
-        return 1
+        return 0
 
     def close(self) -> None:
         if self.node is not None:
