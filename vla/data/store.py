@@ -10,6 +10,9 @@ success, split, seed, ...) and cached statistics. Images, depth and masks are ch
 chunk and compressed with blosc-zstd (level 3, about 40x on rendered 128x128 frames); low-dim
 keys in chunks of 1024 frames.
 
+One writer at a time: mode "a" holds an advisory lock (`.writer.lock`, released on `close()` or when the
+process dies); any number of readers may open the store meanwhile.
+
 Atomic append: new frames are written past the committed end (zarr's LocalStore writes every chunk and
 metadata file by temp file + rename, so a chunk shared with committed frames is either the old or the
 new file, both holding the committed frames unchanged); the episode list in the root attributes is
@@ -25,6 +28,7 @@ frames past the committed end, which readers ignore and `open(mode="a")` trims.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -55,6 +59,19 @@ def _jsonable(obj: Any, where: str) -> Any:
         raise ValueError(f"{where}: not JSON-serialisable: {e}") from e
 
 
+def _writer_lock(path: Path) -> Any:
+    """Hold an exclusive advisory lock on `<store>/.writer.lock` (released on close or process exit)."""
+    f = open(path / ".writer.lock", "a+b")  # held for the store's lifetime
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ValueError(
+            f"{path}: another writer has this store open for appending; one writer at a time"
+        ) from None
+    return f
+
+
 def is_frame_feature(spec: FeatureSpec) -> bool:
     """Images, depth, masks, point clouds: stored one frame per chunk."""
     return spec.type in _FRAME_TYPES or len(spec.shape) >= 2
@@ -77,9 +94,9 @@ class EpisodeStore:
         try:
             self.features = {k: FeatureSpec.from_dict(v) for k, v in self._attrs["features"].items()}
             self._episodes: list[dict[str, Any]] = list(self._attrs["episodes"])
+            lengths = np.array([int(ep["length"]) for ep in self._episodes], dtype=np.int64)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: malformed store attributes ({e!r})") from e
-        lengths = np.array([int(ep["length"]) for ep in self._episodes], dtype=np.int64)
         self._ends = np.cumsum(lengths)
         self._arrays: dict[str, zarr.Array] = {}
         for key, spec in self.features.items():
@@ -97,7 +114,9 @@ class EpisodeStore:
                     f"but episodes need {self.num_frames}"
                 )
             self._arrays[key] = arr
+        self._lock = None
         if mode == "a":
+            self._lock = _writer_lock(path)
             self._trim()
 
     # --- construction --------------------------------------------------------------------------------
@@ -208,6 +227,19 @@ class EpisodeStore:
         if not -self.num_episodes <= int(i) < self.num_episodes:
             raise IndexError(f"{self.path}: episode {i} out of range (store has {self.num_episodes})")
         return int(i) % self.num_episodes
+
+    def close(self) -> None:
+        """Release the writer lock (mode "a"); the object can still read."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+            self.mode = "r"
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return self.num_episodes
@@ -338,6 +370,8 @@ class EpisodeStore:
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
+        new.close()
+        self.close()
         old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
         os.replace(self.path, old)
         os.replace(staged, self.path)

@@ -155,6 +155,9 @@ def test_killed_writer_leaves_store_as_it_was(tmp_path):
     first = episode(feats, 30, seed=1)
     s.append_episode(first, {"task": "kept"})
     st_before = s.stats("action")
+    with pytest.raises(ValueError, match="another writer has this store open"):
+        EpisodeStore.open(path, mode="a")  # one writer at a time
+    s.close()
     code = WRITER.format(path=str(path))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
