@@ -140,7 +140,8 @@ class VLM(nn.Module, ComponentControls):
             raise ValueError(
                 f"VLM: got {c} cameras but the model was built with max_cameras={self.cfg.max_cameras}"
             )
-        feats = self.vision(images.flatten(0, 1))  # [B*C,3,H,W] -> [B*C,P,E]
+        dtype = next(self.vision.parameters()).dtype  # float32 pixels into a bf16 model, for instance
+        feats = self.vision(images.flatten(0, 1).to(dtype))  # [B*C,3,H,W] -> [B*C,P,E]
         tokens = self.connector(feats)  # [B*C,P,E] -> [B*C,Q,H]
         tokens = tokens.view(b, c, tokens.shape[1], tokens.shape[2])  # [B*C,Q,H] -> [B,C,Q,H]
         if self.camera_embed is not None:
