@@ -67,9 +67,18 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float = 0.1,
+    start_step: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR with `warmup_cosine_factor`; `start_step` positions it (resume, freeze-phase rebuilds)."""
     warmup_cosine_factor(0, warmup_steps, total_steps, min_lr_ratio)  # validate arguments early
+    for g in optimizer.param_groups:
+        g.setdefault("initial_lr", g["lr"])
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine_factor(s, warmup_steps, total_steps, min_lr_ratio)
+        optimizer,
+        lambda s: warmup_cosine_factor(s, warmup_steps, total_steps, min_lr_ratio),
+        last_epoch=start_step - 1,
     )

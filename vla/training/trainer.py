@@ -1,0 +1,367 @@
+"""The training loop shared by every model of the stack (VLA, VQA, co-training mixtures).
+
+A model is trained if it is an `nn.Module` whose `forward(batch)` returns a dict with a scalar `"loss"`
+tensor and optionally other scalar metrics. The loop gives it: AdamW with decay/no-decay groups, warmup +
+cosine, gradient accumulation and clipping, bf16 autocast where the device supports it, optional EMA,
+freeze schedules per named component (`model.components() -> {name: module}`), periodic validation,
+DDP under torchrun, atomic checkpoints with keep-last-k, bit-exact resume (same data order, same RNG),
+a progress bar, JSONL + tensorboard logs, a loss plot and a closing summary. A non-finite loss stops the
+run with a message and keeps the last good checkpoint.
+
+    trainer = Trainer(TrainerConfig(steps=200, batch_size=16, out_dir="outputs/run"))
+    result = trainer.fit(model, train_set, val_set=None, collate_fn=collate,
+                         save_model=lambda d, sd: model.save_pretrained(d, state_dict=sd))
+
+`batch_size` is the global batch of one micro-step (split evenly across ranks); one optimiser step sees
+`batch_size * grad_accum` samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from vla.training.checkpointing import CheckpointManager
+from vla.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    shutdown,
+    wrap_model,
+)
+from vla.training.ema import EMA
+from vla.training.logs import RunLogger
+from vla.training.optim import build_optimizer, warmup_cosine
+from vla.training.rng import rng_state, seed_everything, set_rng_state
+from vla.training.sampler import ResumableBatchSampler
+
+
+@dataclass
+class FreezePhase:
+    """Until optimiser step `until` (exclusive; -1 = to the end) only `train` components get gradients."""
+
+    until: int = -1
+    train: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "auto"  # auto | fp32 | bf16
+    ema_decay: float = 0.0  # 0 disables EMA
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    val_every: int = 0  # 0: validate only at the end (if a val set is given)
+    val_batches: int = 8
+    save_every: int = 0  # 0: save only at the end
+    keep_last: int = 2
+    out_dir: str = "outputs/train"
+    resume: bool = False
+    strategy: str = "auto"  # auto | none | ddp
+    device: str = "auto"
+    freeze_schedule: list[FreezePhase] = field(default_factory=list)
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    status: str  # "done" | "nan"
+    step: int
+    final_loss: float
+    val: dict[str, float]
+    checkpoint: Path | None
+    wall_time_s: float
+    samples_per_s: float
+    message: str = ""
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _default_save(directory: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    # Clone so tied weights (shared storage) become separate tensors, which safetensors requires.
+    save_file(
+        {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()},
+        str(directory / "model.safetensors"),
+    )
+
+
+def _default_load(model: nn.Module, directory: Path) -> None:
+    from safetensors.torch import load_file
+
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {directory} has no model.safetensors")
+    model.load_state_dict(load_file(str(path)), strict=True)
+
+
+class Trainer:
+    def __init__(self, config: TrainerConfig):
+        c = config
+        if c.steps < 1 or c.batch_size < 1 or c.grad_accum < 1:
+            raise ValueError("trainer: steps, batch_size and grad_accum must all be >= 1")
+        if c.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"trainer: unknown precision {c.precision!r}; expected auto, fp32 or bf16")
+        self.cfg = config
+
+    # ---------------------------------------------------------------------------------------------
+    def _phase_index(self, step: int) -> int:
+        """Index of the freeze phase active during optimiser step `step` (-1: no phase, all trainable)."""
+        for i, phase in enumerate(self.cfg.freeze_schedule):
+            if phase.until < 0 or step < phase.until:
+                return i
+        return -1
+
+    def _phase(self, step: int) -> FreezePhase | None:
+        i = self._phase_index(step)
+        return self.cfg.freeze_schedule[i] if i >= 0 else None
+
+    def _apply_phase(self, model: nn.Module, phase: FreezePhase | None, trainable0: dict[str, bool]) -> None:
+        for name, p in model.named_parameters():  # back to the model's own choice of what trains
+            p.requires_grad_(trainable0[name])
+        if phase is None:
+            return
+        comps = model.components() if hasattr(model, "components") else {}
+        unknown = sorted(set(phase.train) - set(comps))
+        if unknown:
+            raise ValueError(f"freeze_schedule names unknown components {unknown}; model has {sorted(comps)}")
+        keep = {id(p) for n in phase.train for p in comps[n].parameters()}
+        for p in model.parameters():
+            if id(p) not in keep:
+                p.requires_grad_(False)
+
+    def _autocast(self, device: str) -> contextlib.AbstractContextManager:
+        want = self.cfg.precision
+        cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        if want == "bf16" or (want == "auto" and cuda_bf16):
+            return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _build_opt(self, model: nn.Module, step: int):
+        c = self.cfg
+        opt = build_optimizer(model, lr=c.lr, weight_decay=c.weight_decay, betas=tuple(c.betas))
+        sched = warmup_cosine(opt, c.warmup_steps, c.steps, c.min_lr_ratio, start_step=step)
+        return opt, sched
+
+    def _loader(self, dataset: Dataset, sampler: ResumableBatchSampler, collate_fn) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            collate_fn=collate_fn,
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, val_set: Dataset, collate_fn, info: DistInfo) -> dict[str, float]:
+        c = self.cfg
+        model.eval()
+        n = min(len(val_set), c.batch_size * c.val_batches)
+        loader = DataLoader(
+            torch.utils.data.Subset(val_set, range(n)), batch_size=c.batch_size, collate_fn=collate_fn
+        )
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in loader:
+            with self._autocast(info.device):
+                out = model(_to_device(batch, info.device))
+            for k, v in out.items():
+                if torch.is_tensor(v) and v.numel() == 1:
+                    sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+        model.train()
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    # ---------------------------------------------------------------------------------------------
+    def fit(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        val_set: Dataset | None = None,
+        collate_fn: Callable | None = None,
+        save_model: Callable[[Path, dict[str, torch.Tensor]], None] | None = None,
+        load_model: Callable[[nn.Module, Path], None] | None = None,
+        sample_weights: torch.Tensor | None = None,
+    ) -> TrainResult:
+        c = self.cfg
+        info = init_distributed(c.strategy, c.device)
+        out = Path(c.out_dir)
+        ckpts = CheckpointManager(out / "checkpoints", c.keep_last)
+        save_model = save_model or _default_save
+        load_model = load_model or _default_load
+        seed_everything(c.seed)
+        model.to(info.device)
+        trainable0 = {n: p.requires_grad for n, p in model.named_parameters()}
+
+        step, consumed, state = 0, 0, None
+        resume_dir = ckpts.latest() if c.resume else None
+        if c.resume and resume_dir is None and info.is_main:
+            print(f"[train] resume requested but no checkpoint in {ckpts.root}: starting from step 0")
+        if resume_dir is not None:
+            state = CheckpointManager.load_train_state(resume_dir)
+            if "model_raw" in state:  # EMA run: the safetensors file holds EMA weights
+                model.load_state_dict(state["model_raw"], strict=True)
+            else:
+                load_model(model, resume_dir)
+            step, consumed = int(state["step"]), int(state["consumed_batches"])
+
+        phase = self._phase(step)
+        self._apply_phase(model, phase, trainable0)
+        wrapped = wrap_model(model, info)
+        opt, sched = self._build_opt(model, step)
+        ema = EMA(model, c.ema_decay) if c.ema_decay > 0 else None
+        # At a phase boundary the uninterrupted run builds a fresh optimiser, so the saved one is not loaded.
+        if state is not None and int(state["phase_index"]) == self._phase_index(step):
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        if state is not None:
+            if ema is not None and "ema" in state:
+                ema.load_state_dict(state["ema"], int(state["ema_step"]))
+            set_rng_state(state["rng"])
+
+        sampler = ResumableBatchSampler(
+            len(train_set), c.batch_size, c.seed, info.rank, info.world_size, weights=sample_weights
+        )
+        sampler.set_position(consumed)
+        batches = iter(self._loader(train_set, sampler, collate_fn))
+        logger = RunLogger(out, enabled=info.is_main, resume_step=step if state is not None else None)
+        bar = None
+        if c.progress and info.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=c.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+
+        def write_checkpoint(at_step: int) -> Path | None:
+            # model.safetensors holds the weights to deploy (EMA ones when EMA is on); train_state.pt then
+            # also keeps the raw weights, so a resumed run continues from exactly where it stopped.
+            raw = model.state_dict()
+            deploy = {**raw, **ema.state_dict()} if ema is not None else raw
+            train_state = {
+                "step": at_step,
+                "consumed_batches": consumed,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "phase_index": self._phase_index(at_step - 1),
+                "rng": rng_state(),
+            }
+            if ema is not None:
+                train_state["ema"], train_state["ema_step"] = ema.state_dict(), ema.step
+                train_state["model_raw"] = {k: v.detach().cpu().clone() for k, v in raw.items()}
+            path = None
+            if info.is_main:
+                path = ckpts.save(at_step, lambda d: save_model(d, deploy), train_state)
+            barrier(info)
+            return path
+
+        t0, start_step = time.perf_counter(), step
+        last_loss, last_ckpt, status, message, val_metrics = math.nan, ckpts.latest(), "done", "", {}
+        model.train()
+        while step < c.steps:
+            new_phase = self._phase(step)
+            if new_phase is not phase:  # freeze schedule boundary: re-wrap and rebuild the optimiser
+                phase = new_phase
+                self._apply_phase(model, phase, trainable0)
+                wrapped = wrap_model(model, info)
+                opt, sched = self._build_opt(model, step)
+            sums: dict[str, float] = {}
+            for micro in range(c.grad_accum):
+                batch = _to_device(next(batches), info.device)
+                sync = micro == c.grad_accum - 1 or not info.enabled
+                ctx = contextlib.nullcontext() if sync else wrapped.no_sync()
+                with ctx:
+                    with self._autocast(info.device):
+                        outputs = wrapped(batch)
+                    loss = outputs["loss"]
+                    (loss / c.grad_accum).backward()
+                for k, v in outputs.items():
+                    if torch.is_tensor(v) and v.numel() == 1:
+                        sums[k] = sums.get(k, 0.0) + float(v.detach()) / c.grad_accum
+                consumed += 1
+            loss_t = all_reduce_mean(torch.tensor(sums["loss"], dtype=torch.float64), info)
+            if not math.isfinite(float(loss_t)):
+                status = "nan"
+                message = (
+                    f"non-finite loss {float(loss_t)} at step {step}; stopped. The last good "
+                    f"checkpoint is {last_ckpt or '(none yet)'}"
+                )
+                break
+            params = [p for p in model.parameters() if p.requires_grad]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip) if c.grad_clip > 0 else None
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
+            step += 1
+            last_loss = float(loss_t)
+            if step % c.log_every == 0 or step == c.steps:
+                metrics = {**sums, "loss": last_loss, "lr": sched.get_last_lr()[0]}
+                if grad_norm is not None:
+                    metrics["grad_norm"] = float(grad_norm)
+                logger.log(step, "train", metrics)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+            is_last = step == c.steps
+            if val_set is not None and ((c.val_every and step % c.val_every == 0) or is_last):
+                ctx = ema.applied(model) if ema is not None else contextlib.nullcontext()
+                with ctx:
+                    val_metrics = self.validate(model, val_set, collate_fn, info)
+                logger.log(step, "val", val_metrics)
+            if (c.save_every and step % c.save_every == 0) or is_last:
+                last_ckpt = write_checkpoint(step) or last_ckpt
+
+        if bar is not None:
+            bar.close()
+        wall = time.perf_counter() - t0
+        samples = (step - start_step) * c.batch_size * c.grad_accum
+        result = TrainResult(
+            status, step, last_loss, val_metrics, last_ckpt, wall, samples / max(wall, 1e-9), message
+        )
+        if info.is_main:
+            logger.plot()
+            logger.close()
+            print(self.summary(result))
+        for name, p in model.named_parameters():  # freeze phases never leak out of fit()
+            p.requires_grad_(trainable0[name])
+        barrier(info)
+        shutdown(info)
+        return result
+
+    @staticmethod
+    def summary(r: TrainResult) -> str:
+        head = "training stopped: " + r.message if r.status != "done" else "training done"
+        val = ", ".join(f"{k} {v:.4f}" for k, v in r.val.items()) or "none"
+        return (
+            f"[train] {head}\n  steps {r.step}  final loss {r.final_loss:.4f}  val: {val}\n"
+            f"  {r.wall_time_s:.1f} s, {r.samples_per_s:.1f} samples/s  checkpoint: {r.checkpoint}"
+        )
