@@ -90,6 +90,71 @@ def test_cdr_equality_property_joint_state(names, pos, frame, sec):
     assert msg.serialize() == bytes(TS.serialize_cdr(msgs.to_rosbags(msg, TS), "sensor_msgs/msg/JointState"))
 
 
+texts = st.text(max_size=9)
+f64 = st.floats(allow_nan=False, width=64)
+headers = st.builds(
+    Header, stamp=st.builds(Time, st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**32 - 1)), frame_id=texts
+)
+random_messages = st.one_of(
+    st.builds(
+        CameraInfo,
+        header=headers,
+        distortion_model=texts,  # a string of any length right before float64 data: alignment
+        d=st.lists(f64, max_size=5),
+        k=st.lists(f64, min_size=9, max_size=9),
+        binning_x=st.integers(0, 2**32 - 1),
+    ),
+    st.builds(
+        JointTrajectory,
+        header=headers,
+        joint_names=st.lists(texts, max_size=3),
+        points=st.lists(
+            st.builds(
+                JointTrajectoryPoint,
+                positions=st.lists(f64, max_size=3),
+                effort=st.lists(f64, max_size=2),
+                time_from_start=st.builds(Duration, st.integers(0, 100), st.integers(0, 10**9 - 1)),
+            ),
+            max_size=3,
+        ),
+    ),
+    st.builds(
+        DiagnosticArray,
+        header=headers,
+        status=st.lists(
+            st.builds(
+                DiagnosticStatus,
+                level=st.integers(0, 3),
+                name=texts,
+                message=texts,
+                values=st.lists(st.builds(KeyValue, texts, texts), max_size=3),
+            ),
+            max_size=3,
+        ),
+    ),
+    st.builds(
+        Image,
+        header=headers,
+        height=st.integers(0, 5),
+        width=st.integers(0, 5),
+        encoding=texts,
+        is_bigendian=st.integers(0, 1),
+        step=st.integers(0, 99),
+        data=st.binary(max_size=33),
+    ),
+    st.builds(TwistStamped, header=headers),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(msg=random_messages)
+def test_cdr_equality_property_all_shapes(msg):
+    ours = msg.serialize()
+    name = msgs.ros_type_name(msg)
+    assert ours == bytes(TS.serialize_cdr(msgs.to_rosbags(msg, TS), name))
+    assert type(msg).deserialize(ours) == msg
+
+
 def test_topic_and_type_names():
     assert msgs.dds_topic_name("/camera/color/image_raw") == "rt/camera/color/image_raw"
     assert msgs.dds_topic_name("joint_states") == "rt/joint_states"
