@@ -117,6 +117,7 @@ class TabletopEnv(gym.Env):
         self.object_ids: list[int] = []
         self.fixture_ids: list[int] = []
         self.table_id = -1
+        self._base_state: int | None = None
         self._seed = 0
         self._steps = 0
         self._held = 0
@@ -179,21 +180,35 @@ class TabletopEnv(gym.Env):
         return obs, self._info(success=False)
 
     def _build_world(self, layout: Layout) -> None:
+        """Robot and table are built once and restored from a saved state (loading the Panda URDF is the
+        slowest part of a reset); the seed's objects and fixtures are rebuilt every episode."""
         c = self.client
-        p.resetSimulation(physicsClientId=c)
-        p.setPhysicsEngineParameter(
-            fixedTimeStep=1.0 / PHYSICS_HZ,
-            numSolverIterations=60,
-            deterministicOverlappingPairs=1,
-            physicsClientId=c,
-        )
-        p.setGravity(0, 0, -9.81, physicsClientId=c)
-        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
-        self.table_id = build_table(c)
-        self.robot = Panda(c, "franka_panda/panda.urdf", self._limits)
-        self.robot.reset()
+        if self._base_state is None:
+            p.resetSimulation(physicsClientId=c)
+            p.setPhysicsEngineParameter(
+                fixedTimeStep=1.0 / PHYSICS_HZ,
+                numSolverIterations=60,
+                deterministicOverlappingPairs=1,
+                physicsClientId=c,
+            )
+            p.setGravity(0, 0, -9.81, physicsClientId=c)
+            p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
+            self.table_id = build_table(c)
+            self.robot = Panda(c, "franka_panda/panda.urdf", self._limits)
+            self.robot.reset()
+            self._base_state = p.saveState(physicsClientId=c)
+        else:
+            for uid in reversed(self.fixture_ids + self.object_ids):  # freed ids are reused last-in first
+                p.removeBody(uid, physicsClientId=c)
+            p.restoreState(stateId=self._base_state, physicsClientId=c)
+            self.robot.reset()
         self.fixture_ids = [build_fixture(c, f) for f in layout.fixtures]
         self.object_ids = [build_object(c, o) for o in layout.objects]
+        first, n = self.robot.uid + 1, len(layout.fixtures) + len(layout.objects)
+        if self.fixture_ids + self.object_ids != list(range(first, first + n)):
+            # Body ids must not depend on earlier episodes (they are in `info` and order the solver).
+            self._base_state = None
+            return self._build_world(layout)
         for _ in range(10):  # let objects settle on the table
             p.stepSimulation(physicsClientId=c)
 

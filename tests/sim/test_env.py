@@ -60,8 +60,11 @@ def test_ee_delta_moves_the_hand(pick_env):
 def test_determinism_per_seed():
     a, b = TabletopEnv(task="pick", **SMALL), TabletopEnv(task="pick", **SMALL)
     try:
+        b.reset(seed=3)  # b is reused (robot kept, objects rebuilt): it must not remember episode 3
+        b.step(np.array([0.03, 0.02, -0.05, 0, 0, 0.2, 0], np.float32))
         oa, ia = a.reset(seed=11)
         ob, ib = b.reset(seed=11)
+        assert ia["privileged"]["object_ids"] == ib["privileged"]["object_ids"]
         act = np.array([0.01, -0.02, -0.02, 0, 0, 0.1, 0.5], np.float32)
         for _ in range(4):
             oa, *_ = a.step(act)
