@@ -279,6 +279,56 @@ def test_observation_flood_keeps_latest_and_rate(wire):
     assert node.ticks >= 40 and node.safety.counters.get("step_error", 0) == 0
 
 
+class Remember:
+    """A policy that keeps what it was given (and holds still)."""
+
+    def __init__(self):
+        self.obs, self.info, self.resets = None, None, 0
+
+    def reset(self, seed=None):
+        self.resets += 1
+
+    def select_action(self, obs, info=None):
+        self.obs, self.info = obs, info
+        return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+
+
+def test_observation_assembly_with_depth_and_sim_info(wire):
+    node_tr, _ = wire
+    policy = Remember()
+    cfg = NodeConfig(instruction="stack", enabled=True, use_depth=True, use_sim_info=True, camera="wrist")
+    node = VlaNode(cfg, policy, node_tr, LIMITS)
+    try:
+        names = NAMES + ["panda_finger_joint1", "panda_finger_joint2"]
+        node.on_joint_states(convert.joint_state_msg(names, np.r_[HOME_Q, 0.02, 0.015]))
+        rgb = np.arange(6 * 5 * 3, dtype=np.uint8).reshape(6, 5, 3)
+        node.on_image(convert.image_to_msg(rgb, "bgr8", convert.now_time()))
+        node.on_depth(convert.image_to_msg(np.full((6, 5), 0.8, np.float32), "16UC1"))
+        assert not node.step() and node.hold_reason == "hold_no_observation"  # no sim info yet
+        node.on_sim_info(msgs.String(data='{"episode": 0, "privileged": {"ee_position": [0.5, 0.0, 0.2]}}'))
+        assert node.step()
+        obs = policy.obs
+        assert np.array_equal(obs["images/wrist"], rgb) and obs["instruction"] == "stack"
+        assert obs["depth/wrist"].dtype == np.float32 and np.allclose(obs["depth/wrist"], 0.8)
+        pos, quat = node.kin.forward(HOME_Q)
+        assert obs["state"].dtype == np.float32 and obs["state"].shape == (15,)
+        assert np.allclose(obs["state"][:3], pos, atol=1e-6) and np.allclose(
+            obs["state"][3:7], quat, atol=1e-6
+        )
+        assert np.isclose(obs["state"][7], 0.035) and np.allclose(obs["state"][8:], HOME_Q, atol=1e-6)
+        assert np.allclose(policy.info["privileged"]["ee_position"], [0.5, 0.0, 0.2])
+        assert not node.step()  # no new image: skipped, not re-run on stale data
+        assert node.safety.counters["skip_no_new_image"] == 1 and policy.resets == 1
+        node.on_sim_info(msgs.String(data='{"episode": 1}'))  # a new episode resets the policy
+        node.on_image(convert.image_to_msg(rgb, "rgb8", convert.now_time()))
+        node.on_depth(
+            msgs.Image(height=6, width=5, encoding="rgb8", step=15, data=bytes(90))
+        )  # colour on depth
+        assert node.step() and policy.resets == 2 and node.safety.counters["malformed_depth"] == 1
+    finally:
+        node.kin.close()
+
+
 def test_decode_info():
     info = decode_info(
         '{"privileged": {"ee_position": [0.1, 0.2, 0.3], "poses": [[1, 2], [3, 4]]}, "episode": 2}'
