@@ -19,9 +19,9 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "ros2 run": ("robot_io.cli:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
     "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
-    "import rosbag": ("robot_io.cli:import_rosbag", "a rosbag2 recording into the episode store: BAG out=STORE"),
+    "import rosbag": ("robot_io.cli:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
-    "model-info": ("vla.models.cli:model_info", "summarise a model preset: vla model-info tiny [OUT_DIR] k=v"),
+    "model-info": ("vla.models.cli:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),
     "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
     "import lerobot": ("vla.data.lerobot_import:main", "LeRobot v2.x/v3.0 dataset to a store: PATH out=..."),
     "export lerobot": ("vla.data.lerobot_export:main", "episode store to LeRobot v3.0: STORE out=DIR"),
@@ -32,12 +32,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def register_all_schemas() -> None:
+    """Import every command's module: each registers its config schema(s) in hydra's ConfigStore."""
+    for target, _ in COMMANDS.values():
+        module = target.split(":")[0]
+        if module != __name__:
+            importlib.import_module(module)
+
+
 def show_config(argv: Sequence[str]) -> int:
     from vla.config import compose, to_yaml
 
     if not argv:
         print("usage: vla show-config CONFIG_NAME [key=value ...]", file=sys.stderr)
         return 2
+    register_all_schemas()
     print(to_yaml(compose(argv[0], argv[1:])), end="")
     return 0
 
