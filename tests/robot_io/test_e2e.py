@@ -27,7 +27,8 @@ def test_node_drives_sim_robot_through_pick_and_bag_imports(tmp_path):
     with open(tmp_path / "sim.log", "w") as sim_log, open(tmp_path / "node.log", "w") as node_log:
         sim = _vla(
             "ros2", "sim-robot", f"domain_id={DOMAIN}", "task=pick", "seed=0", "env.image_size=64",
-            "rate_hz=20", "wait_for_command_s=30", f"result={result}", log=sim_log,
+            "rate_hz=20", "task.max_episode_steps=120", "wait_for_command_s=30", f"result={result}",
+            log=sim_log,
         )  # fmt: skip
         node = _vla(
             "ros2", "run", f"domain_id={DOMAIN}", "policy=expert", "+policy_kwargs.task=pick",
