@@ -51,6 +51,8 @@ class ScriptedExpert:
     """Base phase machine. Subclasses implement `_act(priv) -> (pos_goal [3], yaw_err, gripper)`."""
 
     task: str = ""
+    quiet_phases: frozenset[str] = frozenset({"close", "release"})  # no noise while the gripper acts
+    flat_phases: frozenset[str] = frozenset({"push"})  # no vertical noise (the pusher stays low)
 
     def __init__(self, noise: float = 0.0, seed: int = 0):
         if noise < 0:
@@ -74,8 +76,9 @@ class ScriptedExpert:
         ee = np.asarray(priv["ee_position"], dtype=np.float64)
         delta = np.clip(np.asarray(goal, dtype=np.float64) - ee, -MAX_STEP, MAX_STEP)
         dyaw = float(np.clip(yaw_err, -0.25, 0.25))
-        if self.noise > 0:
-            delta = delta + self._rng.normal(0.0, self.noise, size=3)
+        if self.noise > 0 and self.phase not in self.quiet_phases:
+            scale = np.array([1.0, 1.0, 0.0 if self.phase in self.flat_phases else 1.0])
+            delta = delta + scale * self._rng.normal(0.0, self.noise, size=3)
             dyaw += float(self._rng.normal(0.0, self.noise * 5))
         return np.array([*delta, 0.0, 0.0, dyaw, grip], dtype=np.float32)
 
@@ -184,14 +187,24 @@ class _CarryExpert(ScriptedExpert):
         if self.phase == "lower":
             z = release_z + (ee[2] - pos[2])  # grasp point height that puts the object at release_z
             goal = np.array([*ee_goal_xy, z])
-            if abs(ee[2] - z) < 0.006 or self.phase_steps > 12:
+            aligned = np.linalg.norm(pos[:2] - goal_xy) < 0.008
+            if (abs(ee[2] - z) < 0.006 and aligned) or self.phase_steps > 15:
                 self._set("release")
             return goal, 0.0, CLOSED
         if self.phase == "release":
             if self.phase_steps >= 3:
                 self._set("retreat")
             return ee.copy(), 0.0, OPEN
-        return np.array([ee[0], ee[1], SAFE_Z]), 0.0, OPEN  # retreat
+        # retreat; if the object did not stay where it was put (it slid or toppled), start over
+        if ee[2] > 0.1 and not self._placed(priv, pos, goal_xy):
+            self._set("approach")
+            return self._grasp(priv)
+        return np.array([ee[0], ee[1], SAFE_Z]), 0.0, OPEN
+
+    def _placed(self, priv, pos: np.ndarray, goal_xy: np.ndarray) -> bool:
+        """Whether the released object rests at the goal (a looser check than the task's success)."""
+        _, release_z = self._goal_xy_z(priv)
+        return bool(np.linalg.norm(pos[:2] - goal_xy) < 0.04 and pos[2] > release_z - 0.03)
 
 
 class PlaceExpert(_CarryExpert):

@@ -34,7 +34,7 @@ FIXTURE_COLOURS: dict[str, tuple[float, float, float]] = {
 SHAPES: dict[str, tuple[float, float, float]] = {
     "cube": (0.04, 0.04, 0.04),
     "block": (0.065, 0.03, 0.035),
-    "cylinder": (0.04, 0.04, 0.05),
+    "cylinder": (0.045, 0.045, 0.042),
 }
 SHAPE_NAMES: tuple[str, ...] = tuple(SHAPES)
 # Yaw symmetry of each shape (a rotation by this leaves the shape unchanged); used by experts.
@@ -140,7 +140,7 @@ def build_object(client: int, spec: ObjectSpec) -> int:
         -1,
         lateralFriction=1.2,
         spinningFriction=0.002,
-        rollingFriction=0.0005,
+        rollingFriction=0.001,
         linearDamping=0.05,
         angularDamping=0.05,
         physicsClientId=client,
