@@ -28,10 +28,8 @@ def _roundtrip(model, tmp_path):
     return loaded
 
 
-@pytest.mark.parametrize(
-    ("vision", "connector"),
-    [(v, "linear") for v in VISION_NAMES] + [("conv", c) for c in CONNECTOR_NAMES[1:]],
-)
+@pytest.mark.parametrize("connector", CONNECTOR_NAMES)
+@pytest.mark.parametrize("vision", VISION_NAMES)
 def test_save_load_identical(tmp_path, vision, connector):
     torch.manual_seed(0)
     _roundtrip(VLM(tiny_vlm_config(vision, connector)), tmp_path)
