@@ -12,8 +12,6 @@ import numpy as np
 from robot_io.dds import loopback_config
 from vla import cli
 
-DOMAIN = 200 + os.getpid() % 30
-
 
 def _vla(*args: str, log) -> subprocess.Popen:
     env = {**os.environ, "CYCLONEDDS_URI": os.environ.get("CYCLONEDDS_URI", loopback_config())}
@@ -22,16 +20,16 @@ def _vla(*args: str, log) -> subprocess.Popen:
     )
 
 
-def test_node_drives_sim_robot_through_pick_and_bag_imports(tmp_path):
+def test_node_drives_sim_robot_through_pick_and_bag_imports(tmp_path, domain):
     result, bag, store = tmp_path / "result.json", tmp_path / "bag", tmp_path / "store.zarr"
     with open(tmp_path / "sim.log", "w") as sim_log, open(tmp_path / "node.log", "w") as node_log:
         sim = _vla(
-            "ros2", "sim-robot", f"domain_id={DOMAIN}", "task=pick", "seed=0", "env.image_size=64",
+            "ros2", "sim-robot", f"domain_id={domain}", "task=pick", "seed=0", "env.image_size=64",
             "rate_hz=20", "task.max_episode_steps=120", "wait_for_command_s=30", f"result={result}",
             log=sim_log,
         )  # fmt: skip
         node = _vla(
-            "ros2", "run", f"domain_id={DOMAIN}", "policy=expert", "+policy_kwargs.task=pick",
+            "ros2", "run", f"domain_id={domain}", "policy=expert", "+policy_kwargs.task=pick",
             "use_sim_info=true", "enabled=true", "rate_hz=20", "duration_s=60", f"record={bag}", log=node_log,
         )  # fmt: skip
         try:

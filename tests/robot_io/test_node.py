@@ -1,6 +1,5 @@
 """The VLA node in-process over loopback DDS: commands, safety, watchdog, enable, policy errors, fuzzing."""
 
-import os
 import time
 
 import numpy as np
@@ -18,7 +17,6 @@ from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA, spin_until
 LIMITS = load_limits("panda")
 HOME_Q = np.array([0.0, -0.25, 0.0, -2.3, 0.0, 2.05, 0.785])
 NAMES = list(LIMITS.joint_names)
-DOMAIN = 150 + os.getpid() % 50
 
 
 class Recorder:
@@ -53,8 +51,8 @@ class Robot:
 
 
 @pytest.fixture
-def wire():
-    a, b = DdsTransport(domain_id=DOMAIN), DdsTransport(domain_id=DOMAIN)
+def wire(domain):
+    a, b = DdsTransport(domain_id=domain), DdsTransport(domain_id=domain)
     yield a, b
     a.close()
     b.close()

@@ -1,8 +1,6 @@
 """The simulated robot in-process over loopback DDS: what it publishes (bgr8 + 16UC1 variants) decodes to
 the env's observation, and it accepts good joint trajectories / gripper commands and drops bad ones."""
 
-import os
-
 import numpy as np
 
 from robot_io import convert, msgs
@@ -13,17 +11,15 @@ from robot_io.sim_robot import ARM_JOINTS, SimRobot
 from robot_io.transport import RELIABLE, SENSOR_DATA, spin_until
 from sim.config import EnvConfig, TaskConfig
 
-DOMAIN = 60 + os.getpid() % 40
 
-
-def test_sim_robot_publishes_and_accepts_commands():
+def test_sim_robot_publishes_and_accepts_commands(domain):
     cfg = SimRobotConfig(
         env=EnvConfig(image_size=32),
         task=TaskConfig(name="pick", max_episode_steps=3),
         encoding="bgr8",
         depth_encoding="16UC1",
     )
-    with DdsTransport(domain_id=DOMAIN) as robot_tr, DdsTransport(domain_id=DOMAIN) as tr:
+    with DdsTransport(domain_id=domain) as robot_tr, DdsTransport(domain_id=domain) as tr:
         robot = SimRobot(cfg, robot_tr)
         try:
             got: dict[str, list] = {k: [] for k in ("image", "depth", "info", "joints", "sim")}

@@ -20,11 +20,9 @@ from robot_io.transport import (
     spin_until,
 )
 
-DOMAIN = 100 + os.getpid() % 100  # a private DDS domain per test process
 
-
-def test_dds_pub_sub_in_process_and_callback_errors_are_counted():
-    with DdsTransport(domain_id=DOMAIN) as a, DdsTransport(domain_id=DOMAIN) as b:
+def test_dds_pub_sub_in_process_and_callback_errors_are_counted(domain):
+    with DdsTransport(domain_id=domain) as a, DdsTransport(domain_id=domain) as b:
         assert isinstance(a, Transport)
         got = []
         b.create_subscription("vla/instruction", msgs.String, got.append, RELIABLE)
@@ -49,14 +47,14 @@ def test_dds_pub_sub_in_process_and_callback_errors_are_counted():
             b.create_publisher("vla/enable", msgs.String)
 
 
-def test_dds_across_processes_on_loopback(tmp_path):
+def test_dds_across_processes_on_loopback(domain):
     """A second process publishes JointState on the same domain; we receive it over 127.0.0.1."""
     script = (
         "import time\n"
         "from robot_io.dds import DdsTransport\n"
         "from robot_io.msgs import JointState\n"
         "from robot_io.transport import SENSOR_DATA\n"
-        f"t = DdsTransport(domain_id={DOMAIN})\n"
+        f"t = DdsTransport(domain_id={domain})\n"
         "p = t.create_publisher('joint_states', JointState, SENSOR_DATA)\n"
         "end = time.monotonic() + 8\n"
         "while time.monotonic() < end:\n"
@@ -66,7 +64,7 @@ def test_dds_across_processes_on_loopback(tmp_path):
     env = {**os.environ, "CYCLONEDDS_URI": os.environ.get("CYCLONEDDS_URI", loopback_config())}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=os.getcwd())
     try:
-        with DdsTransport(domain_id=DOMAIN) as t:
+        with DdsTransport(domain_id=domain) as t:
             got = []
             t.create_subscription("joint_states", msgs.JointState, got.append, SENSOR_DATA)
             start = time.monotonic()
