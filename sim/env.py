@@ -121,7 +121,6 @@ class TabletopEnv(gym.Env):
         self._seed = 0
         self._steps = 0
         self._held = 0
-        self._done = False
 
     # ---- spaces ----------------------------------------------------------------------------------
     def _make_obs_space(self) -> gym.spaces.Dict:
@@ -175,7 +174,7 @@ class TabletopEnv(gym.Env):
         rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
         self.layout = self.task.sample(rng, self.split)
         self._build_world(self.layout)
-        self._steps, self._held, self._done = 0, 0, False
+        self._steps, self._held = 0, 0
         obs = self._observe()
         return obs, self._info(success=False)
 
