@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ros2 run": ("robot_io.cli:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
     "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
     "import rosbag": ("robot_io.cli:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
+    "eval": ("vla.eval.evaluate:main", "closed-loop evaluation: policy=expert tasks=[pick] episodes=20"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
     "model-info": ("vla.models.cli:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),
     "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),

@@ -1,0 +1,222 @@
+"""`vla eval`: closed-loop evaluation of a policy on a task set, with reference policies beside it.
+
+For each policy (the one under test, then the references, by default the scripted expert as the upper
+line and a random policy as the lower one) and each task, the same fixed list of seeds of the chosen split
+(`sim.tasks.task_seeds`) runs through the one rollout loop (`vla.eval.rollout`), in one env or in an
+AsyncVectorEnv of `num_envs` processes. Per task: success rate with a 95% Wilson interval, mean episode
+length, errors, inference latency p50/p95 and control rate. A few failure and success videos of the policy
+under test, `results.json`, `report.md` and `success_rate.png` go to `out`. An exception inside one
+episode is recorded for that episode and the evaluation goes on.
+
+    vla eval policy=expert tasks=[pick,stack] episodes=20 split=heldout num_envs=2 out=outputs/eval
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim.config import EnvConfig, env_kwargs
+from vla.config import compose, register_config, save_resolved, to_dataclass
+from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
+from vla.eval.report import write_report
+from vla.eval.rollout import EpisodeResult, run_episode, run_episodes_vector
+from vla.eval.video import VideoRecorder
+
+
+@register_config("eval")
+@dataclass
+class EvalConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)  # group `env`: cameras, image_size, renderer ...
+    policy: str = "expert"  # a name in the policy registry (policies.list_policies())
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=lambda: ["pick"])
+    split: str = "heldout"
+    episodes: int = 20  # per task; seeds are the split's first `episodes` seeds
+    num_envs: int = 1
+    references: list[str] = field(default_factory=lambda: ["expert", "random"])
+    reference_episodes: int | None = None  # default: same as `episodes`
+    failure_videos: int = 3
+    success_videos: int = 2
+    video_camera: str = "static"
+    max_episode_steps: int | None = None
+    out: str = "outputs/eval"
+    progress: bool = True
+
+
+def policy_factory(name: str, kwargs: Mapping[str, Any]) -> Callable[[str], Any]:
+    """task -> a fresh Policy from the registry; `task` is passed to factories that take it."""
+    import sim.experts  # noqa: F401  (registers "expert")
+    from policies import get_policy_class
+
+    cls = get_policy_class(name)
+    takes_task = "task" in inspect.signature(cls).parameters
+
+    def make(task: str) -> Any:
+        kw = dict(kwargs)
+        if takes_task:
+            kw.setdefault("task", task)
+        return cls(**kw)
+
+    return make
+
+
+class _VideoQuota:
+    """How many failure/success videos are still wanted (shared by the episodes of one policy)."""
+
+    def __init__(self, failures: int, successes: int):
+        self.left = {"failure": failures, "success": successes}
+        self.written: list[str] = []
+
+    def take(self, kind: str) -> bool:
+        if self.left[kind] <= 0:
+            return False
+        self.left[kind] -= 1
+        return True
+
+
+class _KeepSomeVideos(VideoRecorder):
+    """Records every episode, writes it only while the quota for its outcome lasts."""
+
+    def __init__(self, out_dir: Path, quota: _VideoQuota, camera: str, fps: int = 10):
+        super().__init__(out_dir / "unused.mp4", camera=camera, fps=fps)
+        self.out_dir, self.quota = out_dir, quota
+
+    def on_episode_end(self, result: EpisodeResult) -> None:
+        kind = "success" if result.success else "failure"
+        if self.frames and self.quota.take(kind):
+            self.path = self.out_dir / f"{result.task}_{kind}_seed{result.seed}.mp4"
+            super().on_episode_end(result)
+            self.quota.written.append(str(self.path))
+        self.frames = []
+
+
+def run_policy(
+    make: Callable[[str], Any],
+    tasks: Sequence[str],
+    cfg: EvalConfig,
+    episodes: int,
+    videos: Callable[[], _VideoQuota] | None,
+) -> tuple[dict[str, dict[str, Any]], list[EpisodeResult], list[str]]:
+    """Evaluate one policy on every task; returns per-task metrics, all episode results, video paths.
+
+    `videos()` makes a fresh quota per task (so every task gets its failure and success videos)."""
+    import gymnasium as gym
+
+    import sim
+    from sim.tasks import task_seeds
+    from sim.vector import make_vector_env
+
+    per_task, all_results, written = {}, [], []
+    out = Path(cfg.out) / "videos"
+    for task in tasks:
+        quota = videos() if videos is not None else None
+        kw = env_kwargs(
+            cfg.env, {"name": task, "split": cfg.split, "max_episode_steps": cfg.max_episode_steps}
+        )
+        seeds = task_seeds(task, cfg.split, episodes)
+        latencies: list[float] = []
+
+        def observers(seed: int, quota: _VideoQuota | None = quota) -> list:
+            return [_KeepSomeVideos(out, quota, cfg.video_camera)] if quota is not None else []
+
+        if cfg.num_envs > 1:
+            venv = make_vector_env(cfg.num_envs, **kw)
+            try:
+                results = run_episodes_vector(
+                    venv,
+                    lambda i, t=task, lat=latencies: TimedPolicy(make(t), lat),
+                    seeds,
+                    observers,
+                    progress=cfg.progress,
+                )
+            finally:
+                venv.close()
+        else:
+            env = gym.make(sim.ENV_ID, **kw)
+            policy = TimedPolicy(make(task), latencies)
+            results = []
+            bar = None
+            if cfg.progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(seeds), desc=f"{task}", unit="ep", leave=False)
+            try:
+                for seed in seeds:
+                    results.append(run_episode(env, policy, seed, observers(seed)))
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                env.close()
+                if bar is not None:
+                    bar.close()
+        per_task[task] = {**task_metrics(results), **latency_summary(latencies)}
+        all_results += results
+        written += quota.written if quota is not None else []
+    return per_task, all_results, written
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run the evaluation described by `cfg`; write the report; return the results dict."""
+    from sim.tasks import check_split, get_task
+
+    for t in cfg.tasks:
+        get_task(t)  # unknown task names fail before the first episode
+    check_split(cfg.split)
+    if cfg.episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
+    t0 = time.perf_counter()
+    names = [cfg.policy] + [r for r in cfg.references if r != cfg.policy]
+    factories = {n: policy_factory(n, cfg.policy_kwargs if n == cfg.policy else {}) for n in names}
+    per_policy, rows, video_paths = {}, [], []
+    for name in names:
+        is_main = name == cfg.policy
+        quota = (lambda: _VideoQuota(cfg.failure_videos, cfg.success_videos)) if is_main else None
+        n_eps = cfg.episodes if is_main else (cfg.reference_episodes or cfg.episodes)
+        per_task, results, written = run_policy(factories[name], cfg.tasks, cfg, n_eps, quota)
+        per_policy[name] = {"tasks": per_task}
+        rows += [{"policy": name, **r.to_dict()} for r in results]
+        video_paths += written
+    wall = time.perf_counter() - t0
+    return {
+        "policy": cfg.policy,
+        "split": cfg.split,
+        "tasks": list(cfg.tasks),
+        "episodes_per_task": cfg.episodes,
+        "seed_rule": f"sim.tasks.task_seeds(task, '{cfg.split}', n): the split's first n seeds",
+        "num_envs": cfg.num_envs,
+        "per_policy": per_policy,
+        "episodes": rows,
+        "videos": video_paths,
+        "wall_time_s": wall,
+        "episodes_per_min": 60.0 * len(rows) / wall if wall > 0 else 0.0,
+    }
+
+
+def summary_lines(results: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for name, block in results["per_policy"].items():
+        for task, m in block["tasks"].items():
+            lines.append(
+                f"  {name:>10} {task:<8} {m['successes']:>3}/{m['episodes']:<3} success "
+                f"{100 * m['success_rate']:5.1f}%  "
+                f"(95% CI {100 * m['ci95_low']:.0f}-{100 * m['ci95_high']:.0f}%)"
+                f"  p50 {m['latency_p50_ms']:.1f} ms  {m['control_rate_hz']:.1f} Hz"
+            )
+    return lines
+
+
+def main(argv: Sequence[str]) -> int:
+    cfg = to_dataclass(compose("eval", argv), EvalConfig)
+    out = Path(cfg.out)
+    save_resolved(cfg, out)
+    results = evaluate(cfg)
+    paths = write_report(results, out)
+    print(f"[eval] {cfg.policy} on {cfg.split} seeds, {results['wall_time_s']:.1f} s")
+    print("\n".join(summary_lines(results)))
+    print(f"  report: {paths['markdown']}  results: {paths['json']}  plot: {paths['plot']}")
+    return 0
