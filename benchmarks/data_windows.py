@@ -1,8 +1,10 @@
 """Benchmark: random-access window samples/s from an episode store (single process and DataLoader workers).
 
 Builds a store of `--episodes` episodes (two 128x128 cameras whose frames are real simulator renders,
-shifted a pixel per step; 15-D state, 7-D action), then measures `WindowDataset` samples/s for random
-indices in the main process and through `DataLoader(num_workers=2, shuffle=True)`. Prints ONE JSON line.
+shifted a pixel per step; 15-D state, 7-D action), then measures `WindowDataset` samples/s through a
+shuffled `DataLoader` (batches of 64, collated) in the main process (num_workers=0) and with 2 workers:
+the median of 3 rounds of 4,000 samples each, with torch limited to one thread per process. The 1-minute
+load average is reported too: the figures depend on what else runs on the machine. Prints ONE JSON line.
 
     python benchmarks/data_windows.py                     # 200 episodes x 50 frames, n_obs=2, n_action=8
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -65,6 +68,24 @@ def build_store(
     return store
 
 
+def measure(loader: DataLoader, samples: int, repeats: int) -> float:
+    """Median samples/s over `repeats` rounds of at least `samples` samples (worker start-up excluded)."""
+    it = iter(loader)
+    next(it)
+    rates = []
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while n < samples:
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                continue
+            n += batch["action"].shape[0]
+        rates.append(n / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=200)
@@ -76,6 +97,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dir", type=str, default=None, help="where to build the store (default: a temp dir)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -86,28 +108,13 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         spec = WindowSpec(n_obs=args.n_obs, n_action=args.n_action)
         ds = WindowDataset(path, spec)
-        rng = np.random.default_rng(1)
-        idx = rng.integers(0, len(ds), args.samples)
-        ds[0]  # open lazily, like a worker's first sample
-        t0 = time.perf_counter()
-        for i in idx:
-            ds[int(i)]
-        single = args.samples / (time.perf_counter() - t0)
-
-        loader = DataLoader(
-            ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, persistent_workers=True
-        )
-        it = iter(loader)
-        next(it)  # worker start-up excluded
-        n, t0 = 0, time.perf_counter()
-        while n < args.samples:
-            try:
-                b = next(it)
-            except StopIteration:
-                it = iter(loader)
-                continue
-            n += b["action"].shape[0]
-        workers = n / (time.perf_counter() - t0)
+        rates = {}
+        for workers in (0, args.workers):
+            loader = DataLoader(
+                ds, batch_size=args.batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+            )
+            rates[workers] = measure(loader, args.samples, args.repeats)
+            del loader
         result = {
             "benchmark": "data_windows",
             "episodes": store.num_episodes,
@@ -119,8 +126,10 @@ def main() -> None:
             "store_mb": round(store.nbytes() / 1e6, 1),
             "bytes_per_frame": round(store.nbytes() / store.num_frames),
             "build_frames_per_s": round(store.num_frames / build_s),
-            "samples_per_s_single": round(single),
-            f"samples_per_s_{args.workers}_workers": round(workers),
+            "samples_per_s_single": round(rates[0]),
+            f"samples_per_s_{args.workers}_workers": round(rates[args.workers]),
+            "repeats": args.repeats,
+            "load_avg_1min": round(os.getloadavg()[0], 2),
             "batch": args.batch,
             "goal_samples_per_s": 2000,
         }

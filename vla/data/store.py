@@ -7,8 +7,8 @@
 Attributes: format/version, fps, features (FeatureSpec dicts), meta (action space, env/task config,
 source, the collect config, ...), episodes (one JSON object per episode: length, instruction, task,
 success, split, seed, ...) and cached statistics. Images, depth and masks are chunked one frame per
-chunk and compressed with blosc-zstd (level 3, about 40x on rendered 128x128 frames); low-dim
-keys in chunks of 1024 frames.
+chunk and compressed with blosc (uint8 images: lz4, about 25x on rendered 128x128 frames and ~17 us to
+decode one; depth/masks: zstd with byte shuffle); low-dim keys in chunks of 1024 frames, zstd.
 
 One writer at a time: mode "a" holds an advisory lock (`.writer.lock`, released on `close()` or when the
 process dies); any number of readers may open the store meanwhile.
@@ -154,9 +154,10 @@ class EpisodeStore:
             for key, spec in features.items():
                 if is_frame_feature(spec):
                     chunks = (1, *spec.shape)
-                    # byte shuffle only helps multi-byte types; for uint8 images it is a no-op cost
-                    shuffle = "noshuffle" if np.dtype(spec.dtype).itemsize == 1 else "shuffle"
-                    comp = BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
+                    if np.dtype(spec.dtype).itemsize == 1:  # images: lz4 decodes 2.5x faster than zstd
+                        comp = BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle")
+                    else:  # depth, masks: byte shuffle + zstd
+                        comp = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
                 else:
                     chunks = (LOWDIM_CHUNK, *spec.shape)
                     comp = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")

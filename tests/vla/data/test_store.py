@@ -142,7 +142,7 @@ WRITER = textwrap.dedent(
     from vla.data.synthetic import episode, features
     s = EpisodeStore.open({path!r}, mode="a")
     print("writing", flush=True)
-    s.append_episode(episode(features(64, 64), 400, seed=9), {{"task": "doomed"}})
+    s.append_episode(episode(features(64, 64), 1000, seed=9), {{"task": "doomed"}})
     print("done", flush=True)
     """
 )
