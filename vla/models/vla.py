@@ -1,0 +1,260 @@
+"""The VLA: a VLM from the backbone library that answers a robot prompt with action tokens (RT-2 / OpenVLA).
+
+Sequence: `[camera x history tokens][state tokens][BOS + prompt][action tokens][EOS]`; the loss covers only
+the action tokens and EOS. `predict_action` preprocesses one observation (or a history) with the
+checkpoint's `VLAProcessor`, runs greedy decoding with the KV cache constrained to action ids at every
+action position (action ids + EOS for variable-length tokenizers), and decodes the ids to a raw action
+chunk [T, D] with the checkpoint's normaliser.
+
+    vla = VLA.build(compose_model_config("tiny"), ProcessorConfig(cameras=["static"]), action_tok, norm)
+    out = vla(processor.collate(samples))           # {"loss", "action_acc", ("action_l1" in eval mode)}
+    chunk = vla.predict_action(obs)                  # [T, D] float32, raw EnvAction units
+    vla.save_pretrained("outputs/ckpt"); VLA.from_pretrained("outputs/ckpt")
+
+Checkpoint directory (the project's one format, vla/models/checkpoint.py): config.json (model_type "vla",
+the resolved VLM config and a "vla" section), model.safetensors (VLM parameter names), tokenizer/,
+processor.json, normalizer.json, action_tokenizer.json; train_state.pt is added by the trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from action_tokenizers.vocab import make_action_vocab
+from vla.backbones.config import VLMConfig, vlm_config_from_dict
+from vla.data.normalizer import Normalizer
+from vla.models.checkpoint import (
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    read_checkpoint_config,
+)
+from vla.models.text import IGNORE_INDEX
+from vla.models.vlm import VLM
+from vla.processor import ProcessorConfig, VLAProcessor
+from vla.utils.io import atomic_directory, atomic_write_json
+
+MODEL_TYPE = "vla"
+
+
+def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig:
+    """The VLM config a processor config needs: camera slots = cameras x history, state dims x history."""
+    state = dataclasses.replace(
+        model_cfg.state, dim=proc_cfg.state_dim * proc_cfg.n_obs if proc_cfg.use_state else 0
+    )
+    slots = len(proc_cfg.cameras) * proc_cfg.n_obs
+    return dataclasses.replace(model_cfg, state=state, max_cameras=max(slots, 1))
+
+
+class VLA(nn.Module):
+    """VLM + VLAProcessor; `forward(batch)` follows the trainer's contract (dict with scalar "loss")."""
+
+    def __init__(self, vlm: VLM, processor: VLAProcessor):
+        super().__init__()
+        self.vlm = vlm
+        self.processor = processor
+        self._check_compatible("VLA")
+        self.register_buffer("action_ids", processor.action_lm_ids, persistent=False)  # [K]
+
+    @classmethod
+    def build(
+        cls, model_cfg: VLMConfig, proc_cfg: ProcessorConfig, action_tokenizer: Any, normalizer: Normalizer
+    ) -> VLA:
+        """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary."""
+        from vla.backbones.language import load_text_tokenizer
+
+        cfg = vlm_config_for(model_cfg, proc_cfg)
+        if not action_tokenizer.is_fitted:
+            raise ValueError("VLA.build: the action tokenizer is not fitted")
+        base = load_text_tokenizer(cfg.lm.tokenizer, cfg.lm.pretrained)
+        text_tok, vocab = make_action_vocab(proc_cfg.vocab_mode, base, action_tokenizer.vocab_size)
+        vlm = VLM(cfg, tokenizer=text_tok)
+        proc = VLAProcessor(proc_cfg, text_tok, action_tokenizer, vocab, normalizer, vlm.vision.transform)
+        return cls(vlm, proc)
+
+    def _check_compatible(self, where: str) -> None:
+        p, c, proc = self.processor.cfg, self.vlm.cfg, self.processor
+        want_state = p.state_dim * p.n_obs if p.use_state else 0
+        problems = []
+        if c.state.dim != want_state:
+            problems.append(f"model state.dim {c.state.dim} != processor state_dim x n_obs {want_state}")
+        if c.max_cameras < proc.num_images:
+            problems.append(f"model max_cameras {c.max_cameras} < cameras x n_obs {proc.num_images}")
+        if proc.transform.size != self.vlm.vision.image_size:
+            problems.append(
+                f"processor image size {proc.transform.size} != encoder {self.vlm.vision.image_size}"
+            )
+        if proc.vocab.lm_vocab_size > self.vlm.lm.vocab_size:
+            problems.append(
+                f"action vocab needs {proc.vocab.lm_vocab_size} ids, LM has {self.vlm.lm.vocab_size}"
+            )
+        if problems:
+            raise ValueError(f"{where}: incompatible config: " + "; ".join(problems))
+
+    # ----------------------------------------------------------------- training
+    def components(self) -> dict[str, nn.Module]:
+        return self.vlm.components()
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """batch from VLAProcessor.collate -> loss, action-token accuracy (teacher forced) and, in eval
+        mode with a fixed-length tokenizer, the L1 error of the decoded (constrained argmax) actions."""
+        out = self.vlm(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            images=batch["images"],
+            state=batch.get("state"),
+        )
+        logits = out.logits[:, :-1]  # [B,M+L-1,V] predicts position t+1
+        target = out.labels[:, 1:]  # [B,M+L-1]
+        is_action = torch.isin(target, self.action_ids)  # [B,M+L-1]
+        pred = logits.argmax(dim=-1)
+        result = {"loss": out.loss}
+        if bool(is_action.any()):
+            result["action_acc"] = (pred[is_action] == target[is_action]).float().mean().detach()
+        labelled = target != IGNORE_INDEX
+        result["token_acc"] = (pred[labelled] == target[labelled]).float().mean().detach()
+        fixed = self.processor.fixed_length
+        if not self.training and fixed is not None and "actions" in batch and bool(is_action.any()):
+            rows = is_action.sum(dim=1)
+            if bool((rows == fixed).all()):
+                sub = logits[is_action][:, self.action_ids]  # [B*L,K] scores of action ids only
+                ids = self.action_ids[sub.argmax(dim=-1)].view(-1, fixed)  # [B,L] LM ids
+                acts, _ = self.processor.decode_actions(ids)  # [B,T,D] raw
+                err = np.abs(acts - batch["actions"].detach().cpu().numpy()).mean()
+                result["action_l1"] = torch.tensor(float(err))
+        return result
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def generate_action_ids(self, inputs: Mapping[str, torch.Tensor], use_cache: bool = True) -> torch.Tensor:
+        """Constrained greedy decoding of one action chunk: model inputs (processor.observation) -> [B,L]."""
+        fixed = self.processor.fixed_length
+        allowed = self.action_ids
+        eos: int | None = None
+        steps = fixed if fixed is not None else self.processor.max_action_tokens
+        if fixed is None:  # variable length: action ids or EOS
+            eos = int(self.processor.text_tokenizer.eos_token_id)
+            allowed = torch.cat([allowed, allowed.new_tensor([eos])])
+        dev = self.action_ids.device
+        gen = self.vlm.generate(
+            inputs["input_ids"].to(dev),
+            inputs["attention_mask"].to(dev),
+            images=inputs["images"].to(dev),
+            state=inputs["state"].to(dev) if "state" in inputs else None,
+            max_new_tokens=steps,
+            allowed=allowed,
+            use_cache=use_cache,
+            eos_token_id=eos,
+        )
+        return gen.tokens
+
+    @torch.no_grad()
+    def predict_action(
+        self,
+        obs: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        instruction: str | None = None,
+        use_cache: bool = True,
+    ) -> np.ndarray:
+        """One observation dict (or a history, oldest first) -> raw action chunk [T, D] float32."""
+        history = [obs] if isinstance(obs, Mapping) else list(obs)
+        was_training = self.training
+        self.eval()
+        try:
+            inputs = self.processor.observation(history, instruction)
+            ids = self.generate_action_ids(inputs, use_cache=use_cache)  # [1,L]
+        finally:
+            self.train(was_training)
+        actions, _valid = self.processor.decode_actions(ids)
+        return actions[0]  # [T,D]
+
+    # ----------------------------------------------------------------- checkpoints
+    def config_dict(self) -> dict[str, Any]:
+        p = self.processor
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_type": MODEL_TYPE,
+            "model": dataclasses.asdict(self.vlm.resolved_config()),
+            "vla": {
+                "processor": dataclasses.asdict(p.cfg),
+                "action_tokenizer": p.action_tokenizer.name,
+                "action_dim": p.action_dim,
+                "chunk_len": p.chunk_len,
+            },
+        }
+
+    def write_files(
+        self,
+        directory: str | Path,
+        state_dict: Mapping[str, torch.Tensor] | None = None,
+        extra_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Fill an (empty, temporary) directory with every checkpoint file; `state_dict` (this module's
+        keys, e.g. EMA weights from the trainer) defaults to the current parameters."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        sd = dict(state_dict if state_dict is not None else self.state_dict())
+        vlm_sd = {k[len("vlm.") :]: v for k, v in sd.items() if k.startswith("vlm.")}
+        # clone: tied weights share storage, which safetensors refuses
+        save_file(
+            {k: v.detach().cpu().contiguous().clone() for k, v in vlm_sd.items()},
+            str(d / WEIGHTS_FILE),
+            metadata={"format": FORMAT},
+        )
+        self.processor.text_tokenizer.save_pretrained(str(d / TOKENIZER_DIR))
+        self.processor.save(d)
+        atomic_write_json(d / CONFIG_FILE, {**self.config_dict(), **dict(extra_config or {})})
+
+    def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
+        """Write the checkpoint directory atomically (replaces an existing one in one rename)."""
+        with atomic_directory(path) as tmp:
+            self.write_files(tmp, extra_config=extra_config)
+        return Path(path)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load model.safetensors of a checkpoint strictly into this VLA."""
+        from safetensors.torch import load_file
+
+        file = Path(path) / WEIGHTS_FILE
+        if not file.is_file():
+            raise FileNotFoundError(f"checkpoint {path} is missing {WEIGHTS_FILE}")
+        sd = {f"vlm.{k}": v for k, v in load_file(str(file)).items()}
+        missing, unexpected = self.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{file}: weights do not fit the model built from config.json: missing "
+                f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            )
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> VLA:
+        """Rebuild a VLA from its checkpoint directory; clear errors for missing files or bad configs."""
+        from vla.backbones.language import load_text_tokenizer
+
+        path = Path(path)
+        config = read_checkpoint_config(path, model_type=MODEL_TYPE)
+        for name in ("processor.json", "normalizer.json", "action_tokenizer.json"):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"checkpoint {path} is missing {name}")
+        cfg = vlm_config_from_dict(config["model"], where=str(path / CONFIG_FILE))
+        tok = load_text_tokenizer(str(path / TOKENIZER_DIR))
+        proc = VLAProcessor.load(path, tok)
+        try:
+            vlm = VLM(cfg, tokenizer=tok)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path / CONFIG_FILE}: cannot build the model: {e!r}") from None
+        model = cls(vlm, proc)
+        model._check_compatible(str(path))
+        model.load_weights(path)
+        return model.eval()
