@@ -180,6 +180,30 @@ def compute_stats(x: Any, capacity: int = DEFAULT_CAPACITY) -> dict[str, np.ndar
     return StatsAccumulator(arr.shape[-1], capacity).update(arr).result()
 
 
+def _torch_params(
+    x: Any, params: tuple[np.ndarray, np.ndarray, np.ndarray, bool]
+) -> tuple[Any, Any, list[Any]]:
+    """(output dtype, working dtype, [center, scale, const mask] as tensors on x's device).
+
+    Work happens in float64 on the CPU (exact inverse) and in x's float dtype (float32 for integer
+    input) on accelerators, some of which have no float64.
+    """
+    import torch
+
+    dt = x.dtype if x.is_floating_point() else torch.float32
+    work = torch.float64 if x.device.type == "cpu" else dt
+    center, scale, const, _ = params
+    c, sc = (torch.as_tensor(a, dtype=work, device=x.device) for a in (center, scale))
+    return dt, work, [c, sc, torch.as_tensor(const, device=x.device)]
+
+
+def _zero_masked(mask: Any, y: Any) -> Any:
+    """y with the masked (constant) dims set to 0."""
+    import torch
+
+    return torch.where(mask, torch.zeros((), dtype=y.dtype, device=y.device), y)
+
+
 def _is_torch(x: Any) -> bool:
     mod = type(x).__module__
     return mod.startswith("torch") and hasattr(x, "detach")
@@ -269,12 +293,9 @@ class Normalizer:
             return x.clone() if _is_torch(x) else np.array(x, copy=True)
         center, scale, const, clip = params
         if _is_torch(x):
-            import torch
-
-            dt = x.dtype if x.is_floating_point() else torch.float32
-            c, s, m = (torch.as_tensor(a, device=x.device) for a in (center, scale, const))
-            y = (x.to(torch.float64) - c) / s
-            y = torch.where(m, torch.zeros_like(y), y)
+            dt, work, (c, sc, m) = _torch_params(x, params)
+            y = (x.to(work) - c) / sc
+            y = _zero_masked(m, y)
             return (y.clamp(-1.0, 1.0) if clip else y).to(dt)
         dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         y = (x.astype(np.float64) - center) / scale
@@ -288,12 +309,8 @@ class Normalizer:
             return y.clone() if _is_torch(y) else np.array(y, copy=True)
         center, scale, const, _ = params
         if _is_torch(y):
-            import torch
-
-            dt = y.dtype if y.is_floating_point() else torch.float32
-            c, s, m = (torch.as_tensor(a, device=y.device) for a in (center, scale, const))
-            yy = torch.where(m, torch.zeros_like(y, dtype=torch.float64), y.to(torch.float64))
-            return (yy * s + c).to(dt)
+            dt, work, (c, sc, m) = _torch_params(y, params)
+            return (_zero_masked(m, y.to(work)) * sc + c).to(dt)
         dt = y.dtype if np.issubdtype(y.dtype, np.floating) else np.float32
         yy = np.where(const, 0.0, y.astype(np.float64))
         return (yy * scale + center).astype(dt)
