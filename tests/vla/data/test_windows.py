@@ -6,6 +6,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from vla.data.store import EpisodeStore
@@ -33,6 +35,20 @@ def test_window_indices_edges():
     obs, obs_pad, act, act_pad = window_indices(t=10, start=10, end=13, n_obs=3, n_action=5)
     assert obs.tolist() == [10, 10, 10] and obs_pad.tolist() == [True, True, False]
     assert act.tolist() == [10, 11, 12, 12, 12] and act_pad.tolist() == [False, False, False, True, True]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 50), st.integers(1, 30), st.integers(1, 6), st.integers(1, 10), st.data())
+def test_window_indices_properties(start, length, n_obs, n_action, data):
+    t = data.draw(st.integers(start, start + length - 1))
+    obs, obs_pad, act, act_pad = window_indices(t, start, start + length, n_obs, n_action)
+    assert obs[-1] == t and act[0] == t and obs.shape == (n_obs,) and act.shape == (n_action,)
+    assert np.all((obs >= start) & (obs < start + length)) and np.all((act >= start) & (act < start + length))
+    assert np.all(np.diff(obs) >= 0) and np.all(np.diff(act) >= 0)
+    # padding marks exactly the clamped steps, and only at the edges
+    assert obs_pad.sum() == max(0, n_obs - (t - start + 1)) and not obs_pad[-1]
+    assert act_pad.sum() == max(0, n_action - (start + length - t)) and not act_pad[0]
+    assert np.all(obs[obs_pad] == start) and np.all(act[act_pad] == start + length - 1)
 
 
 def test_every_window_is_exact(store_path):
