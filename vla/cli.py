@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ros2 run": ("robot_io.cli:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
     "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
     "import rosbag": ("robot_io.cli:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
+    "train": ("vla.training.cli:main", "train a VLA: data.path=STORE out=DIR trainer.steps=N"),
     "eval": ("vla.eval.evaluate:main", "closed-loop evaluation: policy=expert tasks=[pick] episodes=20"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
     "model-info": ("vla.models.cli:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),

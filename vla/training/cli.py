@@ -1,0 +1,260 @@
+"""`vla train`: train a VLA on an episode store (or a weighted mixture of stores) with the generic Trainer.
+
+Composes `configs/train.yaml` (groups `model`, `data`, `tokenizer`; trainer options under `trainer.`),
+checks every input before the first step (store features vs cameras/state/action dim, tokenizer), fits
+the action tokenizer on the training episodes' action chunks, builds the VLA and its processor, and runs
+`vla.training.trainer.Trainer`. Every checkpoint (`<out>/checkpoints/step_N/`) is a complete VLA
+checkpoint directory that `VLA.from_pretrained`, `VLAPolicy.from_pretrained` and `vla eval checkpoint=`
+load; `trainer.resume=true` continues the run bit for bit from the latest one.
+
+    vla train data.path=outputs/demos/pick.zarr out=outputs/train/pick trainer.steps=2000
+    vla train +experiment=pick_tiny                          # a preset in configs/experiment/
+    torchrun --nproc_per_node=2 -m vla.cli train ... trainer.strategy=ddp
+    vla train ... 'mixture=[{path: a.zarr, weight: 2.0}, {path: b.zarr, weight: 1.0}]'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from vla.backbones.config import VLMConfig, vlm_config_from_dict
+from vla.config import compose, register_config, save_resolved, split_positionals
+from vla.data.config import DataConfig, window_spec
+from vla.data.normalizer import Normalizer
+from vla.data.store import EpisodeStore
+from vla.data.windows import WindowDataset
+from vla.processor import DEFAULT_PROMPT, ProcessorConfig
+from vla.training.checkpointing import CheckpointManager
+from vla.training.mixture import MixtureSource, build_mixture
+from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
+from vla.types import ACTION_KEY, STATE_KEY, image_key
+
+
+@dataclass
+class TrainerSection:
+    """Trainer options (see vla.training.trainer.TrainerConfig); `out_dir` comes from the top-level `out`."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    ema_decay: float = 0.0
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    val_every: int = 0
+    val_batches: int = 8
+    save_every: int = 0
+    keep_last: int = 2
+    resume: bool = False
+    strategy: str = "auto"
+    device: str = "auto"
+    freeze_schedule: list[dict[str, Any]] = field(default_factory=list)  # [{until: 100, train: [connector]}]
+    progress: bool = True
+
+
+@register_config("train")
+@dataclass
+class TrainConfig:
+    model: VLMConfig = field(default_factory=VLMConfig)  # group `model`
+    data: DataConfig = field(default_factory=DataConfig)  # group `data`
+    tokenizer: dict[str, Any] = field(default_factory=dict)  # group `tokenizer`
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    out: str = "outputs/train"
+    cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
+    use_state: bool = True
+    chunk_len: int = 1  # action steps predicted per call; sets tokenizer.chunk_len and data.n_action
+    prompt: str = DEFAULT_PROMPT
+    vocab_mode: str = "append"
+    val_episodes: int = 2  # episodes held out of the (first) store for validation; 0: none
+    mixture: list[dict[str, Any]] = field(default_factory=list)  # extra stores [{path, weight}]
+
+
+def trainer_config(cfg: TrainConfig) -> TrainerConfig:
+    t = dataclasses.asdict(cfg.trainer)
+    phases = [
+        FreezePhase(until=int(p.get("until", -1)), train=list(p.get("train", [])))
+        for p in t.pop("freeze_schedule")
+    ]
+    betas = t.pop("betas")
+    if len(betas) != 2:
+        raise ValueError(f"trainer.betas: expected 2 values, got {betas}")
+    return TrainerConfig(
+        **t, betas=(float(betas[0]), float(betas[1])), freeze_schedule=phases, out_dir=cfg.out
+    )
+
+
+def load_config(argv: Sequence[str]) -> TrainConfig:
+    """Compose configs/train.yaml with overrides; hydra/omegaconf errors become one-line ValueErrors."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        raw = compose("train", split_positionals(argv, ["data.path"]))
+        data = OmegaConf.to_container(raw, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ValueError(f"config 'train': {str(e).splitlines()[0]}") from e
+    assert isinstance(data, dict)
+    model = vlm_config_from_dict(data.pop("model"), where="train config: model")
+    cfg = TrainConfig(
+        model=model,
+        data=DataConfig(**data.pop("data")),
+        trainer=TrainerSection(**data.pop("trainer")),
+        **data,
+    )
+    if cfg.chunk_len < 1:
+        raise ValueError(f"chunk_len must be >= 1, got {cfg.chunk_len}")
+    cfg.tokenizer = {**cfg.tokenizer, "chunk_len": cfg.chunk_len}
+    cfg.data = dataclasses.replace(cfg.data, n_action=cfg.chunk_len)
+    return cfg
+
+
+def check_store(path: str, cfg: TrainConfig, action_dim: int) -> EpisodeStore:
+    """Every feature the model needs is in the store, with the right shape: else a clear error."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"training store not found: {path} (collect one: vla collect out={path})")
+    store = EpisodeStore.open(path)
+    feats = store.features
+    for cam in cfg.cameras:
+        if image_key(cam) not in feats:
+            have = sorted(k for k in feats if k.startswith("images/"))
+            raise ValueError(
+                f"{path}: cameras={cfg.cameras} but the store has no {image_key(cam)!r} ({have})"
+            )
+    if ACTION_KEY not in feats or tuple(feats[ACTION_KEY].shape) != (action_dim,):
+        got = tuple(feats[ACTION_KEY].shape) if ACTION_KEY in feats else None
+        raise ValueError(
+            f"{path}: {ACTION_KEY!r} has shape {got} but the action tokenizer expects ({action_dim},) "
+            f"(tokenizer.action_dim)"
+        )
+    if cfg.use_state and STATE_KEY not in feats:
+        raise ValueError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature")
+    if store.num_episodes == 0:
+        raise ValueError(f"{path}: the store has no episodes")
+    return store
+
+
+def fit_action_tokenizer(tok_cfg: dict[str, Any], actions: list[np.ndarray], norm: Normalizer) -> Any:
+    """Make and fit the configured tokenizer on action chunks of the training episodes."""
+    from action_tokenizers import make_tokenizer
+
+    kw = {k: v for k, v in tok_cfg.items() if k != "name"}
+    if "name" not in tok_cfg:
+        raise ValueError("tokenizer: missing 'name' (choose tokenizer=uniform|quantile|openvla|fast)")
+    tok = make_tokenizer(str(tok_cfg["name"]), **kw)
+    t = tok.chunk_len
+    chunks = []
+    for a in actions:  # a [T_e, D] raw
+        x = np.asarray(norm.normalize(ACTION_KEY, a) if tok.input_space != "raw" else a, dtype=np.float64)
+        for s in range(0, max(len(x) - t + 1, 1)):
+            w = x[s : s + t]
+            if len(w) == t:
+                chunks.append(w)
+    if not chunks:
+        raise ValueError(f"no action chunks of length {t} in the training episodes (episodes too short?)")
+    return tok.fit(np.stack(chunks))  # [N,T,D]
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, list[np.ndarray], Normalizer]:
+    """Train set (a store or a weighted mixture), val set, per-sample weights, train actions, normaliser."""
+    action_dim = int(cfg.tokenizer.get("action_dim", 7))
+    store = check_store(cfg.data.path, cfg, action_dim)
+    spec = window_spec(cfg.data)
+    keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
+    spec.obs_keys = keys
+    chosen = store.select(task=cfg.data.task, success=cfg.data.success, split=cfg.data.split)
+    if len(chosen) <= cfg.val_episodes:
+        raise ValueError(
+            f"{cfg.data.path}: {len(chosen)} matching episodes, but val_episodes={cfg.val_episodes} are held "
+            "out; collect more or set val_episodes=0"
+        )
+    n_val = cfg.val_episodes
+    train_eps, val_eps = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
+    sources = [MixtureSource(cfg.data.path, 1.0, train_eps)]
+    for m in cfg.mixture:
+        if "path" not in m:
+            raise ValueError(f"mixture entry {m}: missing 'path'")
+        mstore = check_store(str(m["path"]), cfg, action_dim)
+        sources.append(
+            MixtureSource(str(m["path"]), float(m.get("weight", 1.0)), list(range(mstore.num_episodes)))
+        )
+    if len(sources) == 1:
+        # one store: plain windows, statistics of that store
+        norm = store.normalizer(dict(cfg.data.normalization))
+        train = WindowDataset(cfg.data.path, spec, episodes=train_eps)
+        weights = None
+    else:
+        train, weights, norm = build_mixture(sources, spec, dict(cfg.data.normalization))
+    val = WindowDataset(cfg.data.path, spec, episodes=val_eps) if val_eps else None
+    actions = [np.asarray(store.episode(i, keys=[ACTION_KEY])[ACTION_KEY]) for i in train_eps]
+    return train, val, weights, actions, norm
+
+
+def run(cfg: TrainConfig) -> Any:
+    """Build everything from `cfg`, train, and return the TrainResult."""
+    from vla.models.vla import VLA
+
+    tcfg = trainer_config(cfg)
+    trainer = Trainer(tcfg)  # checks steps/batch/precision before any data is read
+    train, val, weights, actions, norm = build_datasets(cfg)
+    latest = CheckpointManager(Path(cfg.out) / "checkpoints").latest() if tcfg.resume else None
+    if latest is not None:  # same tokenizer, normaliser and vocabulary as the interrupted run
+        model = VLA.from_pretrained(latest).train()
+    else:
+        tok = fit_action_tokenizer(cfg.tokenizer, actions, norm)
+        pcfg = ProcessorConfig(
+            cameras=list(cfg.cameras),
+            use_state=cfg.use_state,
+            state_dim=int(EpisodeStore.open(cfg.data.path).features[STATE_KEY].shape[0])
+            if cfg.use_state
+            else 0,
+            n_obs=cfg.data.n_obs,
+            prompt=cfg.prompt,
+            vocab_mode=cfg.vocab_mode,
+        )
+        torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
+        model = VLA.build(cfg.model, pcfg, tok, norm)
+    resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
+    n_params = sum(p.numel() for p in model.parameters())
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"[train] VLA {n_params / 1e6:.2f} M params, {len(train)} train windows"
+            f"{f', {len(val)} val windows' if val is not None else ''}, chunk {cfg.chunk_len}, "
+            f"cameras {cfg.cameras}, state {cfg.use_state}, tokenizer {model.processor.action_tokenizer.name}"
+        )
+    return trainer.fit(
+        model,
+        train,
+        val,
+        collate_fn=model.processor.collate,
+        save_model=lambda d, sd: model.write_files(d, sd, extra_config=resolved),
+        load_model=lambda m, d: m.load_weights(d),
+        sample_weights=weights,
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    cfg = load_config(argv)
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_resolved(OmegaConf.structured(cfg), cfg.out)
+    result = run(cfg)
+    if result.status != "done":
+        print(f"[train] {result.message}")
+        return 1
+    print(f"[train] checkpoint: {result.checkpoint}\n  evaluate: vla eval checkpoint={result.checkpoint}")
+    return 0
