@@ -34,6 +34,7 @@ class EvalConfig:
     env: EnvConfig = field(default_factory=EnvConfig)  # group `env`: cameras, image_size, renderer ...
     policy: str = "expert"  # a name in the policy registry (policies.list_policies())
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None  # a VLA checkpoint or training run dir: selects policy "vla" (policies.vla)
     tasks: list[str] = field(default_factory=lambda: ["pick"])
     split: str = "heldout"
     episodes: int = 20  # per task; seeds are the split's first `episodes` seeds
@@ -50,6 +51,7 @@ class EvalConfig:
 
 def policy_factory(name: str, kwargs: Mapping[str, Any]) -> Callable[[str], Any]:
     """task -> a fresh Policy from the registry; `task` is passed to factories that take it."""
+    import policies.vla  # noqa: F401  (registers "vla")
     import sim.experts  # noqa: F401  (registers "expert")
     from policies import get_policy_class
 
@@ -160,6 +162,18 @@ def run_policy(
     return per_task, all_results, written
 
 
+def _with_checkpoint(cfg: EvalConfig) -> EvalConfig:
+    """`checkpoint=` selects the "vla" policy; its cameras and action space must match the env."""
+    import dataclasses
+
+    from policies.vla import check_env_compatible, resolve_checkpoint
+
+    path = resolve_checkpoint(cfg.checkpoint)
+    check_env_compatible(path, list(cfg.env.cameras), cfg.env.action_space)
+    kwargs = {**cfg.policy_kwargs, "checkpoint": str(path)}
+    return dataclasses.replace(cfg, policy="vla", policy_kwargs=kwargs)
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run the evaluation described by `cfg`; write the report; return the results dict."""
     from sim.tasks import check_split, get_task
@@ -169,6 +183,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     check_split(cfg.split)
     if cfg.episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
+    if cfg.checkpoint:
+        cfg = _with_checkpoint(cfg)
     t0 = time.perf_counter()
     names = [cfg.policy] + [r for r in cfg.references if r != cfg.policy]
     factories = {n: policy_factory(n, cfg.policy_kwargs if n == cfg.policy else {}) for n in names}
