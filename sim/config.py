@@ -28,6 +28,7 @@ class EnvConfig:
     segmentation: bool = False
     action_space: str = "ee_delta"
     renderer: str = "tiny"
+    robot_visuals: str = "simple"  # simple (collision meshes, fast) | full (textured meshes)
 
 
 @register_config("task", group="task")

@@ -25,7 +25,7 @@ import pybullet as p
 import pybullet_data
 
 from sim import camera as cam
-from sim.robot import ControlLimits, Panda
+from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
 from sim.scene import build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
 from vla.types import (
@@ -72,6 +72,7 @@ class TabletopEnv(gym.Env):
         action_space: str = "ee_delta",
         max_episode_steps: int | None = None,
         renderer: str = "tiny",
+        robot_visuals: str = "simple",
         render_mode: str | None = None,
         success_hold: int = 2,
     ):
@@ -94,6 +95,10 @@ class TabletopEnv(gym.Env):
         self.use_depth, self.use_seg = bool(depth), bool(segmentation)
         self.action_mode = ActionSpace.parse(action_space)
         self.horizon = int(max_episode_steps or self.task.horizon)
+        if robot_visuals not in ROBOT_VISUALS:
+            known = list(ROBOT_VISUALS)
+            raise ValueError(f"unknown robot_visuals {robot_visuals!r}; expected one of {known}")
+        self.robot_visuals = robot_visuals
         if renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {renderer!r}; expected one of {list(RENDERERS)}")
         if render_mode not in (None, "rgb_array"):
@@ -193,7 +198,7 @@ class TabletopEnv(gym.Env):
             p.setGravity(0, 0, -9.81, physicsClientId=c)
             p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
             self.table_id = build_table(c)
-            self.robot = Panda(c, "franka_panda/panda.urdf", self._limits)
+            self.robot = Panda(c, self.robot_visuals, self._limits)
             self.robot.reset()
             self._base_state = p.saveState(physicsClientId=c)
         else:

@@ -9,11 +9,17 @@ The gripper command is in [0, 1] (1 = open) and maps to the two prismatic finger
 
 from __future__ import annotations
 
+import hashlib
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pybullet as p
+import pybullet_data
+
+from vla.utils.io import atomic_write_text
 
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
@@ -28,6 +34,30 @@ UPPER = (2.9671, 1.8326, 2.9671, -0.0698, 2.9671, 3.7525, 2.9671)
 RANGES = tuple(u - lo for u, lo in zip(UPPER, LOWER))
 # EE pointing down, fingers along the world y axis at yaw 0.
 DOWN_QUAT = tuple(p.getQuaternionFromEuler((math.pi, 0.0, 0.0)))
+PANDA_URDF = "franka_panda/panda.urdf"
+ROBOT_VISUALS = ("simple", "full")
+# Link colours of the "simple" visuals: white arm, dark wrist, hand and fingers (like the real robot).
+_DARK_LINKS = (6, 7, 8, 9, 10)
+
+
+def panda_urdf(visuals: str = "simple") -> str:
+    """Path of the Panda URDF. "full": pybullet_data's textured meshes. "simple": the same URDF with the
+    convex collision meshes as visual geometry, which TinyRenderer draws about 10x faster (the textured
+    meshes dominate the cost of a camera image). The simple URDF is generated once into a temp dir."""
+    if visuals not in ROBOT_VISUALS:
+        raise ValueError(f"unknown robot_visuals {visuals!r}; expected one of {list(ROBOT_VISUALS)}")
+    src = Path(pybullet_data.getDataPath()) / PANDA_URDF
+    if visuals == "full":
+        return str(src)
+    text = src.read_text(encoding="utf-8")
+    mesh_dir = (src.parent / "meshes").as_posix()
+    simple = text.replace("package://meshes/visual/", "package://meshes/collision/")
+    simple = simple.replace("package://meshes/", mesh_dir + "/")
+    digest = hashlib.sha1(simple.encode()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"vla-sim-{digest}" / "panda_simple.urdf"
+    if not out.is_file():
+        atomic_write_text(out, simple)
+    return str(out)
 
 
 @dataclass(frozen=True)
@@ -44,16 +74,20 @@ class ControlLimits:
 class Panda:
     """One Panda in one PyBullet client."""
 
-    def __init__(self, client: int, urdf_path: str, limits: ControlLimits | None = None):
+    def __init__(self, client: int, visuals: str = "simple", limits: ControlLimits | None = None):
         self.client = client
         self.limits = limits or ControlLimits()
         self.uid = p.loadURDF(
-            urdf_path,
+            panda_urdf(visuals),
             basePosition=(0.0, 0.0, 0.0),
             useFixedBase=True,
             flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT,
             physicsClientId=client,
         )
+        if visuals == "simple":
+            for link in range(-1, p.getNumJoints(self.uid, physicsClientId=client)):
+                grey = 0.25 if link in _DARK_LINKS else 0.92
+                p.changeVisualShape(self.uid, link, rgbaColor=(grey, grey, grey, 1.0), physicsClientId=client)
         for j in FINGER_JOINTS:
             p.changeDynamics(
                 self.uid,

@@ -166,3 +166,17 @@ def test_egl_renderer_or_clear_fallback():
     env.close()
     assert obs["images/static"].std() > 5  # the scene, not only the background
     assert 0.3 < float(np.median(obs["depth/static"])) < 2.0
+
+
+def test_robot_visuals_options():
+    """'simple' (default, collision meshes as visuals) and 'full' (textured meshes) render the same scene."""
+    imgs = {}
+    for vis in ("simple", "full"):
+        env = TabletopEnv(task="pick", robot_visuals=vis, **SMALL)
+        obs, info = env.reset(seed=0)
+        imgs[vis] = obs["images/static"]
+        env.close()
+    assert not np.array_equal(imgs["simple"], imgs["full"])  # the arm looks different ...
+    assert np.mean(np.all(imgs["simple"] == imgs["full"], axis=-1)) > 0.5  # ... the rest of the scene not
+    with pytest.raises(ValueError, match="unknown robot_visuals"):
+        TabletopEnv(task="pick", robot_visuals="shiny", **SMALL)
