@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
 from vla.backbones.presets import tiny_vlm_config
@@ -104,3 +106,16 @@ def test_added_tokens_grow_the_vocabulary():
     assert model.lm.vocab_size == n + 4
     enc = model.tokenizer("<act_2><act_0>", add_special_tokens=False)["input_ids"]
     assert enc == [n + 2, n]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=9))
+def test_prefix_lm_mask_matches_the_definition(cells):
+    valid = torch.tensor([[v for v, _ in cells]])
+    prefix = torch.tensor([[v and p for v, p in cells]])
+    got = prefix_lm_mask(valid, prefix, torch.float32)[0, 0] == 0
+    n = len(cells)
+    for i in range(n):
+        for j in range(n):
+            want = i == j or (bool(valid[0, j]) and (j <= i or bool(prefix[0, i] and prefix[0, j])))
+            assert bool(got[i, j]) == want, (i, j)
