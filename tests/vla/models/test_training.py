@@ -62,10 +62,17 @@ def test_tiny_vlm_overfits_a_handful_of_vqa_pairs():
     assert text.strip() == "blue, on the left side"
 
 
-@pytest.mark.parametrize("components", [["lm"], ["lm", "vision", "connector"]])
-def test_lora_trains_only_adapters(components):
+@pytest.mark.parametrize(
+    ("parts", "components"),
+    [
+        (("siglip", "perceiver", "qwen2"), ["lm"]),
+        (("siglip", "perceiver", "qwen2"), ["lm", "vision", "connector"]),
+        (("conv", "qformer", "gpt2"), ["lm", "vision", "connector"]),  # GPT-2 Conv1D, Conv2d layers
+    ],
+)
+def test_lora_trains_only_adapters(parts, components):
     torch.manual_seed(0)
-    model = VLM(tiny_vlm_config("siglip", "perceiver", "qwen2"))
+    model = VLM(tiny_vlm_config(*parts))
     for c in components:
         assert model.apply_lora(c, r=4) > 0
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
