@@ -38,6 +38,7 @@ class ImportLeRobotConfig:
     image_size: list[int] | None = None  # [H, W] resize while decoding; None keeps the source size
     task: str | None = None  # our `task` label for every episode; None = the episode's instruction
     split: str = "train"
+    image_compression: str = "zstd"  # real camera frames: zstd stores them ~1.6x smaller than lz4
     overwrite: bool = False
 
 
@@ -135,7 +136,14 @@ def import_lerobot(cfg: ImportLeRobotConfig, resolved: Mapping[str, Any] | None 
         },
         "import": dict(resolved or {}),
     }
-    store = EpisodeStore.create(cfg.out, feats, fps=source.fps, meta=meta, overwrite=cfg.overwrite)
+    store = EpisodeStore.create(
+        cfg.out,
+        feats,
+        fps=source.fps,
+        meta=meta,
+        overwrite=cfg.overwrite,
+        image_compression=cfg.image_compression,
+    )
     size = tuple(int(s) for s in cfg.image_size) if cfg.image_size is not None else None
     columns = [n for n in mapping if n not in source.video_keys]
     frames_total = 0

@@ -184,3 +184,27 @@ def test_killed_writer_leaves_store_as_it_was(tmp_path):
     np.testing.assert_array_equal(ro.episode(0)["action"], first["action"])
     assert not ro.stats("action")["count"] == st_before["count"]
     assert not list(path.rglob("*.partial"))
+
+
+def test_image_compression_choice(tmp_path):
+    feats = features(24, 32)
+    ep = episode(feats, 6, seed=4)
+    for codec in ("lz4", "zstd"):
+        s = EpisodeStore.create(tmp_path / f"{codec}.zarr", feats, fps=10, image_compression=codec)
+        s.append_episode(ep)
+        meta = zarr.open_array(
+            str(tmp_path / f"{codec}.zarr" / "data" / "images" / "front"), mode="r"
+        ).metadata
+        assert codec in str(meta.codecs)
+        r = s.frame_reader("images/front")
+        assert r.fast
+        np.testing.assert_array_equal(r.read_many([5, 0, 0]), ep["images/front"][[5, 0, 0]])
+        s.delete_episodes([])  # a no-op keeps the store as is
+        s.append_episode(ep)
+        s.delete_episodes([0])  # the rewrite keeps the chosen codec
+        meta = zarr.open_array(
+            str(tmp_path / f"{codec}.zarr" / "data" / "images" / "front"), mode="r"
+        ).metadata
+        assert codec in str(meta.codecs) and s.num_episodes == 1
+    with pytest.raises(ValueError, match="image_compression must be one of"):
+        EpisodeStore.create(tmp_path / "x.zarr", feats, fps=10, image_compression="png")
