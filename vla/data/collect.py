@@ -102,7 +102,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         )
     max_attempts = cfg.max_attempts or 3 * cfg.episodes
     env = gym.make(sim.ENV_ID, **_env_kwargs(cfg))
-    venv = None
+    venv, store = None, None
     try:
         store = _open_store(cfg, env)
         store.update_meta(collect=dict(resolved or {}))
@@ -150,6 +150,8 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             venv.close()
         if env is not None:
             env.close()
+        if store is not None:
+            store.close()  # release the writer lock; reading on is fine
     frames = store.num_frames - start_frames
     nbytes = store.nbytes()
     summary = {

@@ -147,28 +147,31 @@ def import_lerobot(cfg: ImportLeRobotConfig, resolved: Mapping[str, Any] | None 
     size = tuple(int(s) for s in cfg.image_size) if cfg.image_size is not None else None
     columns = [n for n in mapping if n not in source.video_keys]
     frames_total = 0
-    for ref in tqdm(refs, desc="import lerobot", unit="ep"):
-        cols = source.read_columns(ref, columns)
-        frames = {mapping[n]: cols[n] for n in columns}
-        for n in video_keys:
-            frames[mapping[n]] = source.read_video(ref, n, size=size)
-        for n in columns:  # parquet-embedded images at another size
-            key = mapping[n]
-            if feats[key].type is FeatureType.VISUAL and frames[key].shape[1:] != feats[key].shape:
-                frames[key] = _resize(frames[key], feats[key].shape[:2])
-        task_idx = int(cols["task_index"].reshape(-1)[0]) if "task_index" in cols else None
-        instruction = (
-            ref.tasks[0] if ref.tasks else source.tasks.get(task_idx, "") if task_idx is not None else ""
-        )
-        ep_meta = {
-            "instruction": instruction,
-            "task": cfg.task or instruction,
-            "split": cfg.split,
-            "success": True,
-            "lerobot_episode_index": ref.index,
-        }
-        store.append_episode(frames, ep_meta)
-        frames_total += ref.length
+    try:
+        for ref in tqdm(refs, desc="import lerobot", unit="ep"):
+            cols = source.read_columns(ref, columns)
+            frames = {mapping[n]: cols[n] for n in columns}
+            for n in video_keys:
+                frames[mapping[n]] = source.read_video(ref, n, size=size)
+            for n in columns:  # parquet-embedded images at another size
+                key = mapping[n]
+                if feats[key].type is FeatureType.VISUAL and frames[key].shape[1:] != feats[key].shape:
+                    frames[key] = _resize(frames[key], feats[key].shape[:2])
+            task_idx = int(cols["task_index"].reshape(-1)[0]) if "task_index" in cols else None
+            instruction = (
+                ref.tasks[0] if ref.tasks else source.tasks.get(task_idx, "") if task_idx is not None else ""
+            )
+            ep_meta = {
+                "instruction": instruction,
+                "task": cfg.task or instruction,
+                "split": cfg.split,
+                "success": True,
+                "lerobot_episode_index": ref.index,
+            }
+            store.append_episode(frames, ep_meta)
+            frames_total += ref.length
+    finally:
+        store.close()  # release the writer lock
     return {
         "out": str(store.path),
         "episodes": store.num_episodes,

@@ -203,3 +203,76 @@ def test_column_conversion_variants():
     assert column_to_numpy(pa.array([1, 2]), (1,), "x").shape == (2, 1)
     with pytest.raises(ValueError, match="expected 2 rows of shape \\[3\\]"):
         column_to_numpy(varlist, (3,), "file.parquet key 'a'")
+
+
+def _write_v21_with_png_images(root: Path, lengths=(3, 4)) -> list[dict[str, np.ndarray]]:
+    """A small LeRobot v2.1 dataset whose camera is stored as PNG bytes inside the parquet ("image" dtype)."""
+    import io
+
+    from PIL import Image
+
+    (root / "meta").mkdir(parents=True)
+    (root / "data" / "chunk-000").mkdir(parents=True)
+    info = {
+        "codebase_version": "v2.1",
+        "fps": 15,
+        "chunks_size": 1000,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": None,
+        "features": {
+            "observation.state": {"dtype": "float32", "shape": [2], "names": {"motors": ["a", "b"]}},
+            "action": {"dtype": "float32", "shape": [2], "names": ["a", "b"]},
+            "observation.images.top": {
+                "dtype": "image",
+                "shape": [8, 10, 3],
+                "names": ["height", "width", "c"],
+            },
+            "task_index": {"dtype": "int64", "shape": [1], "names": None},
+        },
+    }
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    (root / "meta" / "tasks.jsonl").write_text('{"task_index": 0, "task": "stack the cups"}\n')
+    rows, eps = [], []
+    rng = np.random.default_rng(0)
+    for e, n in enumerate(lengths):
+        rows.append(json.dumps({"episode_index": e, "tasks": ["stack the cups"], "length": n}))
+        ep = {
+            "state": rng.standard_normal((n, 2)).astype(np.float32),
+            "action": rng.standard_normal((n, 2)).astype(np.float32),
+            "images/top": rng.integers(0, 256, (n, 8, 10, 3)).astype(np.uint8),
+        }
+        pngs = []
+        for img in ep["images/top"]:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            pngs.append({"bytes": buf.getvalue(), "path": None})
+        table = pa.table(
+            {
+                "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(ep["state"].reshape(-1)), 2),
+                "action": pa.array(ep["action"].tolist(), pa.list_(pa.float32())),
+                "observation.images.top": pa.array(
+                    pngs, pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+                ),
+                "frame_index": pa.array(np.arange(n)[::-1].copy()),  # rows out of order: sorted on import
+                "episode_index": pa.array(np.full(n, e)),
+                "task_index": pa.array(np.zeros(n, dtype=np.int64)),
+            }
+        )
+        pq.write_table(table, root / "data" / "chunk-000" / f"episode_{e:06d}.parquet")
+        eps.append({k: v[::-1].copy() for k, v in ep.items()})  # frame order = reversed row order
+    (root / "meta" / "episodes.jsonl").write_text("\n".join(rows) + "\n")
+    return eps
+
+
+def test_v21_parquet_embedded_images(tmp_path):
+    eps = _write_v21_with_png_images(tmp_path / "ds")
+    out = tmp_path / "s.zarr"
+    summary = import_lerobot(ImportLeRobotConfig(path=str(tmp_path / "ds"), out=str(out), task="stack"))
+    assert summary["episodes"] == 2 and summary["frames"] == 7
+    s = EpisodeStore.open(out)
+    assert s.fps == 15 and s.features["state"].names == ("a", "b")
+    for i, e in enumerate(eps):
+        got = s.episode(i)
+        for k, v in e.items():
+            np.testing.assert_array_equal(got[k], v, err_msg=k)  # PNG is lossless
+        assert s.episode_meta(i)["instruction"] == "stack the cups" and s.episode_meta(i)["task"] == "stack"
