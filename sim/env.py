@@ -26,7 +26,7 @@ import pybullet_data
 
 from sim import camera as cam
 from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
-from sim.scene import build_fixture, build_object, build_table
+from sim.scene import ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
 from vla.types import (
     CONTROL_HZ,
@@ -123,6 +123,7 @@ class TabletopEnv(gym.Env):
         self.fixture_ids: list[int] = []
         self.table_id = -1
         self._base_state: int | None = None
+        self._shapes = ShapeCache(self.client)
         self._seed = 0
         self._steps = 0
         self._held = 0
@@ -198,6 +199,7 @@ class TabletopEnv(gym.Env):
             p.setGravity(0, 0, -9.81, physicsClientId=c)
             p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=c)
             self.table_id = build_table(c)
+            self._shapes = ShapeCache(c)
             self.robot = Panda(c, self.robot_visuals, self._limits)
             self.robot.reset()
             self._base_state = p.saveState(physicsClientId=c)
@@ -206,8 +208,8 @@ class TabletopEnv(gym.Env):
                 p.removeBody(uid, physicsClientId=c)
             p.restoreState(stateId=self._base_state, physicsClientId=c)
             self.robot.reset()
-        self.fixture_ids = [build_fixture(c, f) for f in layout.fixtures]
-        self.object_ids = [build_object(c, o) for o in layout.objects]
+        self.fixture_ids = [build_fixture(c, f, self._shapes) for f in layout.fixtures]
+        self.object_ids = [build_object(c, o, self._shapes) for o in layout.objects]
         first, n = self.robot.uid + 1, len(layout.fixtures) + len(layout.objects)
         if self.fixture_ids + self.object_ids != list(range(first, first + n)):
             # Body ids must not depend on earlier episodes (they are in `info` and order the solver).

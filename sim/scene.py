@@ -10,6 +10,7 @@ and flat visual-only markers. The table top is the plane z = 0 of the world (= r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,21 +112,33 @@ def build_table(client: int) -> int:
     return uid
 
 
-def build_object(client: int, spec: ObjectSpec) -> int:
+class ShapeCache:
+    """Collision/visual shape ids of one PyBullet client, keyed by what they look like.
+
+    PyBullet never frees a shape when its body is removed, so an env that rebuilds its objects every
+    episode would grow without bound; bodies share cached shapes instead. Valid until the client's
+    `resetSimulation` (then make a new cache)."""
+
+    def __init__(self, client: int):
+        self.client = client
+        self._shapes: dict[tuple, tuple[int, int]] = {}
+
+    def get(self, key: tuple, make: Callable[[int], tuple[int, int]]) -> tuple[int, int]:
+        if key not in self._shapes:
+            self._shapes[key] = make(self.client)
+        return self._shapes[key]
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+
+def build_object(client: int, spec: ObjectSpec, shapes: ShapeCache | None = None) -> int:
     """Create a dynamic body for `spec`, resting on the table. Returns its body id."""
-    sx, sy, sz = spec.size
-    colour = rgba(spec.colour)
-    if spec.shape == "cylinder":
-        col = p.createCollisionShape(p.GEOM_CYLINDER, radius=sx / 2, height=sz, physicsClientId=client)
-        vis = p.createVisualShape(
-            p.GEOM_CYLINDER, radius=sx / 2, length=sz, rgbaColor=colour, physicsClientId=client
-        )
-    elif spec.shape in SHAPES:
-        half = (sx / 2, sy / 2, sz / 2)
-        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client)
-        vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=colour, physicsClientId=client)
-    else:
+    if spec.shape not in SHAPES:
         raise ValueError(f"unknown shape {spec.shape!r}; expected one of {list(SHAPES)}")
+    shapes = ShapeCache(client) if shapes is None else shapes
+    col, vis = shapes.get(("object", spec.shape, spec.colour), lambda c: _object_shapes(c, spec))
+    sz = spec.size[2]
     quat = p.getQuaternionFromEuler((0.0, 0.0, spec.yaw))
     uid = p.createMultiBody(
         OBJECT_MASS,
@@ -148,8 +161,38 @@ def build_object(client: int, spec: ObjectSpec) -> int:
     return uid
 
 
-def build_fixture(client: int, spec: FixtureSpec) -> int:
+def _object_shapes(client: int, spec: ObjectSpec) -> tuple[int, int]:
+    sx, sy, sz = spec.size
+    colour = rgba(spec.colour)
+    if spec.shape == "cylinder":
+        col = p.createCollisionShape(p.GEOM_CYLINDER, radius=sx / 2, height=sz, physicsClientId=client)
+        vis = p.createVisualShape(
+            p.GEOM_CYLINDER, radius=sx / 2, length=sz, rgbaColor=colour, physicsClientId=client
+        )
+    else:
+        half = (sx / 2, sy / 2, sz / 2)
+        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client)
+        vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=colour, physicsClientId=client)
+    return col, vis
+
+
+FIXTURE_BASE_Z = {"tray": 0.0, "plate": 0.004, "marker": 0.001}
+
+
+def build_fixture(client: int, spec: FixtureSpec, shapes: ShapeCache | None = None) -> int:
     """Create a static fixture body. Returns its body id."""
+    if spec.kind not in FIXTURE_BASE_Z:
+        raise ValueError(f"unknown fixture kind {spec.kind!r}; expected tray, plate or marker")
+    shapes = ShapeCache(client) if shapes is None else shapes
+    col, vis = shapes.get(("fixture", spec.kind, spec.colour), lambda c: _fixture_shapes(c, spec))
+    pos = (spec.x, spec.y, FIXTURE_BASE_Z[spec.kind])
+    uid = p.createMultiBody(0, col, vis, basePosition=pos, physicsClientId=client)
+    if spec.kind != "marker":
+        p.changeDynamics(uid, -1, lateralFriction=0.8, physicsClientId=client)
+    return uid
+
+
+def _fixture_shapes(client: int, spec: FixtureSpec) -> tuple[int, int]:
     colour = rgba(spec.colour)
     if spec.kind == "tray":
         t, h = TRAY_WALL
@@ -168,7 +211,6 @@ def build_fixture(client: int, spec: FixtureSpec) -> int:
             rgbaColors=[colour] * 5,
             physicsClientId=client,
         )
-        uid = p.createMultiBody(0, col, vis, basePosition=(spec.x, spec.y, 0.0), physicsClientId=client)
     elif spec.kind == "plate":
         col = p.createCollisionShape(
             p.GEOM_CYLINDER, radius=PLATE_RADIUS, height=0.008, physicsClientId=client
@@ -176,17 +218,12 @@ def build_fixture(client: int, spec: FixtureSpec) -> int:
         vis = p.createVisualShape(
             p.GEOM_CYLINDER, radius=PLATE_RADIUS, length=0.008, rgbaColor=colour, physicsClientId=client
         )
-        uid = p.createMultiBody(0, col, vis, basePosition=(spec.x, spec.y, 0.004), physicsClientId=client)
-    elif spec.kind == "marker":
+    else:  # marker: visual only, no collision
+        col = -1
         vis = p.createVisualShape(
             p.GEOM_CYLINDER, radius=MARKER_RADIUS, length=0.002, rgbaColor=colour, physicsClientId=client
         )
-        uid = p.createMultiBody(0, -1, vis, basePosition=(spec.x, spec.y, 0.001), physicsClientId=client)
-    else:
-        raise ValueError(f"unknown fixture kind {spec.kind!r}; expected tray, plate or marker")
-    if spec.kind != "marker":
-        p.changeDynamics(uid, -1, lateralFriction=0.8, physicsClientId=client)
-    return uid
+    return col, vis
 
 
 def fixture_top(kind: str) -> float:

@@ -180,3 +180,15 @@ def test_robot_visuals_options():
     assert np.mean(np.all(imgs["simple"] == imgs["full"], axis=-1)) > 0.5  # ... the rest of the scene not
     with pytest.raises(ValueError, match="unknown robot_visuals"):
         TabletopEnv(task="pick", robot_visuals="shiny", **SMALL)
+
+
+def test_resets_do_not_accumulate_bodies_or_shapes():
+    import pybullet as p
+
+    env = TabletopEnv(task="place", **SMALL)
+    for seed in range(25):
+        env.reset(seed=seed)
+        n = len(env.object_ids) + len(env.fixture_ids)
+        assert p.getNumBodies(physicsClientId=env.client) == 2 + n  # table + robot + this seed's bodies
+    assert len(env._shapes) <= 20  # shapes are shared per (kind, colour), not made per episode
+    env.close()
