@@ -120,6 +120,7 @@ def test_gymnasium_check_env(task):
 
 def test_joint_position_action_space():
     env = TabletopEnv(task="pick", action_space="joint_pos", **SMALL)
+    check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=0)
     assert env.action_space.shape == (8,)
     q = obs["state"][8:15].copy()
