@@ -12,6 +12,7 @@ Writes (atomically: the directory appears complete or not at all)
 Keys map to LeRobot names by `state` -> `observation.state`, `action` -> `action`, `images/<cam>` ->
 `observation.images.<cam>` (H.264 video by default), other low-dim keys -> `observation.<key>`; `mapping`
 overrides, "" drops a key. Depth and segmentation frames are not exported (LeRobot video is lossy 8-bit).
+Per-frame scalars (shape [] or [1]) become LeRobot shape-[1] scalar columns; they import back as shape [1].
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def export_lerobot(cfg: ExportLeRobotConfig) -> dict[str, Any]:
             row: dict[str, Any] = {"episode_index": new_idx, "tasks": [task], "length": n}
             for k in table_keys:
                 values = ep[k].astype(np.float32) if ep[k].dtype == np.float16 else ep[k]  # [T, ...]
-                cols[names[k]] = _arrow_column(values)
+                scalar = store.features[k].shape in ((), (1,))  # LeRobot: shape [1] <-> a scalar column
+                cols[names[k]] = _arrow_column(values.reshape(n) if scalar else values)
                 flat = values.reshape(n, -1).astype(np.float64)
                 totals[k].update(flat)
                 for s, v in _stats_lists(StatsAccumulator(flat.shape[1]).update(flat).result()).items():
@@ -320,7 +322,7 @@ def _info(
         else:
             features[name] = {
                 "dtype": "float32" if spec.dtype == "float16" else spec.dtype,
-                "shape": list(spec.shape),
+                "shape": list(spec.shape) or [1],
                 "names": list(spec.names) if spec.names else None,
             }
     for col, dt in (
