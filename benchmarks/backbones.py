@@ -24,15 +24,10 @@ import sys
 import time
 from functools import partial
 
-# Run as a script, benchmarks/ is sys.path[0], where a sibling benchmarks/tokenizers.py would shadow the
-# `tokenizers` package that transformers imports; look up packages from the repository instead.
-if sys.path and sys.path[0].rstrip("/").endswith("benchmarks"):
-    sys.path.pop(0)
+import torch
+from tqdm import tqdm
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from vla.backbones import (  # noqa: E402
+from vla.backbones import (
     ConnectorConfig,
     LMConfig,
     build_connector,
@@ -40,7 +35,7 @@ from vla.backbones import (  # noqa: E402
     build_vision_encoder,
     load_text_tokenizer,
 )
-from vla.backbones.presets import (  # noqa: E402
+from vla.backbones.presets import (
     CONNECTOR_NAMES,
     QWEN2_0P5B,
     REALISTIC_VISION,

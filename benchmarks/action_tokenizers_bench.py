@@ -14,7 +14,7 @@ tokenizer / FAST's mean tokens, at the smallest token count whose mean error is 
 a larger coefficient alphabet, so their vocabulary grows (power of two >= twice the alphabet; reported).
 Uniform vectorised throughput is measured on 1M actions.
 
-    python benchmarks/tokenizers.py [--episodes 8] [--noise 0.0 0.003] [--seed 0]
+    python benchmarks/action_tokenizers_bench.py [--episodes 8] [--noise 0.0 0.003] [--seed 0]
 """
 
 from __future__ import annotations
