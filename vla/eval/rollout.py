@@ -44,7 +44,9 @@ class EpisodeResult:
 class Observer(Protocol):
     """Sees every episode: the first observation, every (obs, action, outcome) step, the result.
 
-    `on_step` receives the observation the action was chosen from (not the one after it)."""
+    `on_step` receives the observation the action was chosen from (not the one after it). An observer
+    may also define `on_final_observation(obs)`: it then receives the observation after the episode's
+    last action, just before `on_episode_end`."""
 
     def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None: ...
 
@@ -84,6 +86,7 @@ def run_episode(
     task = str(getattr(env.unwrapped, "task_name", "") or "")
     split = str(getattr(env.unwrapped, "split", "") or "")
     instruction, length, success, error = "", 0, False, None
+    obs = None
     try:
         obs, info = env.reset(seed=int(seed))
         task, split = str(info.get("task", task)), str(info.get("split", split))
@@ -119,9 +122,20 @@ def run_episode(
         error=error,
         wall_time_s=time.perf_counter() - t0,
     )
+    if obs is not None:
+        _final_observation(observers, obs)
     for o in observers:
         o.on_episode_end(result)
     return result
+
+
+def _final_observation(observers: Sequence[Any], obs: Mapping[str, Any]) -> None:
+    """Optional hook: observers with `on_final_observation(obs)` see the observation after the last
+    action (e.g. a video recorder shows the end state); the Observer protocol does not require it."""
+    for o in observers:
+        hook = getattr(o, "on_final_observation", None)
+        if hook is not None:
+            hook(obs)
 
 
 # ---- vector envs ------------------------------------------------------------------------------------
@@ -219,6 +233,7 @@ def run_episodes_vector(
             error=error,
             wall_time_s=time.perf_counter() - slot.t0,
         )
+        _final_observation(slot.observers, slot.obs)
         for o in slot.observers:
             o.on_episode_end(res)
         results[k] = res

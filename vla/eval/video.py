@@ -3,7 +3,8 @@
 `write_video(path, frames, fps)` writes a list of uint8 [H,W,3] frames; the container follows the file
 suffix (.mp4 or .gif). The file appears atomically (written to a temporary sibling, then renamed).
 `VideoRecorder` is a rollout Observer that collects one camera's frames (`images/<camera>` or any other
-uint8 key; depth keys are colour-mapped) during an episode and writes the file when it ends.
+uint8 key; depth keys are grey-mapped) during an episode, including the observation after the last
+action (the optional `on_final_observation` hook of the rollout loop), and writes the file at the end.
 
     run_episode(env, policy, seed, observers=[VideoRecorder("out/ep0.mp4", camera="static")])
 """
@@ -140,6 +141,9 @@ class VideoRecorder:
 
     def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
         self.frames.append(self._frame(obs))
+
+    def on_final_observation(self, obs: Mapping[str, Any]) -> None:
+        self.frames.append(self._frame(obs))  # the end state (e.g. the object lifted)
 
     def on_episode_end(self, result: Any) -> None:
         if self.frames:

@@ -16,13 +16,16 @@ SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
 
 class Log:
     def __init__(self):
-        self.starts, self.steps, self.ends = [], [], []
+        self.starts, self.steps, self.ends, self.final = [], [], [], None
 
     def on_episode_start(self, obs, info):
         self.starts.append(obs["state"].copy())
 
     def on_step(self, obs, action, reward, terminated, truncated, info):
         self.steps.append((obs["state"].copy(), action.copy(), terminated, truncated))
+
+    def on_final_observation(self, obs):  # the optional hook
+        self.final = obs["state"].copy()
 
     def on_episode_end(self, result):
         self.ends.append(result)
@@ -54,6 +57,7 @@ def test_run_episode_with_observer():
     # on_step gets the observation the action was chosen from: the first one is the reset observation
     np.testing.assert_array_equal(log.steps[0][0], log.starts[0])
     assert log.steps[-1][2] is True  # terminated on success
+    assert log.final is not None and not np.array_equal(log.final, log.steps[-1][0])  # the end state
 
 
 def test_policy_error_ends_the_episode_not_the_run():
@@ -81,6 +85,7 @@ def test_vector_rollout_runs_all_seeds_in_order():
     assert all(r.success for r in results), results
     assert all(len(logs[r.seed].steps) == r.length for r in results)
     assert logs[1].steps and logs[1].starts[0].shape == (15,)
+    assert all(logs[r.seed].final is not None for r in results)
     assert all(r.instruction and r.task == "pick" and r.split == "train" for r in results)
     summary = summarize(results)
     assert summary["pick"]["success_rate"] == 1.0 and summary["pick"]["episodes"] == 3

@@ -58,6 +58,20 @@ def test_recorder_observer_with_depth_key(tmp_path):
         VideoRecorder(tmp_path / "e.mp4", camera="wrist").on_step({"state": 0}, None, 0, False, False, {})
 
 
+def test_recorder_in_a_rollout_ends_with_the_final_state(tmp_path):
+    import gymnasium as gym
+
+    import sim
+    from sim.experts import make_expert
+    from vla.eval.rollout import run_episode
+
+    env = gym.make(sim.ENV_ID, task="pick", cameras=("wrist",), image_size=32, depth=False)
+    rec = VideoRecorder(tmp_path / "pick.gif", camera="wrist")
+    res = run_episode(env, make_expert("pick"), 0, observers=[rec])
+    env.close()
+    assert res.success and len(rec.frames) == res.length + 1 and rec.written.is_file()
+
+
 def test_vla_demo_command(tmp_path, capsys):
     out = tmp_path / "demo"
     code = cli.main(["demo", "tasks=[pick]", "episodes=1", "image_size=32", "video_format=gif", f"out={out}"])
