@@ -1,0 +1,26 @@
+"""VQA data: readers (VQAv2, LLaVA JSON, JSONL) into one sample type, a torch dataset and collator that
+turn samples into VLM inputs with loss only on answers, and weighted co-training mixtures with schedules.
+
+    from vla.data.vqa import VQASourceConfig, read_vqa, VQADataset, VQACollator
+    samples, errors = read_vqa(VQASourceConfig(format="llava", path="outputs/scene_vqa/train.json"))
+"""
+
+from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
+from vla.data.vqa.dataset import VQACollator, VQADataset, encode_turns
+from vla.data.vqa.readers import list_readers, read_vqa, register_reader
+from vla.data.vqa.sample import ErrorPolicy, Turn, VQASample, load_rgb
+
+__all__ = [
+    "ErrorPolicy",
+    "Turn",
+    "VQACollator",
+    "VQADataset",
+    "VQAPromptConfig",
+    "VQASample",
+    "VQASourceConfig",
+    "encode_turns",
+    "list_readers",
+    "load_rgb",
+    "read_vqa",
+    "register_reader",
+]
