@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from robot_io import config as _config  # noqa: F401  (registers the ros2_* schemas on import)
 from vla.config import compose, split_positionals, to_dataclass
 
 log = logging.getLogger("robot_io")

@@ -74,3 +74,25 @@ def test_atomic_writes(tmp_path):
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "vla.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "commands:" in r.stdout
+
+
+def _top_level_configs() -> list[str]:
+    from vla.config import config_dir
+
+    return sorted(p.stem for p in config_dir().glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", _top_level_configs())
+def test_every_preset_composes_with_its_schema(name):
+    """Every command's preset composes (its module imports and registers the schema it names)."""
+    cli.register_all_schemas()
+    cfg = compose(name)
+    assert len(cfg) > 0
+
+
+def test_every_command_module_imports_and_its_function_exists():
+    import importlib
+
+    for name, (target, _) in cli.COMMANDS.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), name
