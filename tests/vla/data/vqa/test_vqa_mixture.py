@@ -1,0 +1,140 @@
+"""Co-training mixtures: source proportions within tolerance over many batches (step-aware sampler and
+the trainer's weighted sampler), schedules, stratified batches, resume, collation by task."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import TensorDataset
+
+from vla.data.vqa.mixture import (
+    MixtureBatchSampler,
+    MixtureCollator,
+    MixtureDataset,
+    Source,
+    WeightSchedule,
+    weighted_loss,
+)
+from vla.training.sampler import ResumableBatchSampler
+
+
+def _mix(w_robot=1.0, w_vqa=1.0, n_robot=1000, n_vqa=10):
+    robot = TensorDataset(torch.arange(n_robot))
+    vqa = [{"id": f"q{i}", "question": f"q{i}?"} for i in range(n_vqa)]
+    return MixtureDataset([Source("robot", robot, w_robot), Source("vqa", vqa, w_vqa, loss_weight=0.5)])
+
+
+def _share(mix, batches, name="vqa"):
+    k = mix.names.index(name)
+    idx = np.concatenate([np.asarray(b) for b in batches])
+    src = np.searchsorted(mix.offsets, idx, side="right") - 1
+    return float(np.mean(src == k))
+
+
+@pytest.mark.parametrize(("w_robot", "w_vqa"), [(1.0, 1.0), (3.0, 1.0), (1.0, 4.0)])
+def test_sampler_proportions_within_tolerance(w_robot, w_vqa):
+    mix = _mix(w_robot, w_vqa)
+    sampler = MixtureBatchSampler(mix, batch_size=32, seed=1)
+    it = iter(sampler)
+    share = _share(mix, [next(it) for _ in range(400)])
+    assert abs(share - w_vqa / (w_robot + w_vqa)) < 0.02, share
+
+
+def test_trainer_sample_weights_give_the_same_proportions():
+    mix = _mix(3.0, 1.0)
+    w = mix.sample_weights()
+    assert w.shape == (len(mix),) and abs(float(w.sum()) - 1) < 1e-9
+    sampler = ResumableBatchSampler(len(mix), 32, seed=0, weights=w)
+    it = iter(sampler)
+    assert abs(_share(mix, [next(it) for _ in range(400)]) - 0.25) < 0.02
+    # explicit weights (e.g. a schedule's value) override the sources' own
+    w2 = mix.sample_weights({"robot": 1.0, "vqa": 1.0})
+    assert abs(float(w2[-10:].sum()) - 0.5) < 1e-9
+
+
+def test_items_are_tagged_and_collated_by_task():
+    mix = _mix()
+    item = mix[len(mix) - 1]
+    assert item["task"] == "vqa" and item["id"] == "q9" and item["loss_weight"] == 0.5 and item["source"] == 1
+    assert mix[0]["task"] == "robot" and torch.equal(mix[0]["sample"][0], torch.tensor(0))
+    collate = MixtureCollator(
+        {"robot": lambda xs: torch.stack([x[0] for x in xs]), "vqa": lambda xs: [x["id"] for x in xs]}
+    )
+    b = collate([mix[i] for i in (0, 1, 1000, 1005)])
+    assert b["tasks"]["robot"].tolist() == [0, 1] and b["tasks"]["vqa"] == ["q0", "q5"]
+    assert b["counts"] == {"robot": 2, "vqa": 2} and b["loss_weights"] == {"robot": 1.0, "vqa": 0.5}
+    loss = weighted_loss(
+        {"robot": torch.tensor(1.0), "vqa": torch.tensor(4.0)}, b["loss_weights"], b["counts"]
+    )
+    assert float(loss) == pytest.approx((2 * 1.0 + 2 * 0.5 * 4.0) / 3.0)
+    with pytest.raises(ValueError, match="no collate function for task 'vqa'"):
+        MixtureCollator({"robot": list})([mix[1000]])
+    with pytest.raises(IndexError, match="out of range"):
+        mix[len(mix)]
+
+
+def test_schedule_interpolates_and_sampler_follows_it():
+    sched = WeightSchedule([(0, {"robot": 1, "vqa": 1}), (100, {"robot": 3, "vqa": 1})])
+    assert sched.weights_at(0)["vqa"] == pytest.approx(0.5)
+    assert sched.weights_at(50) == pytest.approx({"robot": 2 / 3, "vqa": 1 / 3})
+    assert sched.weights_at(10_000)["vqa"] == pytest.approx(0.25)
+    mix = _mix()
+    s = MixtureBatchSampler(mix, 64, schedule=sched, seed=3)
+    early = _share(mix, [s.batch(step) for step in range(0, 20)])  # weights 0.5 .. 0.45
+    late = _share(mix, [s.batch(step) for step in range(100, 300)])
+    assert abs(late - 0.25) < 0.02 and abs(early - 0.475) < 0.04, (early, late)
+    step_sched = WeightSchedule.from_config(
+        [{"step": 0, "weights": {"robot": 1, "vqa": 1}}, {"step": 60, "weights": {"robot": 1, "vqa": 0}}],
+        interpolate="step",
+    )
+    assert step_sched.segments(100) == [
+        (0, 60, {"robot": 0.5, "vqa": 0.5}),
+        (60, 100, {"robot": 1.0, "vqa": 0.0}),
+    ]
+    segs = sched.segments(200, every=50)
+    assert [a for a, _, _ in segs] == [0, 50, 100, 150] and segs[0][2]["vqa"] > segs[-1][2]["vqa"]
+
+
+def test_stratified_batches_hold_every_source_and_resume_exactly():
+    mix = _mix(1.0, 1.0)
+    s = MixtureBatchSampler(mix, 8, seed=5, stratified=True)
+    it = iter(s)
+    first = [next(it) for _ in range(6)]
+    for b in first:
+        assert _share(mix, [b]) == 0.5
+    s.set_position(4)
+    assert next(iter(s)) == first[4]
+    ranks = [
+        next(iter(MixtureBatchSampler(mix, 8, seed=5, stratified=True, rank=r, world_size=2))) for r in (0, 1)
+    ]
+    assert ranks[0] + ranks[1] == first[0]
+
+
+def test_bad_mixtures_are_clear_errors():
+    with pytest.raises(ValueError, match="source names must be unique"):
+        MixtureDataset([Source("a", [1]), Source("a", [2])])
+    with pytest.raises(ValueError, match="source 'b' is empty"):
+        MixtureDataset([Source("a", [1]), Source("b", [])])
+    with pytest.raises(ValueError, match="knot at step 5 names"):
+        WeightSchedule([(0, {"a": 1}), (5, {"b": 1})])
+    with pytest.raises(ValueError, match="schedule names"):
+        MixtureBatchSampler(_mix(), 4, schedule=WeightSchedule.constant({"robot": 1}))
+    with pytest.raises(ValueError, match="no weight for sources \\['vqa'\\]"):
+        _mix().sample_weights({"robot": 1.0})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.floats(0.0, 10.0), min_size=2, max_size=5).filter(lambda w: sum(w) > 0.1),
+    batch=st.integers(1, 64),
+    step=st.integers(0, 10_000),
+)
+def test_stratified_counts_are_the_exact_shares(weights, batch, step):
+    mix = MixtureDataset([Source(f"s{i}", [0] * (i + 1), w) for i, w in enumerate(weights)])
+    s = MixtureBatchSampler(mix, batch, stratified=True)
+    n = s.counts(step, np.random.default_rng(0))
+    exact = np.array(weights) / sum(weights) * batch
+    assert n.sum() == batch and np.all(np.abs(n - exact) < 1.0)
+    b = s.batch(step)
+    assert len(b) == batch and all(0 <= i < len(mix) for i in b)

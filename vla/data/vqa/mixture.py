@@ -1,0 +1,272 @@
+"""Co-training mixtures: several datasets (robot trajectories, VQA sets) drawn by weight, with a task
+identifier and a loss weight per source, and a schedule that changes the weights over training steps.
+
+    mix = MixtureDataset([Source("robot", windows, weight=1.0), Source("vqa", vqa_set, weight=1.0)])
+    schedule = WeightSchedule([(0, {"robot": 1, "vqa": 1}), (1000, {"robot": 3, "vqa": 1})])
+
+Two ways to sample it:
+
+* With the generic trainer (vla.training.trainer): `Trainer.fit(model, mix, collate_fn=MixtureCollator(...),
+  sample_weights=mix.sample_weights(schedule.weights_at(0)))`. Its sampler draws every sample with
+  replacement with probability weight[source] / len(source) / sum, i.e. sources in proportion to their
+  weights whatever their sizes. A schedule runs as consecutive fits with `resume=true`, one per
+  `schedule.segments(total_steps)` entry (steps=end, new sample_weights).
+* `MixtureBatchSampler(mix, batch_size, schedule)`: step-aware, deterministic from (seed, step), resumable
+  with `set_position(step)`; `stratified=True` gives every batch exactly its share of each source (largest
+  remainder), so every batch holds both VQA and action samples.
+
+Items come back tagged: a dict item gains "task" (the source name), "source" (its index) and
+"loss_weight"; `MixtureCollator` groups a batch by task, applies each task's collate function and returns
+{"tasks": {name: sub-batch}, "loss_weights": {name: w}, "counts": {name: n}}; `weighted_loss` combines the
+per-task losses.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+@dataclass
+class Source:
+    """One mixture member: a task identifier (also written into prompts), a dataset and its weights."""
+
+    name: str
+    dataset: Dataset
+    weight: float = 1.0
+    loss_weight: float = 1.0
+
+
+class WeightSchedule:
+    """Per-source sampling weights over optimiser steps: piecewise-linear (or piecewise-constant)
+    between (step, {source: weight}) knots; constant before the first and after the last knot."""
+
+    def __init__(self, knots: Sequence[tuple[int, Mapping[str, float]]], interpolate: str = "linear"):
+        if not knots:
+            raise ValueError("WeightSchedule: needs at least one (step, weights) knot")
+        if interpolate not in ("linear", "step"):
+            raise ValueError(f"WeightSchedule: interpolate must be 'linear' or 'step', got {interpolate!r}")
+        steps = [int(s) for s, _ in knots]
+        if steps != sorted(set(steps)) or steps[0] < 0:
+            raise ValueError(f"WeightSchedule: knot steps must be distinct, >= 0 and increasing, got {steps}")
+        names = set(knots[0][1])
+        for s, w in knots:
+            if set(w) != names:
+                raise ValueError(
+                    f"WeightSchedule: knot at step {s} names {sorted(w)}, expected {sorted(names)}"
+                )
+            bad = {k: v for k, v in w.items() if not float(v) >= 0}
+            if bad or sum(float(v) for v in w.values()) <= 0:
+                raise ValueError(f"WeightSchedule: weights at step {s} must be >= 0 with a positive sum")
+        self.names = sorted(names)
+        self.steps = steps
+        self.table = np.array([[float(w[n]) for n in self.names] for _, w in knots])  # [K,S]
+        self.interpolate = interpolate
+
+    @classmethod
+    def constant(cls, weights: Mapping[str, float]) -> WeightSchedule:
+        return cls([(0, weights)])
+
+    @classmethod
+    def from_config(cls, knots: Sequence[Mapping[str, Any]], interpolate: str = "linear") -> WeightSchedule:
+        """From config form: [{step: 0, weights: {robot: 1, vqa: 1}}, ...]."""
+        return cls([(int(k["step"]), dict(k["weights"])) for k in knots], interpolate)
+
+    def weights_at(self, step: int) -> dict[str, float]:
+        """Normalised weights (sum 1) at `step`."""
+        i = bisect.bisect_right(self.steps, int(step)) - 1
+        if i < 0:
+            row = self.table[0]
+        elif i == len(self.steps) - 1 or self.interpolate == "step":
+            row = self.table[i]
+        else:
+            t = (step - self.steps[i]) / (self.steps[i + 1] - self.steps[i])
+            row = (1 - t) * self.table[i] + t * self.table[i + 1]
+        row = row / row.sum()
+        return {n: float(v) for n, v in zip(self.names, row, strict=True)}
+
+    def segments(self, total_steps: int, every: int = 100) -> list[tuple[int, int, dict[str, float]]]:
+        """[(start, end, weights)] covering [0, total_steps): one per knot interval ("step"), or chunks of
+        `every` steps with the weights at each chunk's middle ("linear"), for piecewise Trainer fits."""
+        if total_steps <= 0 or every <= 0:
+            raise ValueError("WeightSchedule.segments: total_steps and every must be positive")
+        if self.interpolate == "step":
+            cuts = sorted({0, total_steps, *[s for s in self.steps if 0 < s < total_steps]})
+        else:
+            cuts = sorted(
+                {*range(0, total_steps, every), total_steps, *[s for s in self.steps if s < total_steps]}
+            )
+        out = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            w = self.weights_at(a if self.interpolate == "step" else (a + b - 1) // 2)
+            out.append((a, b, w))
+        return out
+
+
+class MixtureDataset(Dataset):
+    """Several datasets behind one index space; items are tagged with their source's task and weights."""
+
+    def __init__(self, sources: Sequence[Source]):
+        if not sources:
+            raise ValueError("MixtureDataset: no sources")
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"MixtureDataset: source names must be unique, got {names}")
+        for s in sources:
+            if len(s.dataset) == 0:
+                raise ValueError(f"MixtureDataset: source {s.name!r} is empty")
+            if not s.weight >= 0 or not s.loss_weight >= 0:
+                raise ValueError(f"MixtureDataset: source {s.name!r} weights must be >= 0")
+        self.sources = list(sources)
+        self.sizes = [len(s.dataset) for s in self.sources]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)  # [S+1]
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, idx: int) -> tuple[int, int]:
+        """Global index -> (source index, index within that source)."""
+        if not 0 <= idx < len(self):
+            raise IndexError(f"MixtureDataset: index {idx} out of range [0, {len(self)})")
+        k = int(np.searchsorted(self.offsets, idx, side="right")) - 1
+        return k, int(idx - self.offsets[k])
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        k, j = self.locate(int(idx))
+        src = self.sources[k]
+        item = src.dataset[j]
+        tags = {"task": src.name, "source": k, "loss_weight": float(src.loss_weight)}
+        if isinstance(item, Mapping):
+            return {**item, **tags}
+        return {"sample": item, **tags}
+
+    def _weights(self, weights: Mapping[str, float] | None) -> np.ndarray:
+        if weights is None:
+            w = np.array([s.weight for s in self.sources], dtype=np.float64)
+        else:
+            missing = set(self.names) - set(weights)
+            if missing:
+                raise ValueError(f"MixtureDataset: no weight for sources {sorted(missing)}")
+            w = np.array([float(weights[n]) for n in self.names], dtype=np.float64)
+        if not np.all(w >= 0) or w.sum() <= 0:
+            raise ValueError(f"MixtureDataset: weights must be >= 0 with a positive sum, got {w.tolist()}")
+        return w / w.sum()
+
+    def source_probs(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
+        return dict(zip(self.names, self._weights(weights).tolist(), strict=True))
+
+    def sample_weights(self, weights: Mapping[str, float] | None = None) -> torch.Tensor:
+        """Per-sample weights [N] (sum 1) for `Trainer.fit(sample_weights=...)`: source k's samples get
+        p_k / n_k each, so source k is drawn with probability p_k. Default: the sources' own weights."""
+        p = self._weights(weights)
+        parts = [torch.full((n,), p[k] / n, dtype=torch.float64) for k, n in enumerate(self.sizes)]
+        return torch.cat(parts)  # [N]
+
+
+class MixtureBatchSampler(Sampler[list[int]]):
+    """Step-aware weighted batches of global indices into a MixtureDataset (endless; resumable).
+
+    Batch `step` is a pure function of (seed, step): sources are drawn from the schedule's weights at that
+    step (multinomial per slot, or exact shares with `stratified`), indices uniformly within a source.
+    Rank r of world_size takes the r-th contiguous slice of each global batch."""
+
+    def __init__(
+        self,
+        mixture: MixtureDataset,
+        batch_size: int,
+        schedule: WeightSchedule | None = None,
+        seed: int = 0,
+        stratified: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if batch_size <= 0 or batch_size % world_size:
+            raise ValueError(
+                f"MixtureBatchSampler: batch {batch_size} must be a positive multiple of {world_size}"
+            )
+        self.mixture = mixture
+        self.schedule = schedule or WeightSchedule.constant({s.name: s.weight for s in mixture.sources})
+        if set(self.schedule.names) != set(mixture.names):
+            raise ValueError(
+                f"MixtureBatchSampler: schedule names {self.schedule.names} != sources {mixture.names}"
+            )
+        self.batch_size, self.seed, self.stratified = int(batch_size), int(seed), bool(stratified)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.start = 0
+
+    def set_position(self, step: int) -> None:
+        if step < 0:
+            raise ValueError(f"MixtureBatchSampler: position must be >= 0, got {step}")
+        self.start = int(step)
+
+    def counts(self, step: int, rng: np.random.Generator) -> np.ndarray:
+        """Samples per source [S] in the global batch of `step`."""
+        p = self.mixture._weights(self.schedule.weights_at(step))  # [S]
+        if not self.stratified:
+            return rng.multinomial(self.batch_size, p)
+        exact = p * self.batch_size
+        n = np.floor(exact).astype(np.int64)
+        rest = self.batch_size - int(n.sum())
+        order = np.argsort(-(exact - n), kind="stable")
+        n[order[:rest]] += 1
+        return n
+
+    def batch(self, step: int) -> list[int]:
+        """The global batch of `step` (all ranks), as global mixture indices."""
+        rng = np.random.default_rng([self.seed, int(step)])
+        idx = []
+        for k, c in enumerate(self.counts(step, rng)):
+            idx += (self.mixture.offsets[k] + rng.integers(0, self.mixture.sizes[k], size=int(c))).tolist()
+        return [int(i) for i in rng.permutation(idx)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step, per = self.start, self.batch_size // self.world_size
+        while True:
+            yield self.batch(step)[self.rank * per : (self.rank + 1) * per]
+            step += 1
+
+
+@dataclass
+class MixtureCollator:
+    """Groups a mixed batch by task and collates each group with that task's function."""
+
+    collate_fns: Mapping[str, Callable[[list[Any]], Any]]
+
+    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        groups: dict[str, list[Any]] = {}
+        weights: dict[str, float] = {}
+        for it in items:
+            task = it["task"]
+            if task not in self.collate_fns:
+                raise ValueError(f"MixtureCollator: no collate function for task {task!r}")
+            payload = it["sample"] if set(it) == {"sample", "task", "source", "loss_weight"} else it
+            groups.setdefault(task, []).append(payload)
+            weights[task] = float(it["loss_weight"])
+        return {
+            "tasks": {t: self.collate_fns[t](g) for t, g in groups.items()},
+            "loss_weights": weights,
+            "counts": {t: len(g) for t, g in groups.items()},
+        }
+
+
+def weighted_loss(
+    losses: Mapping[str, torch.Tensor], loss_weights: Mapping[str, float], counts: Mapping[str, int]
+) -> torch.Tensor:
+    """Per-task mean losses -> one scalar: sum_t w_t n_t L_t / sum_t w_t n_t (a sample-weighted mean)."""
+    if not losses:
+        raise ValueError("weighted_loss: no task losses")
+    num = sum(float(loss_weights[t]) * int(counts[t]) * losses[t] for t in losses)
+    den = sum(float(loss_weights[t]) * int(counts[t]) for t in losses)
+    if den <= 0:
+        raise ValueError(f"weighted_loss: loss weights x counts sum to {den}; need a positive value")
+    return num / den
