@@ -29,6 +29,10 @@ class EnvConfig:
     action_space: str = "ee_delta"
     renderer: str = "tiny"
     robot_visuals: str = "simple"  # simple (collision meshes, fast) | full (textured meshes)
+    # Goal-specified tasks only (sim.goal_tasks): the goal point cloud observation goal/points [N,3].
+    goal_points: int = 1024
+    goal_cameras: list[str] | None = None  # null: the observation cameras (static if there are none)
+    goal_image_size: int = 224
 
 
 @register_config("task", group="task")
@@ -64,6 +68,8 @@ def env_kwargs(env_cfg: Any, task_cfg: Any) -> dict[str, Any]:
         if unknown:
             raise ValueError(f"{where} config: unknown keys {unknown}; expected a subset of {sorted(known)}")
     kw = {**e, "cameras": tuple(e.get("cameras", ("static", "wrist")))}
+    if kw.get("goal_cameras") is not None:
+        kw["goal_cameras"] = tuple(kw["goal_cameras"])
     kw["task"], kw["split"] = t.get("name", "pick"), t.get("split", "train")
     if t.get("max_episode_steps") is not None:
         kw["max_episode_steps"] = int(t["max_episode_steps"])

@@ -25,11 +25,14 @@ import pybullet as p
 import pybullet_data
 
 from sim import camera as cam
+from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat, render_goal_cloud
 from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
 from sim.scene import ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
 from vla.types import (
     CONTROL_HZ,
+    GOAL_COLORS_KEY,
+    GOAL_POINTS_KEY,
     PHYSICS_HZ,
     STATE_DIM,
     ActionSpace,
@@ -75,6 +78,9 @@ class TabletopEnv(gym.Env):
         robot_visuals: str = "simple",
         render_mode: str | None = None,
         success_hold: int = 2,
+        goal_points: int = 1024,
+        goal_cameras: Sequence[str] | None = None,
+        goal_image_size: int = 224,
     ):
         self.task = get_task(task)
         self.task_name = task
@@ -105,6 +111,23 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.success_hold = int(success_hold)
+        # Goal tasks: the goal cloud is rendered from `goal_cameras` (default: the observation cameras,
+        # or the static camera for a state-only env) at goal_image_size, and sampled to goal_points.
+        if goal_cameras is None:
+            goal_cameras = cameras or ("static",)
+        goal_cameras = (goal_cameras,) if isinstance(goal_cameras, str) else tuple(goal_cameras)
+        for c in goal_cameras:
+            if c not in cam.DEFAULT_CAMERAS:
+                raise ValueError(f"unknown goal camera {c!r}; expected one of {list(cam.DEFAULT_CAMERAS)}")
+        if not goal_cameras:
+            raise ValueError("goal_cameras: expected at least one camera name (or null for the default)")
+        if int(goal_points) < 1 or int(goal_image_size) < 8:
+            raise ValueError(
+                f"goal_points/goal_image_size: expected >= 1 / >= 8, got {goal_points}/{goal_image_size}"
+            )
+        self.goal_cameras, self.goal_points = goal_cameras, int(goal_points)
+        self.goal_image_size = int(goal_image_size)
+        self._goal_cloud: tuple[np.ndarray, np.ndarray] | None = None
 
         self.client = p.connect(p.DIRECT)
         self.renderer_name = "tiny"
@@ -140,6 +163,13 @@ class TabletopEnv(gym.Env):
                 spaces[seg_key(c)] = gym.spaces.Box(-1, 2**24, (H, W), np.int32)
         spaces["state"] = gym.spaces.Box(-10.0, 10.0, (STATE_DIM,), np.float32)  # metres, radians
         spaces["instruction"] = gym.spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET)
+        if self.task.has_goal_cloud:
+            lo, hi = (np.array(b, dtype=np.float32) for b in GOAL_WORKSPACE)
+            n = self.goal_points
+            spaces[GOAL_POINTS_KEY] = gym.spaces.Box(
+                np.tile(lo, (n, 1)), np.tile(hi, (n, 1)), dtype=np.float32
+            )
+            spaces[GOAL_COLORS_KEY] = gym.spaces.Box(0, 255, (n, 3), np.uint8)
         return gym.spaces.Dict(spaces)
 
     def _make_action_space(self) -> gym.spaces.Box:
@@ -180,6 +210,7 @@ class TabletopEnv(gym.Env):
         rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
         self.layout = self.task.sample(rng, self.split)
         self._build_world(self.layout)
+        self._goal_cloud = self._render_goal() if self.task.has_goal_cloud else None
         self._steps, self._held = 0, 0
         obs = self._observe()
         return obs, self._info(success=False)
@@ -217,6 +248,24 @@ class TabletopEnv(gym.Env):
             return self._build_world(layout)
         for _ in range(10):  # let objects settle on the table
             p.stepSimulation(physicsClientId=c)
+
+    def _render_goal(self) -> tuple[np.ndarray, np.ndarray]:
+        """The goal scene (objects at `layout.goal_poses`) as points [N,3] float32 and colours [N,3] uint8."""
+        views = [GoalView(c, self.camera_extrinsics(c), self._spec(c).fov_deg) for c in self.goal_cameras]
+        size = self.goal_image_size
+        ids = self.object_ids
+        return render_goal_cloud(
+            self.client,
+            ids,
+            self.layout.goal_poses,
+            ids + self.fixture_ids,
+            views,
+            size,
+            size,
+            self._renderer,
+            self.goal_points,
+            self._seed,
+        )
 
     def step(self, action):
         if self.robot is None or self.layout is None:
@@ -294,6 +343,9 @@ class TabletopEnv(gym.Env):
                 obs[seg_key(c)] = seg
         obs["state"] = self.robot.state()
         obs["instruction"] = self.layout.instruction
+        if self._goal_cloud is not None:
+            obs[GOAL_POINTS_KEY] = self._goal_cloud[0].copy()
+            obs[GOAL_COLORS_KEY] = self._goal_cloud[1].copy()
         return obs
 
     def _info(self, success: bool) -> dict[str, Any]:
@@ -316,12 +368,19 @@ class TabletopEnv(gym.Env):
         elif lay.goal_kind == "object":
             goal = snap.positions[lay.goal_index].copy()
             goal_name = "object"
+        elif lay.goal_kind == "pose":
+            goal = np.array(lay.goal_poses[lay.target][:3], dtype=np.float64)
+            goal_name = "pose"
         else:
             goal = snap.positions[lay.target] + np.array([0.0, 0.0, LIFT_HEIGHT + 0.01])
             goal_name = "lift"
         # Per-object/per-fixture entries are python lists (their length varies by seed, and gymnasium's
         # vector envs batch only fixed-shape arrays); np.asarray(priv["object_poses"]) gives [K,7].
+        extra: dict[str, Any] = {}
+        if lay.goal_poses:  # goal tasks: per object xyz + quaternion xyzw, like object_poses
+            extra["goal_poses"] = [np.concatenate(goal_pose_quat(g)) for g in lay.goal_poses]
         return {
+            **extra,
             "object_names": [o.name for o in lay.objects],
             "object_shapes": [o.shape for o in lay.objects],
             "object_colours": [o.colour for o in lay.objects],

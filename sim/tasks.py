@@ -58,10 +58,12 @@ class Layout:
     objects: tuple[ObjectSpec, ...]
     fixtures: tuple[FixtureSpec, ...]
     target: int
-    goal_kind: str  # "lift" | "fixture" | "object"
-    goal_index: int  # fixture index ("fixture"), object index ("object"), -1 ("lift")
+    goal_kind: str  # "lift" | "fixture" | "object" | "pose" (goal tasks: every object has a goal pose)
+    goal_index: int  # fixture index ("fixture"), object index ("object"), -1 ("lift", "pose")
     instruction: str
     template: int
+    # Goal-specified tasks (sim.goal_tasks): per object (x, y, z of its centre, yaw); () for the others.
+    goal_poses: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Task:
     name: str = ""
     horizon: int = 60
     templates: tuple[str, ...] = ()
+    has_goal_cloud: bool = False  # True: the env renders the goal scene and adds goal/points, goal/colors
 
     def sample(self, rng: np.random.Generator, split: str) -> Layout:
         raise TypeError(f"{type(self).__name__} must define sample()")  # base class is never registered

@@ -32,6 +32,9 @@ SEG_PREFIX = "seg/"
 STATE_KEY = "state"
 INSTRUCTION_KEY = "instruction"
 ACTION_KEY = "action"
+# Goal-specified tasks (sim.goal_tasks): the goal scene as a world-frame point cloud, fixed for an episode.
+GOAL_POINTS_KEY = "goal/points"  # float32 [N, 3] metres, robot base frame
+GOAL_COLORS_KEY = "goal/colors"  # uint8 [N, 3] RGB
 
 CONTROL_HZ = 10
 PHYSICS_HZ = 240
