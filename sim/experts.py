@@ -274,11 +274,82 @@ class PushExpert(ScriptedExpert):
         return np.array([*g, self.push_z]), 0.0, CLOSED
 
 
+class _GoalExpert(_CarryExpert):
+    """Goal tasks: carry one object at a time to its goal (privileged `goal_poses`), then choose the next
+    object still off its goal; an object that landed off its goal is grasped and placed again."""
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.current = -1  # the object being moved; -1 before the first choice
+
+    def _pending(self, priv) -> list[int]:
+        raise TypeError(f"{type(self).__name__} must define _pending()")
+
+    def _act(self, priv):
+        ee = np.asarray(priv["ee_position"], dtype=np.float64)
+        if self.current < 0 or self.phase in ("retreat", "done") and ee[2] > 0.1:
+            pending = self._pending(priv)
+            if not pending:
+                self._set("done")
+                return np.array([ee[0], ee[1], SAFE_Z]), 0.0, OPEN
+            if self.phase in ("retreat", "done") or self.current < 0:
+                self.current = self.current if self.current in pending else pending[0]
+                self._set("approach")
+        return super()._act({**priv, "target_index": self.current})
+
+
+class ArrangeExpert(_GoalExpert):
+    task = "arrange"
+    tolerance = 0.015  # tighter than the task's 3 cm, so a sloppy place is redone
+
+    def _pending(self, priv):
+        poses, goals = priv["object_poses"], priv["goal_poses"]
+        return [
+            i
+            for i in range(len(goals))
+            if np.linalg.norm(np.asarray(poses[i][:2]) - np.asarray(goals[i][:2])) > self.tolerance
+        ]
+
+    def _goal_xy_z(self, priv):
+        i = int(priv["target_index"])
+        size = np.asarray(priv["object_sizes"][i], dtype=np.float64)
+        return np.asarray(priv["goal_poses"][i][:2], dtype=np.float64), size[2] / 2 + 0.012
+
+
+class StackGoalExpert(_GoalExpert):
+    task = "stack_goal"
+
+    @staticmethod
+    def _order(priv) -> list[int]:
+        cubes = [i for i, s in enumerate(priv["object_shapes"]) if s == "cube"]
+        return sorted(cubes, key=lambda i: float(priv["goal_poses"][i][2]))  # bottom first
+
+    def _pending(self, priv):
+        order, poses = self._order(priv), priv["object_poses"]
+        for k in range(1, len(order)):
+            lo, up = np.asarray(poses[order[k - 1]][:3]), np.asarray(poses[order[k]][:3])
+            want = 0.5 * (priv["object_sizes"][order[k - 1]][2] + priv["object_sizes"][order[k]][2])
+            if np.linalg.norm(up[:2] - lo[:2]) > 0.015 or abs(up[2] - lo[2] - want) > 0.01:
+                return order[k:]
+        return []
+
+    def _goal_xy_z(self, priv):
+        order = self._order(priv)
+        i = int(priv["target_index"])
+        below = order[order.index(i) - 1]
+        base = np.asarray(priv["object_poses"][below][:3], dtype=np.float64)
+        base_h = float(priv["object_sizes"][below][2])
+        size = np.asarray(priv["object_sizes"][i], dtype=np.float64)
+        return base[:2], base[2] + base_h / 2 + size[2] / 2 + 0.008
+
+
 EXPERTS: dict[str, type[ScriptedExpert]] = {
     "pick": PickExpert,
     "place": PlaceExpert,
     "push": PushExpert,
     "stack": StackExpert,
+    "arrange": ArrangeExpert,
+    "stack_goal": StackGoalExpert,
 }
 
 

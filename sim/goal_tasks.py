@@ -44,7 +44,7 @@ def _retry(sample, rng: np.random.Generator, tries: int = 50):
 
 @register_task("arrange")
 class ArrangeTask(Task):
-    horizon = 220
+    horizon = 180
     has_goal_cloud = True
     templates = (
         "arrange the objects as the goal shows",
@@ -101,7 +101,7 @@ def stack_order(layout: Layout) -> list[int]:
 
 @register_task("stack_goal")
 class StackGoalTask(Task):
-    horizon = 220
+    horizon = 140
     has_goal_cloud = True
     templates = (
         "stack the {n} cubes as the goal shows",
