@@ -81,6 +81,11 @@ def test_fit_from_npz_and_npy(tmp_path, capsys):
     args = ["tokenizer", "fit", str(tmp_path / "a.npy"), "tokenizer=fast", "tokenizer.vocab_size=128"]
     assert cli.main([*args, "holdout=0", f"out={tmp_path}/f"]) == 0
     assert load_tokenizer(tmp_path / "f" / "action_tokenizer.json").vocab_size <= 128
+    assert load_tokenizer(tmp_path / "f" / "action_tokenizer.json").order == "dimension"  # the preset's
+    assert cli.main([*args, "tokenizer.order=frequency", "holdout=0", f"out={tmp_path}/g"]) == 0
+    assert load_tokenizer(tmp_path / "g" / "action_tokenizer.json").order == "frequency"
+    assert cli.main([*args, "tokenizer.order=time", f"out={tmp_path}/h"]) == 1
+    assert "order must be one of" in capsys.readouterr().err
     capsys.readouterr()
 
 
