@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset info": ("vla.data.info:main", "summarise an episode store: PATH [stats=true]"),
     "demo": ("vla.demo:main", "scripted experts in every task, one video each: tasks=[pick] episodes=2"),
     "tokenizer fit": ("action_tokenizers.cli:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
+    "eval-vqa": ("vla.eval.vqa:main", "VQAv2 accuracy of a VLM: [DATA.json] checkpoint=DIR | predictions=F"),
     "vqa generate": ("sim.scene_vqa:main", "scene-VQA from the simulator (LLaVA JSON): OUT scenes=200"),
     "tokenizer report": ("action_tokenizers.cli:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
 }
