@@ -201,7 +201,10 @@ def predict(
 
     from vla.data.vqa.dataset import VQACollator, VQADataset
 
-    collate = VQACollator(model.tokenizer, model.vision.transform, prompt or VQAPromptConfig(), bool(task))
+    state_dim = int(model.cfg.state.dim) if getattr(model, "state_encoder", None) is not None else 0
+    collate = VQACollator(
+        model.tokenizer, model.vision.transform, prompt or VQAPromptConfig(), bool(task), state_dim=state_dim
+    )
     ds = VQADataset(samples, task=task)
     device = next(model.parameters()).device
     by_count: dict[int, list[int]] = defaultdict(list)
@@ -213,16 +216,13 @@ def predict(
     for idx in tqdm(batches, desc="eval-vqa", disable=not progress):
         inp = collate.generation_inputs([ds[i] for i in idx])
         inp = {k: v.to(device) for k, v in inp.items()}
-        extra = {}
-        if getattr(model, "state_encoder", None) is not None:  # a VLA's VLM: VQA carries no robot state
-            extra["state"] = torch.zeros(len(idx), model.cfg.state.dim, device=device)
-        with torch.no_grad():
+        with torch.no_grad():  # a VLA's VLM gets the collator's zero state (VQA has no proprioception)
             gen = model.generate(
                 inp["input_ids"],
                 inp["attention_mask"],
                 images=inp.get("images"),
+                state=inp.get("state"),
                 max_new_tokens=max_new_tokens,
-                **extra,
             )
         for i, row in zip(idx, gen.tokens.tolist(), strict=True):
             out[i] = clean_generation(model.tokenizer.decode(row, skip_special_tokens=True))

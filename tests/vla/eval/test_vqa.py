@@ -199,3 +199,37 @@ def test_tiny_vlm_cotrained_on_scene_vqa_scores_through_eval_vqa(tmp_path, capsy
     )
     assert base.accuracy <= 0.2 and res["accuracy"] - base.accuracy >= 0.4, (base.accuracy, res["accuracy"])
     assert score(samples, [s.answers[0] for s in samples]).accuracy == 1.0
+
+
+def test_eval_vqa_runs_the_vlm_inside_a_vla_checkpoint(tmp_path, one_thread):
+    from action_tokenizers import make_tokenizer
+    from vla.data.normalizer import Normalizer, compute_stats
+    from vla.eval.vqa import load_model
+    from vla.models.vla import VLA
+    from vla.processor import ProcessorConfig
+
+    rng = np.random.default_rng(0)
+    acts = (rng.standard_normal((64, 7)) * 0.05).astype(np.float32)
+    norm = Normalizer(
+        {"action": compute_stats(acts), "state": compute_stats(rng.standard_normal((64, 15)))},
+        {"action": "q99", "state": "meanstd"},
+    )
+    tok = make_tokenizer("uniform", action_dim=7, chunk_len=1).fit(acts.reshape(-1, 1, 7))
+    torch.manual_seed(0)
+    vla = VLA.build(compose_model_config("tiny"), ProcessorConfig(cameras=["static", "wrist"]), tok, norm)
+    vla.save_pretrained(tmp_path / "vla")
+    vlm = load_model(tmp_path / "vla")
+    assert vlm.state_encoder is not None  # VQA questions get a zero state
+    root = _vqav2(tmp_path)
+    data = VQASourceConfig(
+        format="vqav2",
+        path=str(root / "q.json"),
+        annotations=str(root / "a.json"),
+        image_root=str(root / "val2014"),
+    )
+    scores = run(
+        EvalVQAConfig(data=data, checkpoint=str(tmp_path / "vla"), out=str(tmp_path / "ev"), max_new_tokens=4)
+    )
+    assert scores.n == 3 and 0.0 <= scores.accuracy <= 1.0
+    lines = (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ["100", "101", "102"]

@@ -7,7 +7,8 @@ The collator builds the multi-turn text with loss only on answers:
 
 and transforms the images with the vision encoder's `ImageTransform`, giving the keyword arguments of
 `VLM.forward`: input_ids / attention_mask / labels [B,L] (right-padded) and images [B,N,3,S,S]
-(N images per sample, the same N for every sample of a batch). `generation_inputs` gives the left-padded
+(N images per sample, the same N for every sample of a batch), plus a zero state [B,S] when `state_dim`
+is set (a VLA's VLM has a state encoder; VQA has no proprioception). `generation_inputs` gives the left-padded
 prompt of each sample's last question (earlier turns with their answers as context) for `VLM.generate`.
 
     ds = VQADataset(samples, task="vqa")
@@ -94,6 +95,7 @@ class VQACollator:
     prompt: VQAPromptConfig = field(default_factory=VQAPromptConfig)
     use_task_tag: bool = True
     max_length: int | None = None
+    state_dim: int = 0  # > 0: add a zero "state" [B, state_dim] for models with a state encoder (a VLA)
 
     def _pixels(self, items: Sequence[Mapping[str, Any]]) -> torch.Tensor | None:
         counts = {len(it["images"]) for it in items}
@@ -134,9 +136,14 @@ class VQACollator:
             self._check_length(it, ids)
             seqs.append((ids, labels))
         out = pad_batch(seqs, int(self.tokenizer.pad_token_id or 0), side="right")
+        return self._add_prefix_inputs(out, items)
+
+    def _add_prefix_inputs(self, out: dict[str, torch.Tensor], items: Sequence[Mapping[str, Any]]):
         pixels = self._pixels(items)
         if pixels is not None:
-            out["images"] = pixels
+            out["images"] = pixels  # [B,N,3,S,S]
+        if self.state_dim > 0:  # VQA has no proprioception: a zero state stands in
+            out["state"] = torch.zeros(len(items), self.state_dim)  # [B,S]
         return out
 
     def generation_inputs(self, items: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
@@ -148,7 +155,4 @@ class VQACollator:
             seqs.append((ids, None))
         b = pad_batch(seqs, int(self.tokenizer.pad_token_id or 0), side="left")
         out = {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
-        pixels = self._pixels(items)
-        if pixels is not None:
-            out["images"] = pixels
-        return out
+        return self._add_prefix_inputs(out, items)
