@@ -37,7 +37,7 @@ def nearest_distances(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
     tb = tb.to(ta.dtype)
     if ta.shape[0] != tb.shape[0]:
         raise ValueError(f"batch sizes differ: a {tuple(ta.shape)}, b {tuple(tb.shape)}")
-    d = torch.cdist(ta, tb)  # [B,N,M]
+    d = torch.cdist(ta, tb, compute_mode="donot_use_mm_for_euclid_dist")  # [B,N,M], exact
     return d.min(dim=2).values, d.min(dim=1).values
 
 

@@ -11,3 +11,14 @@ def stack_env():
     env.reset(seed=0)
     yield env
     env.close()
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    """Tiny models run several times faster on one thread when the CPU cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,236 @@
+"""Goal imagination (3D-VLA's second stage): a Point-E style diffusion model of the goal point cloud.
+
+Given the initial cloud [B,N,C] (C = 3 xyz, or 6 with rgb) and the instruction, it samples N goal points:
+
+    model = GoalDiffusion(GoalDiffusionConfig(num_points=256))
+    loss = model.loss(goal, initial, ["stack the red cube on the blue cube"])       # DDPM epsilon MSE
+    imagined = model.sample(initial, instructions, steps=50, seed=0)                # [B,N,C], DDIM
+    save_goal_diffusion(model, "outputs/goal_ckpt"); model = load_goal_diffusion("outputs/goal_ckpt")
+
+Conditioning tokens [B,G+L,W]: the initial cloud through the backbone library's point encoder
+(`vla.backbones.build_point_encoder`, PointNet groups) and the instruction through the committed text
+tokenizer (`builtin:tiny`) + a small transformer text encoder; the denoiser is `PointTransformer` over the
+noisy goal points. Clouds are normalised by a fixed `center`/`scale` (metres) into roughly [-1, 1] and
+colours to [-1, 1]; `sample` returns metres (and rgb in [0, 1]). Noise schedule: cosine (Nichol & Dhariwal)
+over `timesteps`; sampling: DDIM (eta = 0 deterministic for a seed) with `steps` <= timesteps.
+Checkpoints use the project's format (`vla.models.checkpoint`, model_type "goal_diffusion").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vla.backbones.config import PointEncoderConfig
+from vla.backbones.tokens import build_point_encoder
+from vla.models.point_transformer import PointTransformer
+
+MODEL_TYPE = "goal_diffusion"
+
+
+@dataclass
+class GoalDiffusionConfig:
+    """Architecture and normalisation of a goal-cloud diffusion model."""
+
+    num_points: int = 256
+    use_color: bool = False  # channels 6 (xyz + rgb) instead of 3
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    points: PointEncoderConfig = field(
+        default_factory=lambda: PointEncoderConfig(name="pointnet", num_groups=32, group_size=16, width=64)
+    )
+    tokenizer: str = "builtin:tiny"
+    text_max_tokens: int = 24
+    text_layers: int = 1
+    timesteps: int = 1000
+    center: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.05])
+    scale: float = 0.25  # metres per unit after normalisation
+
+    @property
+    def channels(self) -> int:
+        return 6 if self.use_color else 3
+
+
+def goal_config_from_dict(data: dict[str, Any], where: str = "goal diffusion config") -> GoalDiffusionConfig:
+    """Plain dict (YAML, config.json) -> GoalDiffusionConfig; unknown keys are a ValueError naming them."""
+    data = {k: v for k, v in dict(data).items() if k != "defaults"}
+    known = {f.name for f in dataclasses.fields(GoalDiffusionConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected a subset of {sorted(known)}")
+    pts = dict(data.pop("points", None) or {})
+    pknown = {f.name for f in dataclasses.fields(PointEncoderConfig)}
+    if set(pts) - pknown:
+        raise ValueError(f"{where}.points: unknown keys {sorted(set(pts) - pknown)}")
+    base = GoalDiffusionConfig(**data)
+    return dataclasses.replace(base, points=PointEncoderConfig(**{**dataclasses.asdict(base.points), **pts}))
+
+
+def cosine_alpha_bar(timesteps: int) -> torch.Tensor:
+    """Cumulative signal level alpha_bar [T] of the cosine schedule (float64)."""
+    s = 0.008
+    t = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+class TextEncoder(nn.Module):
+    """Instruction strings -> tokens [B,L,W] and mask [B,L] (committed BPE tokenizer + transformer)."""
+
+    def __init__(self, tokenizer: Any, width: int, max_tokens: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.embed = nn.Embedding(len(tokenizer), width)
+        self.pos = nn.Parameter(torch.zeros(max_tokens, width))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 2 * width, 0.0, "gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False) if layers > 0 else None
+
+    def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        ids, mask = enc["input_ids"].to(self.pos.device), enc["attention_mask"].to(self.pos.device).bool()
+        h = self.embed(ids) + self.pos[: ids.shape[1]]  # [B,L,W]
+        if self.blocks is not None:
+            h = self.blocks(h, src_key_padding_mask=~mask)
+        return h, mask
+
+
+class GoalDiffusion(nn.Module):
+    """Conditional DDPM over goal clouds; see the module docstring."""
+
+    def __init__(self, cfg: GoalDiffusionConfig, tokenizer: Any | None = None) -> None:
+        super().__init__()
+        from vla.backbones.language import load_text_tokenizer
+
+        if cfg.num_points <= 0 or cfg.timesteps < 2 or cfg.scale <= 0 or len(cfg.center) != 3:
+            raise ValueError(
+                f"GoalDiffusionConfig: need num_points > 0, timesteps >= 2, scale > 0, 3-D center; {cfg}"
+            )
+        self.cfg = cfg
+        self.tokenizer = tokenizer if tokenizer is not None else load_text_tokenizer(cfg.tokenizer)
+        pcfg = dataclasses.replace(cfg.points, in_features=cfg.channels)
+        self.cloud_encoder = build_point_encoder(pcfg, cfg.width)
+        self.text_encoder = TextEncoder(
+            self.tokenizer, cfg.width, cfg.text_max_tokens, cfg.text_layers, cfg.heads
+        )
+        self.kind = nn.Parameter(torch.zeros(2, cfg.width))  # type embeddings: cloud tokens, text tokens
+        self.denoiser = PointTransformer(cfg.channels, cfg.width, cfg.depth, cfg.heads)
+        self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.timesteps).float(), persistent=False)
+        self.register_buffer("center", torch.tensor(cfg.center, dtype=torch.float32), persistent=False)
+
+    def resolved_config(self) -> GoalDiffusionConfig:
+        return dataclasses.replace(
+            self.cfg, points=dataclasses.replace(self.cfg.points, in_features=self.cfg.channels)
+        )
+
+    # ---- normalisation ------------------------------------------------------------------------------
+    def check_cloud(self, x: torch.Tensor, name: str) -> None:
+        c = self.cfg
+        if x.ndim != 3 or x.shape[1:] != (c.num_points, c.channels) or not torch.is_floating_point(x):
+            raise ValueError(
+                f"goal diffusion: {name} must be float [B,{c.num_points},{c.channels}] "
+                f"({'xyz + rgb in [0, 1]' if c.use_color else 'xyz'}), got {tuple(x.shape)} {x.dtype}"
+            )
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Metres (+ rgb in [0, 1]) [B,N,C] -> model units."""
+        xyz = (x[..., :3] - self.center) / self.cfg.scale
+        return torch.cat([xyz, x[..., 3:] * 2 - 1], dim=-1) if self.cfg.use_color else xyz
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        xyz = x[..., :3] * self.cfg.scale + self.center
+        return torch.cat([xyz, ((x[..., 3:] + 1) / 2).clamp(0, 1)], dim=-1) if self.cfg.use_color else xyz
+
+    # ---- conditioning -------------------------------------------------------------------------------
+    def condition(self, initial: torch.Tensor, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """initial cloud [B,N,C] (metres) + B instructions -> tokens [B,G+L,W] and mask [B,G+L]."""
+        self.check_cloud(initial, "initial")
+        if len(texts) != initial.shape[0]:
+            raise ValueError(f"goal diffusion: {initial.shape[0]} clouds but {len(texts)} instructions")
+        cloud = self.cloud_encoder(self.normalize(initial)) + self.kind[0]  # [B,G,W]
+        text, tmask = self.text_encoder(texts)  # [B,L,W], [B,L]
+        mask = torch.cat([torch.ones(cloud.shape[:2], dtype=torch.bool, device=cloud.device), tmask], dim=1)
+        return torch.cat([cloud, text + self.kind[1]], dim=1), mask
+
+    # ---- training -----------------------------------------------------------------------------------
+    def loss(
+        self,
+        goal: torch.Tensor,
+        initial: torch.Tensor,
+        texts: Sequence[str],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """DDPM objective: MSE between the true and predicted noise at a random timestep (scalar)."""
+        self.check_cloud(goal, "goal")
+        x0 = self.normalize(goal)  # [B,N,C]
+        b = x0.shape[0]
+        t = torch.randint(0, self.cfg.timesteps, (b,), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        ab = self.alpha_bar[t].view(b, 1, 1)
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        cond, mask = self.condition(initial, texts)
+        return (self.denoiser(x_t, t, cond, mask) - noise).square().mean()
+
+    # ---- sampling -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self, initial: torch.Tensor, texts: Sequence[str], steps: int = 50, seed: int = 0, eta: float = 0.0
+    ) -> torch.Tensor:
+        """DDIM sampling of goal clouds [B,N,C] (metres; rgb in [0, 1]); deterministic for (seed, eta=0)."""
+        if not 1 <= steps <= self.cfg.timesteps:
+            raise ValueError(f"goal diffusion: steps must be in [1, {self.cfg.timesteps}], got {steps}")
+        cond, mask = self.condition(initial, texts)
+        b = initial.shape[0]
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        shape = (b, self.cfg.num_points, self.cfg.channels)
+        x = torch.randn(shape, generator=gen).to(initial.device)
+        ts = torch.linspace(self.cfg.timesteps - 1, 0, steps).round().long().tolist()
+        for i, t in enumerate(ts):
+            ab = self.alpha_bar[t]
+            ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=x.device)
+            eps = self.denoiser(x, torch.full((b,), t, device=x.device), cond, mask)
+            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-4, 4)
+            sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+            if eta > 0 and i + 1 < len(ts):
+                x = x + sigma * torch.randn(shape, generator=gen).to(x.device)
+        return self.denormalize(x)
+
+
+def save_goal_diffusion(
+    model: GoalDiffusion, path: str | Path, extra_config: dict[str, Any] | None = None
+) -> Path:
+    """Write `model` in the project's checkpoint format (model_type "goal_diffusion")."""
+    from vla.models.checkpoint import save_checkpoint
+
+    return save_checkpoint(model, path, extra_config=extra_config, model_type=MODEL_TYPE)
+
+
+def load_goal_diffusion(path: str | Path) -> GoalDiffusion:
+    """Rebuild a GoalDiffusion from a checkpoint directory (config.json, tokenizer/, model.safetensors)."""
+    from vla.backbones.language import load_text_tokenizer
+    from vla.models.checkpoint import CONFIG_FILE, TOKENIZER_DIR, load_weights, read_checkpoint_config
+
+    path = Path(path)
+    config = read_checkpoint_config(path, model_type=MODEL_TYPE)
+    cfg = goal_config_from_dict(config["model"], where=str(path / CONFIG_FILE))
+    model = GoalDiffusion(cfg, tokenizer=load_text_tokenizer(str(path / TOKENIZER_DIR)))
+    load_weights(model, path)
+    return model.eval()
