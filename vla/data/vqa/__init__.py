@@ -6,21 +6,40 @@ turn samples into VLM inputs with loss only on answers, and weighted co-training
 """
 
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
+from vla.data.vqa.cotrain import CoTrainConfig, VQAMixSource, build_cotrain, cotrain_collator
 from vla.data.vqa.dataset import VQACollator, VQADataset, encode_turns
+from vla.data.vqa.mixture import (
+    MixtureBatchSampler,
+    MixtureCollator,
+    MixtureDataset,
+    Source,
+    WeightSchedule,
+    weighted_loss,
+)
 from vla.data.vqa.readers import list_readers, read_vqa, register_reader
 from vla.data.vqa.sample import ErrorPolicy, Turn, VQASample, load_rgb
 
 __all__ = [
+    "CoTrainConfig",
     "ErrorPolicy",
+    "MixtureBatchSampler",
+    "MixtureCollator",
+    "MixtureDataset",
+    "Source",
+    "VQAMixSource",
+    "WeightSchedule",
     "Turn",
     "VQACollator",
     "VQADataset",
     "VQAPromptConfig",
     "VQASample",
     "VQASourceConfig",
+    "build_cotrain",
+    "cotrain_collator",
     "encode_turns",
     "list_readers",
     "load_rgb",
     "read_vqa",
     "register_reader",
+    "weighted_loss",
 ]

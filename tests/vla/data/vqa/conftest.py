@@ -1,10 +1,15 @@
-"""Small fixture files in each real VQA format (VQAv2, LLaVA JSON, JSONL), written per test into tmp_path."""
+"""Small fixture files in each real VQA format (VQAv2, LLaVA JSON, JSONL), written per test into tmp_path,
+and a shared tiny VLM."""
 
 import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from vla.backbones import compose_model_config
+from vla.models import VLM
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 50), "blue": (30, 70, 230)}
 
@@ -100,3 +105,19 @@ def jsonl_file(tmp_path):
     path = tmp_path / "vqa.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm():
+    """One tiny VLM (conv encoder, 2-layer Llama) shared by the VQA data tests; tests never step it."""
+    torch.manual_seed(0)
+    return VLM(compose_model_config("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run fastest single-threaded on the shared CPU; the thread count is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,19 +4,12 @@ a real tiny VLM forward/backward on the collated batch."""
 import pytest
 import torch
 
-from vla.backbones import compose_model_config
 from vla.data.vqa import VQACollator, VQADataset, VQAPromptConfig, VQASourceConfig, encode_turns, read_vqa
-from vla.models import VLM
 from vla.models.text import IGNORE_INDEX
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return VLM(compose_model_config("tiny"))
-
-
-def test_labels_cover_exactly_the_answers(model, llava_file):
+def test_labels_cover_exactly_the_answers(tiny_vlm, llava_file):
+    model = tiny_vlm
     path, _ = llava_file
     samples, _ = read_vqa(VQASourceConfig(format="llava", path=str(path)))
     tok = model.tokenizer
@@ -33,7 +26,8 @@ def test_labels_cover_exactly_the_answers(model, llava_file):
     assert ids[: len(gen_ids)] == gen_ids and tok.decode(gen_ids).rstrip().endswith("Answer:")
 
 
-def test_collated_batch_trains_a_tiny_vlm(model, llava_file):
+def test_collated_batch_trains_a_tiny_vlm(tiny_vlm, llava_file):
+    model = tiny_vlm
     path, _ = llava_file
     samples, _ = read_vqa(VQASourceConfig(format="llava", path=str(path)))
     ds = VQADataset(samples, task="vqa")
@@ -52,7 +46,8 @@ def test_collated_batch_trains_a_tiny_vlm(model, llava_file):
     assert res.tokens.shape[0] == 3
 
 
-def test_collator_errors(model, llava_file):
+def test_collator_errors(tiny_vlm, llava_file):
+    model = tiny_vlm
     path, _ = llava_file
     samples, _ = read_vqa(VQASourceConfig(format="llava", path=str(path)))
     collate = VQACollator(model.tokenizer, model.vision.transform, max_length=8)

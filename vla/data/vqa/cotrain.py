@@ -1,0 +1,107 @@
+"""Co-training from config: a robot dataset plus VQA sources as one weighted, scheduled mixture.
+
+`CoTrainConfig` (hydra group `data`, preset `configs/data/vqa_cotrain.yaml`; mount it under any key with
+`- data@cotrain: vqa_cotrain` in a command's defaults) names the VQA sources with their sampling and loss
+weights, the robot source's weight (RT-2's default: about half of every batch is robot data), the task
+identifier written into VQA prompts, and a weight schedule over optimiser steps.
+
+    cfg = CoTrainConfig(vqa=[VQAMixSource(name="vqa", weight=1.0, source=VQASourceConfig(path=...))])
+    mix, schedule = build_cotrain(cfg, robot_dataset)            # MixtureDataset, WeightSchedule
+    collate = cotrain_collator(cfg, robot_collate, vlm.tokenizer, vlm.vision.transform, state_dim=15)
+    weights = mix.sample_weights(schedule.weights_at(0))
+    Trainer(trainer_cfg).fit(model, mix, collate_fn=collate, sample_weights=weights)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from vla.config import register_config
+from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
+from vla.data.vqa.dataset import VQACollator, VQADataset
+from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule
+from vla.data.vqa.readers import read_vqa
+
+
+@dataclass
+class VQAMixSource:
+    """One VQA source in the mixture: its task identifier, sampling weight, loss weight and files."""
+
+    name: str = "vqa"
+    weight: float = 1.0
+    loss_weight: float = 1.0
+    source: VQASourceConfig = field(default_factory=VQASourceConfig)
+
+
+@dataclass
+class ScheduleKnot:
+    """Sampling weights (by source name, the robot's included) from optimiser step `step` on."""
+
+    step: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@register_config("vqa_cotrain", group="data")
+@dataclass
+class CoTrainConfig:
+    robot_task: str = "robot"
+    robot_weight: float = 1.0
+    robot_loss_weight: float = 1.0
+    vqa: list[VQAMixSource] = field(default_factory=lambda: [VQAMixSource()])
+    schedule: list[ScheduleKnot] = field(default_factory=list)  # [] = the sources' constant weights
+    interpolate: str = "linear"  # linear | step
+    stratified: bool = True  # MixtureBatchSampler: exact shares per batch (robot and VQA in every batch)
+    task_tag: bool = True  # write the source's name into VQA prompts ("[vqa] Question: ...")
+    prompt_template: str = "{task}Question: {question} Answer:"
+
+
+def build_cotrain(cfg: CoTrainConfig, robot: Dataset | None) -> tuple[MixtureDataset, WeightSchedule]:
+    """The mixture (robot first, then each VQA source in order) and its weight schedule.
+
+    robot=None builds a VQA-only mixture (the robot weight is then ignored)."""
+    if not cfg.vqa and robot is None:
+        raise ValueError("co-training: no sources (give a robot dataset and/or vqa sources)")
+    sources = []
+    if robot is not None:
+        sources.append(Source(cfg.robot_task, robot, cfg.robot_weight, cfg.robot_loss_weight))
+    for s in cfg.vqa:
+        samples, errors = read_vqa(s.source)
+        if not samples:
+            raise ValueError(f"co-training: VQA source {s.name!r} ({s.source.path}) has no samples")
+        if errors.total_skipped:
+            print(f"[cotrain] {s.name}: {errors.summary()}")
+        sources.append(Source(s.name, VQADataset(samples, task=s.name), s.weight, s.loss_weight))
+    mix = MixtureDataset(sources)
+    if cfg.schedule:
+        knots = [(k.step, dict(k.weights)) for k in cfg.schedule]
+        schedule = WeightSchedule(knots, cfg.interpolate)
+        if set(schedule.names) != set(mix.names):
+            raise ValueError(f"co-training: schedule names {schedule.names} != sources {sorted(mix.names)}")
+    else:
+        schedule = WeightSchedule.constant({s.name: s.weight for s in sources})
+    return mix, schedule
+
+
+def cotrain_collator(
+    cfg: CoTrainConfig,
+    robot_collate: Callable[[list[Any]], Any] | None,
+    tokenizer: Any,
+    transform: Any,
+    state_dim: int = 0,
+) -> MixtureCollator:
+    """Per-task collation: the robot's own collate function, a VQACollator for every VQA source."""
+    vqa = VQACollator(
+        tokenizer,
+        transform,
+        VQAPromptConfig(template=cfg.prompt_template),
+        use_task_tag=cfg.task_tag,
+        state_dim=state_dim,
+    )
+    fns: dict[str, Callable[[list[Any]], Any]] = {s.name: vqa for s in cfg.vqa}
+    if robot_collate is not None:
+        fns[cfg.robot_task] = robot_collate
+    return MixtureCollator(fns)
