@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-vqa": ("vla.eval.vqa:main", "VQAv2 accuracy of a VLM: [DATA.json] checkpoint=DIR | predictions=F"),
     "vqa generate": ("sim.scene_vqa:main", "scene-VQA from the simulator (LLaVA JSON): OUT scenes=200"),
     "tokenizer report": ("action_tokenizers.cli:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
+    "goals": ("vla.pointcloud.cli:main", "3D goal clouds: generate|train|sample k=v (goal imagination)"),
 }
 
 

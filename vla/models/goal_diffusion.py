@@ -33,6 +33,7 @@ from vla.backbones.tokens import build_point_encoder
 from vla.models.point_transformer import PointTransformer
 
 MODEL_TYPE = "goal_diffusion"
+PREDICTIONS = ("epsilon", "x0")
 
 
 @dataclass
@@ -47,10 +48,12 @@ class GoalDiffusionConfig:
     points: PointEncoderConfig = field(
         default_factory=lambda: PointEncoderConfig(name="pointnet", num_groups=32, group_size=16, width=64)
     )
+    initial_point_tokens: bool = True  # also give the denoiser every initial point as a token (copyable)
     tokenizer: str = "builtin:tiny"
     text_max_tokens: int = 24
     text_layers: int = 1
     timesteps: int = 1000
+    prediction: str = "epsilon"  # what the denoiser predicts: epsilon (DDPM, Point-E) | x0 (the clean cloud)
     center: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.05])
     scale: float = 0.25  # metres per unit after normalisation
 
@@ -130,7 +133,8 @@ class GoalDiffusion(nn.Module):
         self.text_encoder = TextEncoder(
             self.tokenizer, cfg.width, cfg.text_max_tokens, cfg.text_layers, cfg.heads
         )
-        self.kind = nn.Parameter(torch.zeros(2, cfg.width))  # type embeddings: cloud tokens, text tokens
+        self.kind = nn.Parameter(torch.zeros(3, cfg.width))  # type embeddings: groups, text, initial points
+        self.point_embed = nn.Linear(cfg.channels, cfg.width) if cfg.initial_point_tokens else None
         self.denoiser = PointTransformer(cfg.channels, cfg.width, cfg.depth, cfg.heads)
         self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.timesteps).float(), persistent=False)
         self.register_buffer("center", torch.tensor(cfg.center, dtype=torch.float32), persistent=False)
@@ -160,14 +164,18 @@ class GoalDiffusion(nn.Module):
 
     # ---- conditioning -------------------------------------------------------------------------------
     def condition(self, initial: torch.Tensor, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """initial cloud [B,N,C] (metres) + B instructions -> tokens [B,G+L,W] and mask [B,G+L]."""
+        """initial cloud [B,N,C] (metres) + B instructions -> tokens [B,G+L(+N),W] and mask [B,G+L(+N)]."""
         self.check_cloud(initial, "initial")
         if len(texts) != initial.shape[0]:
             raise ValueError(f"goal diffusion: {initial.shape[0]} clouds but {len(texts)} instructions")
-        cloud = self.cloud_encoder(self.normalize(initial)) + self.kind[0]  # [B,G,W]
+        x = self.normalize(initial)  # [B,N,C]
+        cloud = self.cloud_encoder(x) + self.kind[0]  # [B,G,W]
         text, tmask = self.text_encoder(texts)  # [B,L,W], [B,L]
-        mask = torch.cat([torch.ones(cloud.shape[:2], dtype=torch.bool, device=cloud.device), tmask], dim=1)
-        return torch.cat([cloud, text + self.kind[1]], dim=1), mask
+        tokens, masks = [cloud, text + self.kind[1]], [torch.ones(cloud.shape[:2], dtype=torch.bool), tmask]
+        if self.point_embed is not None:
+            tokens.append(self.point_embed(x) + self.kind[2])  # [B,N,W]
+            masks.append(torch.ones(x.shape[:2], dtype=torch.bool))
+        return torch.cat(tokens, dim=1), torch.cat([m.to(cloud.device) for m in masks], dim=1)
 
     # ---- training -----------------------------------------------------------------------------------
     def loss(
@@ -177,7 +185,7 @@ class GoalDiffusion(nn.Module):
         texts: Sequence[str],
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """DDPM objective: MSE between the true and predicted noise at a random timestep (scalar)."""
+        """DDPM objective at a random timestep: MSE of the predicted noise (or clean cloud, `prediction`)."""
         self.check_cloud(goal, "goal")
         x0 = self.normalize(goal)  # [B,N,C]
         b = x0.shape[0]
@@ -186,7 +194,8 @@ class GoalDiffusion(nn.Module):
         ab = self.alpha_bar[t].view(b, 1, 1)
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         cond, mask = self.condition(initial, texts)
-        return (self.denoiser(x_t, t, cond, mask) - noise).square().mean()
+        target = noise if self.cfg.prediction == "epsilon" else x0
+        return (self.denoiser(x_t, t, cond, mask) - target).square().mean()
 
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -205,8 +214,13 @@ class GoalDiffusion(nn.Module):
         for i, t in enumerate(ts):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=x.device)
-            eps = self.denoiser(x, torch.full((b,), t, device=x.device), cond, mask)
-            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-4, 4)
+            out = self.denoiser(x, torch.full((b,), t, device=x.device), cond, mask)
+            if self.cfg.prediction == "epsilon":
+                lim = 1.0 / self.cfg.scale  # nothing lies more than 1 m from the workspace centre
+                x0 = ((x - (1 - ab).sqrt() * out) / ab.sqrt()).clamp(-lim, lim)
+            else:
+                x0 = out
+            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
             if eta > 0 and i + 1 < len(ts):
