@@ -3,10 +3,12 @@
 Prints ONE JSON line: {"benchmark": "expert_success", "split": ..., "seeds": N, "noise": ...,
 "success": {task: rate}, "mean_length": {task: steps}, "errors": {task: n}, "failed_seeds": {...},
 "wall_s": ...}. Rendering does not affect the experts (they read privileged state), so the env runs
-state-only (cameras=()) to keep this fast.
+state-only (cameras=()) to keep this fast; the goal-specified tasks (`arrange`, `stack_goal`, in every
+task list by default) still render their goal point cloud once per reset from the static camera.
 
     python benchmarks/expert_success.py                       # 100 train seeds, every task
     python benchmarks/expert_success.py --seeds 20 --tasks pick stack --split heldout --noise 0.003
+    python benchmarks/expert_success.py --tasks arrange stack_goal       # the goal-specified tasks only
 """
 
 from __future__ import annotations
