@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from sim.scene_vqa import SceneVQAConfig, generate
 from vla.backbones import compose_model_config
 from vla.cli import main as cli
 from vla.data.vqa import VQACollator, VQADataset, VQASourceConfig, read_vqa
-from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, weighted_loss
+from vla.data.vqa.cotrain import CoTrainLoss
+from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source
 from vla.eval.vqa import EvalVQAConfig, exact_match, normalize_answer, run, score, vqa_accuracy
 from vla.models import VLM
 from vla.training.trainer import Trainer, TrainerConfig
@@ -118,18 +118,6 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-class CoTrainAdapter(nn.Module):
-    """The trainer's model protocol over a mixture batch: per-task VLM losses, loss-weighted."""
-
-    def __init__(self, vlm):
-        super().__init__()
-        self.vlm = vlm
-
-    def forward(self, batch):
-        losses = {t: self.vlm(**b).loss for t, b in batch["tasks"].items()}
-        return {"loss": weighted_loss(losses, batch["loss_weights"], batch["counts"])}
-
-
 def test_tiny_vlm_cotrained_on_scene_vqa_scores_through_eval_vqa(tmp_path, capsys, one_thread):
     kinds = ["colour", "count", "exists"]
     out = tmp_path / "svqa"
@@ -168,7 +156,7 @@ def test_tiny_vlm_cotrained_on_scene_vqa_scores_through_eval_vqa(tmp_path, capsy
         )
     )
     result = trainer.fit(
-        CoTrainAdapter(vlm),
+        CoTrainLoss(vlm),
         mix,
         collate_fn=MixtureCollator({"vqa": collate, "vqa2": collate}),
         sample_weights=mix.sample_weights(),

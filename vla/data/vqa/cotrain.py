@@ -9,7 +9,7 @@ identifier written into VQA prompts, and a weight schedule over optimiser steps.
     mix, schedule = build_cotrain(cfg, robot_dataset)            # MixtureDataset, WeightSchedule
     collate = cotrain_collator(cfg, robot_collate, vlm.tokenizer, vlm.vision.transform, state_dim=15)
     weights = mix.sample_weights(schedule.weights_at(0))
-    Trainer(trainer_cfg).fit(model, mix, collate_fn=collate, sample_weights=weights)
+    Trainer(trainer_cfg).fit(CoTrainLoss(vla), mix, collate_fn=collate, sample_weights=weights)
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from vla.config import register_config
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.dataset import VQACollator, VQADataset
-from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule
+from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule, weighted_loss
 from vla.data.vqa.readers import read_vqa
 
 
@@ -105,3 +107,31 @@ def cotrain_collator(
     if robot_collate is not None:
         fns[cfg.robot_task] = robot_collate
     return MixtureCollator(fns)
+
+
+class CoTrainLoss(nn.Module):
+    """The trainer's model contract over mixture batches: robot sub-batches go through the VLA's own
+    forward, VQA sub-batches through its VLM (answer-only labels); the loss is `weighted_loss` of the
+    per-task means, and each task's loss is logged as `loss_<task>`.
+
+    model: a VLA (has `.vlm`) or a plain VLM (VQA-only mixtures). Saving: save `model`, not the wrapper."""
+
+    def __init__(self, model: nn.Module, robot_task: str = "robot"):
+        super().__init__()
+        self.model = model
+        self.robot_task = robot_task
+        self.vlm = getattr(model, "vlm", model)
+
+    def components(self) -> dict[str, nn.Module]:
+        return self.model.components()
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = {}
+        for task, sub in batch["tasks"].items():
+            if task == self.robot_task:
+                losses[task] = self.model(sub)["loss"]
+            else:
+                losses[task] = self.vlm(**sub).loss
+        out = {"loss": weighted_loss(losses, batch["loss_weights"], batch["counts"])}
+        out.update({f"loss_{t}": v.detach() for t, v in losses.items()})
+        return out

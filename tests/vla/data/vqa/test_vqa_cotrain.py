@@ -1,11 +1,13 @@
 """Co-training from config: the YAML preset builds a mixture of a real episode store (windows) and a LLaVA
 VQA source; stratified batches hold both, collated per task with the task tag and a zero state."""
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import default_collate
 
+from vla.backbones import compose_model_config
 from vla.config import config_dir
 from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
@@ -71,3 +73,36 @@ def test_schedule_from_config_and_errors(robot, llava_file):
         build_cotrain(_config("/nonexistent.json"), robot)
     vqa_only, _ = build_cotrain(_config(path), None)
     assert vqa_only.names == ["vqa"]
+
+
+def test_vla_cotrains_on_robot_and_vqa_in_one_batch_through_the_trainer(robot, llava_file, tmp_path):
+    from action_tokenizers import make_tokenizer
+    from vla.data.vqa.cotrain import CoTrainLoss
+    from vla.models.vla import VLA
+    from vla.processor import ProcessorConfig
+    from vla.training.trainer import Trainer, TrainerConfig
+
+    path, _ = llava_file
+    cfg = _config(path)
+    mix, schedule = build_cotrain(cfg, robot)
+    store = EpisodeStore.open(tmp_path / "demo.zarr")
+    norm = store.normalizer({"action": "q99", "state": "meanstd"})
+    acts = np.asarray(store.episode(0, keys=["action"])["action"], dtype=np.float64)  # [T,7]
+    tok = make_tokenizer("uniform", action_dim=7, chunk_len=2).fit(
+        np.stack([norm.normalize("action", acts[i : i + 2]) for i in range(len(acts) - 1)])
+    )
+    torch.manual_seed(0)
+    pcfg = ProcessorConfig(cameras=["front"], state_dim=15)
+    vla = VLA.build(compose_model_config("tiny"), pcfg, tok, norm)
+    collate = cotrain_collator(cfg, vla.processor.collate, vla.vlm.tokenizer, vla.vlm.vision.transform, 15)
+    items = [mix[i] for i in MixtureBatchSampler(mix, 6, schedule, stratified=True).batch(0)]
+    model = CoTrainLoss(vla)
+    out = model(collate(items))
+    assert set(out) == {"loss", "loss_robot", "loss_vqa"} and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert vla.vlm.state_encoder.net[0].weight.grad.abs().sum() > 0
+    trainer = Trainer(TrainerConfig(steps=3, batch_size=6, out_dir=str(tmp_path / "run"), progress=False))
+    result = trainer.fit(
+        model, mix, collate_fn=collate, sample_weights=mix.sample_weights(schedule.weights_at(0))
+    )
+    assert result.status == "done" and result.step == 3
