@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from sim.config import env_kwargs
 from sim.env import TabletopEnv
 from sim.experts import make_expert
+from sim.goal_cloud import GoalView, farthest_point_sample, render_goal_cloud
 from sim.goal_tasks import ARRANGE_TOLERANCE, goal_task_names, stack_order
 from sim.scene import COLOURS
 from sim.tasks import REGION_X, REGION_Y, Snapshot, get_task, heldout_pair, heldout_stack_pair, task_rng_seed
 from sim.tasks import task_seeds as seeds_of
+from sim.vector import make_vector_env
 from vla.eval.rollout import run_episode
 from vla.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY
 
@@ -248,3 +250,47 @@ def test_goal_options_and_bad_input():
         )
     with pytest.raises(ValueError, match="goal_points"):
         TabletopEnv(task="arrange", cameras=(), goal_points=0)
+
+
+def test_vector_env_batches_goal_clouds():
+    venv = make_vector_env(2, task="stack_goal", **FAST)
+    obs, infos = venv.reset(seed=[3, 4])
+    assert obs[GOAL_POINTS_KEY].shape == (2, 256, 3) and obs[GOAL_COLORS_KEY].dtype == np.uint8
+    assert not np.array_equal(obs[GOAL_POINTS_KEY][0], obs[GOAL_POINTS_KEY][1])
+    single = TabletopEnv(task="stack_goal", **FAST)
+    ref, _ = single.reset(seed=4)
+    np.testing.assert_array_equal(obs[GOAL_POINTS_KEY][1], ref[GOAL_POINTS_KEY])  # same cloud in a worker
+    single.close()
+    venv.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 300), frac=st.floats(0.01, 1.0), seed=st.integers(0, 2**16))
+def test_farthest_point_sample_is_unique_and_spread(m, frac, seed):
+    pts = np.random.default_rng(seed).uniform(-1, 1, (m, 3)).astype(np.float32)
+    n = max(1, int(m * frac))
+    idx = farthest_point_sample(pts, n, start=seed % m)
+    assert idx[0] == seed % m and len(set(idx.tolist())) == n
+    np.testing.assert_array_equal(idx, farthest_point_sample(pts, n, start=seed % m))
+    if n >= 2:  # the greedy sample's spacing: no chosen point is closer to the others than the next pick
+        chosen = pts[idx[:-1]]
+        gap = np.linalg.norm(chosen[:, None] - chosen[None], axis=-1) + np.eye(n - 1) * 9
+        d_last = np.linalg.norm(chosen - pts[idx[-1]], axis=1).min()
+        assert gap.min() >= d_last - 1e-6
+
+
+def test_goal_cloud_bad_input_is_a_clear_error():
+    env = TabletopEnv(task="arrange", **FAST)
+    env.reset(seed=0)
+    view = [GoalView("static", env.camera_extrinsics("static"), 52.0)]
+    ids = env.object_ids
+    far = [(3.0, 3.0, 0.02, 0.0)] * len(ids)  # every object out of the workspace box
+    with pytest.raises(ValueError, match="goal cloud: cameras \\['static'\\] see only 0"):
+        render_goal_cloud(env.client, ids, far, ids, view, 64, 64, env._renderer, 32, 0)
+    with pytest.raises(ValueError, match="goal_poses: expected"):
+        render_goal_cloud(env.client, ids, far[:1], ids, view, 64, 64, env._renderer, 32, 0)
+    priv = env.privileged()  # the failed renders left the scene as it was
+    np.testing.assert_allclose(
+        np.asarray(priv["object_poses"])[:, :2], [[o.x, o.y] for o in env.layout.objects], atol=2e-3
+    )
+    env.close()
