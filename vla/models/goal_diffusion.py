@@ -53,7 +53,7 @@ class GoalDiffusionConfig:
     text_max_tokens: int = 24
     text_layers: int = 1
     timesteps: int = 1000
-    prediction: str = "epsilon"  # what the denoiser predicts: epsilon (DDPM, Point-E) | x0 (the clean cloud)
+    prediction: str = "x0"  # what the denoiser predicts: x0 (the clean cloud) | epsilon (DDPM, Point-E)
     center: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.05])
     scale: float = 0.25  # metres per unit after normalisation
 

@@ -5,10 +5,10 @@
                                          cond [B,L,W] conditioning tokens, cond_mask [B,L] True = real token
                                          -> [B,N,C] (the predicted noise, or x0, as the caller trains it)
 
-The sequence is [timestep token][L conditioning tokens][N point tokens], processed by a bidirectional
-pre-norm transformer encoder; the outputs at the point positions are projected back to C channels. Points
-carry no positional encoding, so the network is permutation-equivariant in the points: permuting x_t
-permutes the output the same way (the test checks it).
+The sequence is [timestep token][L conditioning tokens][N point tokens] (the timestep embedding is also
+added to every point token), processed by a bidirectional pre-norm transformer encoder; the outputs at the
+point positions are projected back to C channels. Points carry no positional encoding, so the network is
+permutation-equivariant in the points: permuting x_t permutes the output the same way (a test checks it).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class PointTransformer(nn.Module):
                 else torch.ones(cond.shape[:2], dtype=torch.bool, device=x.device)
             )
             masks.append(m.to(torch.bool))
-        parts.append(self.input(x))  # [B,N,W]
+        parts.append(self.input(x) + tok_t)  # [B,N,W]; every point also sees the noise level directly
         masks.append(torch.ones(b, n, dtype=torch.bool, device=x.device))
         h = torch.cat(parts, dim=1)  # [B,1+L+N,W]
         pad = ~torch.cat(masks, dim=1)  # [B,1+L+N] True = ignore
