@@ -2,9 +2,10 @@
 
 Prints ONE JSON line: {"benchmark": "expert_success", "split": ..., "seeds": N, "noise": ...,
 "success": {task: rate}, "mean_length": {task: steps}, "errors": {task: n}, "failed_seeds": {...},
-"wall_s": ...}. Rendering does not affect the experts (they read privileged state), so the env runs
-state-only (cameras=()) to keep this fast; the goal-specified tasks (`arrange`, `stack_goal`, in every
-task list by default) still render their goal point cloud once per reset from the static camera.
+"goal_cloud_ms": {goal task: median ms to render its goal cloud}, "wall_s": ...}. Rendering does not
+affect the experts (they read privileged state), so the env runs state-only (cameras=()) to keep this
+fast; the goal-specified tasks (`arrange`, `stack_goal`, in every task list by default) still render
+their goal point cloud once per reset from the static camera (224x224 -> 1024 points).
 
     python benchmarks/expert_success.py                       # 100 train seeds, every task
     python benchmarks/expert_success.py --seeds 20 --tasks pick stack --split heldout --noise 0.003
@@ -18,6 +19,7 @@ import json
 import time
 
 import gymnasium as gym
+import numpy as np
 from tqdm import tqdm
 
 import sim
@@ -33,7 +35,7 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.0)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    results, failed = [], {}
+    results, failed, goal_ms = [], {}, {}
     for task in args.tasks:
         kw = dict(task=task, split=args.split, cameras=(), depth=False)
         env = gym.make(sim.ENV_ID, **kw)
@@ -41,6 +43,10 @@ def main() -> None:
         seeds = sim.task_seeds(task, args.split, args.seeds)
         for seed in tqdm(seeds, desc=task, unit="ep", leave=False):
             r = run_episode(env, expert, seed)
+            if env.unwrapped.task.has_goal_cloud:  # time one goal-cloud render (as at reset) per episode
+                t1 = time.perf_counter()
+                env.unwrapped.render_goal_cloud()
+                goal_ms.setdefault(task, []).append(1000 * (time.perf_counter() - t1))
             results.append(r)
             if not r.success:
                 failed.setdefault(task, []).append(seed)
@@ -57,6 +63,7 @@ def main() -> None:
                 "mean_length": {t: round(s["mean_length"], 1) for t, s in summary.items()},
                 "errors": {t: s["errors"] for t, s in summary.items()},
                 "failed_seeds": failed,
+                "goal_cloud_ms": {t: round(float(np.median(v)), 1) for t, v in goal_ms.items()},
                 "wall_s": round(time.perf_counter() - t0, 1),
             }
         )

@@ -25,7 +25,8 @@ import pybullet as p
 import pybullet_data
 
 from sim import camera as cam
-from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat, render_goal_cloud
+from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat
+from sim.goal_cloud import render_goal_cloud as _render_goal_cloud
 from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
 from sim.scene import ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
@@ -210,7 +211,7 @@ class TabletopEnv(gym.Env):
         rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
         self.layout = self.task.sample(rng, self.split)
         self._build_world(self.layout)
-        self._goal_cloud = self._render_goal() if self.task.has_goal_cloud else None
+        self._goal_cloud = self.render_goal_cloud() if self.task.has_goal_cloud else None
         self._steps, self._held = 0, 0
         obs = self._observe()
         return obs, self._info(success=False)
@@ -249,12 +250,12 @@ class TabletopEnv(gym.Env):
         for _ in range(10):  # let objects settle on the table
             p.stepSimulation(physicsClientId=c)
 
-    def _render_goal(self) -> tuple[np.ndarray, np.ndarray]:
+    def render_goal_cloud(self) -> tuple[np.ndarray, np.ndarray]:
         """The goal scene (objects at `layout.goal_poses`) as points [N,3] float32 and colours [N,3] uint8."""
         views = [GoalView(c, self.camera_extrinsics(c), self._spec(c).fov_deg) for c in self.goal_cameras]
         size = self.goal_image_size
         ids = self.object_ids
-        return render_goal_cloud(
+        return _render_goal_cloud(
             self.client,
             ids,
             self.layout.goal_poses,
