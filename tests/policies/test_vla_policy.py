@@ -1,0 +1,96 @@
+"""VLAPolicy end to end: collect a tiny pick store -> `vla train` a few steps -> `vla eval checkpoint=...`,
+plus the policy's own contract (history, chunk queue from the registry) and env-mismatch errors that come
+before the first episode."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policies import make_policy
+from policies.vla import VLAPolicy, resolve_checkpoint
+from policies.wrappers import ActionChunkQueue
+from vla.cli import main as cli
+
+ENV = ["env.image_size=32", "env.depth=false"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    store, run = root / "pick.zarr", root / "run"
+    assert cli(["collect", "task=pick", "episodes=2", *ENV, f"out={store}"]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli(
+            [
+                "train",
+                str(store),
+                f"out={run}",
+                "chunk_len=2",
+                "val_episodes=1",
+                "model.vision.image_size=32",
+                "model.vision.hf.patch_size=8",
+                "trainer.steps=6",
+                "trainer.batch_size=8",
+                "trainer.progress=false",
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return run
+
+
+def test_collect_train_eval_end_to_end(trained_run, tmp_path):
+    out = tmp_path / "eval"
+    args = ["eval", f"checkpoint={trained_run}", "episodes=2", "references=[]", *ENV]
+    args += ["max_episode_steps=8", "failure_videos=1", "success_videos=0", "progress=false", f"out={out}"]
+    assert cli(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["policy"] == "vla" and list(res["per_policy"]) == ["vla"]
+    eps = res["episodes"]
+    assert len(eps) == 2 and all(e["error"] is None for e in eps)
+    assert all(1 <= e["length"] <= 8 for e in eps)
+    m = res["per_policy"]["vla"]["tasks"]["pick"]
+    assert m["episodes"] == 2 and m["control_rate_hz"] > 0
+    assert (out / "report.md").is_file()
+
+
+def test_env_mismatch_fails_before_the_first_episode(trained_run, tmp_path, capsys):
+    out = tmp_path / "bad"
+    code = cli(
+        ["eval", f"checkpoint={trained_run}", "env.cameras=[static]", *ENV, f"out={out}", "episodes=1"]
+    )
+    assert code == 1
+    assert "wrist" in capsys.readouterr().err
+    assert not (out / "results.json").exists()
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_policy_contract_history_and_queue(trained_run):
+    from vla.data.windows import WindowDataset, WindowSpec
+
+    policy = VLAPolicy.from_pretrained(trained_run)  # a run dir resolves to checkpoints/latest
+    assert policy.chunk_len == 2
+    ds = WindowDataset(
+        trained_run.parent / "pick.zarr", WindowSpec(obs_keys=["images/static", "images/wrist", "state"])
+    )
+    s = ds[3]
+    obs = {k: s[k][0].numpy() for k in ("images/static", "images/wrist", "state")}
+    obs["instruction"] = s["instruction"]
+    frozen = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in obs.items()}
+    policy.reset()
+    a = policy.select_action(obs)
+    assert a.shape == (7,) and a.dtype == np.float32 and np.all(np.isfinite(a))
+    assert all(np.array_equal(obs[k], frozen[k]) for k in obs)  # obs never mutated
+    assert np.array_equal(policy.predict_chunk(obs)[0], a)  # deterministic
+    wrapped = make_policy("vla", checkpoint=str(trained_run))  # default: execute the whole chunk
+    assert isinstance(wrapped, ActionChunkQueue) and wrapped.execute_steps == 2
+    wrapped.reset()
+    first, second = wrapped.select_action(obs), wrapped.select_action(obs)
+    np.testing.assert_array_equal(np.stack([first, second]), policy.predict_chunk(obs))
+    assert wrapped.inferences == 1
