@@ -101,7 +101,7 @@ def stack_order(layout: Layout) -> list[int]:
 
 @register_task("stack_goal")
 class StackGoalTask(Task):
-    horizon = 140
+    horizon = 180
     has_goal_cloud = True
     templates = (
         "stack the {n} cubes as the goal shows",
