@@ -169,3 +169,16 @@ def test_bad_config_is_a_clear_error(tmp_path):
         generate(SceneVQAConfig(out=str(tmp_path / "x"), question_types=["colours"]))
     with pytest.raises(ValueError, match="styles must be"):
         generate(SceneVQAConfig(out=str(tmp_path / "x"), styles=["long"]))
+
+
+def test_vqa_generate_command(tmp_path, capsys):
+    from vla.cli import main as cli
+
+    out = tmp_path / "cli"
+    assert (
+        cli(["vqa", "generate", str(out), "scenes=2", "tasks=[push]", "progress=false", "image_size=32"]) == 0
+    )
+    assert "2 scenes ->" in capsys.readouterr().err
+    assert len(list((out / "images").glob("*.png"))) == 2
+    assert cli(["vqa", "generate", str(out), "styles=[poem]", "progress=false"]) == 1
+    assert "styles must be a non-empty subset" in capsys.readouterr().err
