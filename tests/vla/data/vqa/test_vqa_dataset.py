@@ -1,6 +1,8 @@
 """VQADataset + VQACollator: multi-turn text with loss only on answers, task tags, generation prompts, and
 a real tiny VLM forward/backward on the collated batch."""
 
+import json
+
 import pytest
 import torch
 
@@ -58,3 +60,26 @@ def test_collator_errors(tiny_vlm, llava_file):
         VQACollator(model.tokenizer, model.vision.transform)([lazy[0]])
     with pytest.raises(ValueError, match="no samples"):
         VQADataset([])
+
+
+def test_two_image_samples_collate_to_two_slots(tiny_vlm, llava_file):
+    path, recs = llava_file
+    two = {
+        "id": "pair",
+        "image": ["images/red.png", "images/blue.png"],
+        "conversations": [
+            {"from": "human", "value": "<image>\n<image>\nWhich image is red?"},
+            {"from": "gpt", "value": "the first"},
+        ],
+    }
+    path.write_text(json.dumps([two, {**two, "id": "pair2"}]))
+    samples, _ = read_vqa(VQASourceConfig(format="llava", path=str(path)))
+    batch = VQACollator(tiny_vlm.tokenizer, tiny_vlm.vision.transform)(
+        [VQADataset(samples)[i] for i in (0, 1)]
+    )
+    assert batch["images"].shape == (2, 2, 3, 32, 32)
+    assert batch["images"][0, 0, 0].mean() > batch["images"][0, 1, 0].mean()  # red channel: red, then blue
+    with pytest.raises(ValueError, match="same image count"):
+        VQACollator(tiny_vlm.tokenizer, tiny_vlm.vision.transform)(
+            [VQADataset(samples)[0], {**VQADataset(samples)[1], "images": []}]
+        )
