@@ -121,15 +121,25 @@ class CameraModel:
         rgb: np.ndarray | None = None,
         max_depth: float = DEFAULT_MAX_DEPTH,
         depth_scale: float = 1.0,
+        keep: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """depth [H,W] (x `depth_scale` -> metres; 1e-3 for 16UC1 millimetres) -> base-frame points [N,3]
-        float32 and colours [N,3] uint8 (grey 128 without rgb). NaN, inf, <= 0 and >= max_depth are holes."""
+        float32 and colours [N,3] uint8 (grey 128 without rgb). NaN, inf, <= 0 and >= max_depth are holes;
+        `keep` [H,W] bool (e.g. "not the robot" from a segmentation mask) drops the False pixels too."""
         depth = np.asarray(depth)
         rgb_arr = None if rgb is None else np.asarray(rgb)
         self.check_image(depth, rgb_arr)
         z = depth.reshape(-1).astype(np.float32) * np.float32(depth_scale)  # [H*W]
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(z) & (z > 0) & (z < max_depth)
+        if keep is not None:
+            keep = np.asarray(keep)
+            if keep.shape != depth.shape or keep.dtype != np.bool_:
+                raise ValueError(
+                    f"camera {self.name!r}: keep mask must be bool {depth.shape}, "
+                    f"got {keep.dtype} {keep.shape}"
+                )
+            valid &= keep.reshape(-1)
         idx = np.flatnonzero(valid)
         cam = self.rays()[idx] * z[idx, None]  # [N,3] camera frame
         R = self.base_T_cam[:3, :3].astype(np.float32)

@@ -2,7 +2,8 @@
 
 `generate_goal_scenes` runs the scripted expert of each task (`sim.experts.make_expert`) through the one
 rollout loop (`vla.eval.rollout.run_episode`) with a `GoalCapture` observer, which turns the first
-observation and the observation after the last action into clouds with a `PointCloudPipeline`. Successful
+observation and the observation after the last action into clouds with a `PointCloudPipeline` (the arm
+removed by its segmentation id, so the clouds hold the table-top scene only). Successful
 episodes are kept (failed ones too with `keep_failed`). A `GoalSet` is saved as one `.npz` file, written
 atomically, with these arrays (E episodes, N points):
 
@@ -121,22 +122,26 @@ class GoalSet:
 class GoalCapture:
     """Rollout observer: the initial and final clouds of one episode of one env (`.initial`, `.goal`)."""
 
-    def __init__(self, env: Any, pipeline: PointCloudPipeline, cameras: Sequence[str]) -> None:
-        self.env, self.pipeline, self.cameras = env, pipeline, list(cameras)
+    def __init__(
+        self, env: Any, pipeline: PointCloudPipeline, cameras: Sequence[str], drop_robot: bool = False
+    ) -> None:
+        self.env, self.pipeline, self.cameras, self.drop_robot = env, pipeline, list(cameras), drop_robot
         self.initial: Cloud | None = None
         self.goal: Cloud | None = None
         self._seed = 0
 
     def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
         self._seed = int(info.get("seed", 0))
-        self.initial = self.pipeline.process(frames_from_env(self.env, obs, self.cameras), seed=self._seed)
+        frames = frames_from_env(self.env, obs, self.cameras, self.drop_robot)
+        self.initial = self.pipeline.process(frames, seed=self._seed)
         self.goal = None
 
     def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
         return None
 
     def on_final_observation(self, obs: Mapping[str, Any]) -> None:
-        self.goal = self.pipeline.process(frames_from_env(self.env, obs, self.cameras), seed=self._seed + 1)
+        frames = frames_from_env(self.env, obs, self.cameras, self.drop_robot)
+        self.goal = self.pipeline.process(frames, seed=self._seed + 1)
 
     def on_episode_end(self, result: Any) -> None:
         return None
@@ -151,8 +156,10 @@ def generate_goal_scenes(
     noise: float = 0.0,
     keep_failed: bool = False,
     progress: bool = True,
+    drop_robot: bool = True,
 ) -> GoalSet:
-    """Run `episodes` expert episodes per task (the split's first seeds) and capture their goal triples."""
+    """Run `episodes` expert episodes per task (the split's first seeds) and capture their goal triples;
+    `drop_robot` removes the arm (segmentation ids) so the clouds hold the table-top scene only."""
     import gymnasium as gym
 
     import sim
@@ -168,10 +175,17 @@ def generate_goal_scenes(
 
         bar = tqdm(total=len(tasks) * episodes, desc="goal scenes", unit="ep")
     for task in tasks:
-        env = gym.make(sim.ENV_ID, task=task, split=split, cameras=tuple(cfg.cameras), image_size=image_size)
+        env = gym.make(
+            sim.ENV_ID,
+            task=task,
+            split=split,
+            cameras=tuple(cfg.cameras),
+            image_size=image_size,
+            segmentation=drop_robot,
+        )
         try:
             for seed in sim.task_seeds(task, split, episodes):
-                cap = GoalCapture(env, pipe, cfg.cameras)
+                cap = GoalCapture(env, pipe, cfg.cameras, drop_robot)
                 res = run_episode(env, make_expert(task, noise=noise, seed=seed), seed, observers=[cap])
                 if bar is not None:
                     bar.update(1)

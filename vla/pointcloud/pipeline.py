@@ -26,7 +26,7 @@ import numpy as np
 
 from vla.config import register_config
 from vla.pointcloud.geometry import DEFAULT_MAX_DEPTH, CameraModel
-from vla.types import DEPTH_PREFIX, IMAGE_PREFIX
+from vla.types import DEPTH_PREFIX, IMAGE_PREFIX, SEG_PREFIX
 
 TABLE_REMOVAL = ("none", "height", "ransac")
 
@@ -53,11 +53,13 @@ class PointCloudConfig:
 
 @dataclass(frozen=True)
 class CameraFrame:
-    """One camera's image at one instant: its model, depth [H,W] and optional rgb [H,W,3] uint8."""
+    """One camera's image at one instant: its model, depth [H,W], optional rgb [H,W,3] uint8 and an
+    optional keep mask [H,W] bool (False pixels are dropped, e.g. the robot in a segmentation image)."""
 
     camera: CameraModel
     depth: np.ndarray
     rgb: np.ndarray | None = None
+    keep: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,35 @@ class Cloud:
         return np.concatenate([self.points, self.colors.astype(np.float32) / 255.0], axis=1)
 
 
-def frames_from_obs(obs: Mapping[str, Any], cameras: Mapping[str, CameraModel]) -> list[CameraFrame]:
-    """CameraFrames for `cameras` (name -> model) from an observation dict's depth/ and images/ keys."""
+def frames_from_obs(
+    obs: Mapping[str, Any], cameras: Mapping[str, CameraModel], drop_ids: Sequence[int] = ()
+) -> list[CameraFrame]:
+    """CameraFrames for `cameras` (name -> model) from an observation dict's depth/ and images/ keys;
+    with `drop_ids`, pixels whose `seg/<camera>` id is one of them are dropped (e.g. the robot's body)."""
     out = []
     for name, model in cameras.items():
         dk = DEPTH_PREFIX + name
         if dk not in obs:
             raise ValueError(f"observation has no {dk!r} (depth of camera {name!r}); keys: {sorted(obs)}")
-        out.append(CameraFrame(model, np.asarray(obs[dk]), obs.get(IMAGE_PREFIX + name)))
+        keep = None
+        if drop_ids:
+            sk = SEG_PREFIX + name
+            if sk not in obs:
+                raise ValueError(
+                    f"drop_ids needs {sk!r} (make the env with segmentation=True); keys: {sorted(obs)}"
+                )
+            keep = ~np.isin(np.asarray(obs[sk]), np.asarray(list(drop_ids)))
+        out.append(CameraFrame(model, np.asarray(obs[dk]), obs.get(IMAGE_PREFIX + name), keep))
     return out
 
 
-def frames_from_env(env: Any, obs: Mapping[str, Any], cameras: Sequence[str]) -> list[CameraFrame]:
-    """CameraFrames from a TabletopEnv's observation, with each camera's pose now (wrist included)."""
-    return frames_from_obs(obs, {c: CameraModel.from_env(env, c) for c in cameras})
+def frames_from_env(
+    env: Any, obs: Mapping[str, Any], cameras: Sequence[str], drop_robot: bool = False
+) -> list[CameraFrame]:
+    """CameraFrames from a TabletopEnv's observation, with each camera's pose now (wrist included);
+    `drop_robot` removes the arm's pixels (needs the env's segmentation=True)."""
+    drop = (int(env.unwrapped.robot.uid),) if drop_robot else ()
+    return frames_from_obs(obs, {c: CameraModel.from_env(env, c) for c in cameras}, drop)
 
 
 def voxel_downsample(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +158,7 @@ class PointCloudPipeline:
             raise ValueError("point-cloud pipeline: no camera frames given")
         pts, cols = [], []
         for f in frames:
-            p, c = f.camera.backproject(f.depth, f.rgb, self.cfg.max_depth, self.cfg.depth_scale)
+            p, c = f.camera.backproject(f.depth, f.rgb, self.cfg.max_depth, self.cfg.depth_scale, f.keep)
             pts.append(p)
             cols.append(c)
         return np.concatenate(pts), np.concatenate(cols)

@@ -87,6 +87,24 @@ def test_bad_images_are_clear_errors(stack_env):
         PointCloudPipeline(PointCloudConfig(table_removal="floor"))
 
 
+def test_robot_pixels_can_be_dropped(stack_env):
+    obs, _ = stack_env.reset(seed=0)
+    for _ in range(3):  # bring the hand down into the workspace box
+        obs, *_ = stack_env.step(np.array([0, 0, -0.05, 0, 0, 0, 1], np.float32))
+    cfg = PointCloudConfig(num_points=128, voxel_size=0.0)
+    pipe = PointCloudPipeline(cfg)
+    with_arm, _ = pipe.crop(*pipe.fuse(frames_from_env(stack_env, obs, ["static"])))
+    without, _ = pipe.crop(*pipe.fuse(frames_from_env(stack_env, obs, ["static"], drop_robot=True)))
+    robot = obs["seg/static"] == stack_env.robot.uid
+    assert robot.sum() > 0 and len(without) < len(with_arm)
+    hand_z = float(stack_env.unwrapped.privileged()["ee_position"][2])
+    assert np.max(without[:, 2]) < hand_z - 0.02 < np.max(with_arm[:, 2])  # nothing left up at the hand
+    with pytest.raises(ValueError, match="keep mask must be bool"):
+        CameraModel.from_env(stack_env, "static").backproject(obs["depth/static"], keep=robot.astype(int))
+    with pytest.raises(ValueError, match="make the env with segmentation=True"):
+        frames_from_env(stack_env, {"depth/static": obs["depth/static"]}, ["static"], drop_robot=True)
+
+
 def test_holes_are_masked(stack_env):
     obs, _ = stack_env.reset(seed=0)
     model = CameraModel.from_env(stack_env, "static")
