@@ -54,8 +54,9 @@ def pointcloud_features(num_points: int, per_frame: bool = False) -> dict[str, F
 
 def fixed_cameras(env: Any, cameras: Sequence[str]) -> dict[str, CameraModel]:
     """Camera models of static cameras, read once from the env (safe for vector envs: poses never move)."""
-    u = env.unwrapped if hasattr(env, "unwrapped") else env
-    moving = [c for c in cameras if u._spec(c).mounted_on_hand] if hasattr(u, "_spec") else []
+    from sim.camera import DEFAULT_CAMERAS
+
+    moving = [c for c in cameras if c in DEFAULT_CAMERAS and DEFAULT_CAMERAS[c].mounted_on_hand]
     if moving:
         raise ValueError(f"fixed_cameras: {moving} move with the hand; use live_cameras(env, ...) for them")
     return {c: CameraModel.from_env(env, c) for c in cameras}
@@ -85,6 +86,7 @@ class PointCloudRecorder:
         pipeline: PointCloudPipeline,
         cameras: CameraSource,
         per_frame: bool = False,
+        drop_ids: Sequence[int] = (),
     ) -> None:
         feats = getattr(getattr(recorder, "store", None), "features", None)
         want = pointcloud_features(pipeline.cfg.num_points, per_frame)
@@ -103,6 +105,7 @@ class PointCloudRecorder:
                     f"but the pipeline makes {want[bad[0]].shape}"
                 )
         self.recorder, self.pipeline, self.cameras, self.per_frame = recorder, pipeline, cameras, per_frame
+        self.drop_ids = tuple(int(i) for i in drop_ids)  # segmentation ids to leave out (e.g. the robot)
         self._start: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._steps: list[tuple] = []
         self._goal: Cloud | None = None
@@ -110,7 +113,7 @@ class PointCloudRecorder:
 
     def _cloud(self, obs: Mapping[str, Any], t: int) -> Cloud:
         cams = self.cameras() if callable(self.cameras) else self.cameras
-        return self.pipeline.process(frames_from_obs(obs, cams), seed=self._seed * 100_003 + t)
+        return self.pipeline.process(frames_from_obs(obs, cams, self.drop_ids), seed=self._seed * 100_003 + t)
 
     def _with_frame_cloud(self, obs: Mapping[str, Any], t: int) -> dict[str, Any]:
         out = dict(obs)
