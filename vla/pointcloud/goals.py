@@ -3,9 +3,10 @@
 `generate_goal_scenes` runs the scripted expert of each task (`sim.experts.make_expert`) through the one
 rollout loop (`vla.eval.rollout.run_episode`) with a `GoalCapture` observer, which turns the first
 observation and the observation after the last action into clouds with a `PointCloudPipeline` (the arm
-removed by its segmentation id, so the clouds hold the table-top scene only). Successful
-episodes are kept (failed ones too with `keep_failed`). A `GoalSet` is saved as one `.npz` file, written
-atomically, with these arrays (E episodes, N points):
+removed by its segmentation id, so the clouds hold the table-top scene only). Successful episodes are
+kept (failed ones too with `keep_failed`); a scene whose first or final cloud has too few points (the
+object hidden behind the gripper, say) is skipped and counted, never stored empty. A `GoalSet` is saved as
+one `.npz` file, written atomically, with these arrays (E episodes, N points):
 
     initial_points  float32 [E,N,3]   base frame, metres        initial_colors  uint8 [E,N,3]
     goal_points     float32 [E,N,3]                              goal_colors     uint8 [E,N,3]
@@ -128,20 +129,28 @@ class GoalCapture:
         self.env, self.pipeline, self.cameras, self.drop_robot = env, pipeline, list(cameras), drop_robot
         self.initial: Cloud | None = None
         self.goal: Cloud | None = None
+        self.problem: str | None = None  # why a cloud could not be made (e.g. the scene is occluded)
         self._seed = 0
+
+    def _process(self, obs: Mapping[str, Any], seed: int) -> Cloud | None:
+        try:
+            return self.pipeline.process(
+                frames_from_env(self.env, obs, self.cameras, self.drop_robot), seed=seed
+            )
+        except ValueError as e:  # too few points: recorded, the generator skips the scene
+            self.problem = str(e)
+            return None
 
     def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
         self._seed = int(info.get("seed", 0))
-        frames = frames_from_env(self.env, obs, self.cameras, self.drop_robot)
-        self.initial = self.pipeline.process(frames, seed=self._seed)
-        self.goal = None
+        self.goal, self.problem = None, None
+        self.initial = self._process(obs, self._seed)
 
     def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
         return None
 
     def on_final_observation(self, obs: Mapping[str, Any]) -> None:
-        frames = frames_from_env(self.env, obs, self.cameras, self.drop_robot)
-        self.goal = self.pipeline.process(frames, seed=self._seed + 1)
+        self.goal = self._process(obs, self._seed + 1)
 
     def on_episode_end(self, result: Any) -> None:
         return None
@@ -168,7 +177,7 @@ def generate_goal_scenes(
 
     cfg = pointcloud or PointCloudConfig()
     pipe = PointCloudPipeline(cfg)
-    records, failed = [], 0
+    records, failed, unusable = [], 0, 0
     bar = None
     if progress:
         from tqdm import tqdm
@@ -194,6 +203,11 @@ def generate_goal_scenes(
                 if not (res.success or keep_failed):
                     failed += 1
                     continue
+                if cap.initial is None or cap.goal is None:
+                    unusable += 1
+                    if progress:
+                        print(f"goal scenes: skipped {task} seed {seed}: {cap.problem}")
+                    continue
                 records.append(
                     {
                         "initial": cap.initial,
@@ -211,6 +225,7 @@ def generate_goal_scenes(
         bar.close()
     if progress:
         print(
-            f"goal scenes: kept {len(records)} of {len(tasks) * episodes} episodes ({failed} expert failures)"
+            f"goal scenes: kept {len(records)} of {len(tasks) * episodes} episodes "
+            f"({failed} expert failures, {unusable} with too few visible points)"
         )
     return GoalSet.from_records(records)
