@@ -83,6 +83,7 @@ class TrainConfig:
     vocab_mode: str = "append"
     val_episodes: int = 2  # episodes held out of the (first) store for validation; 0: none
     mixture: list[dict[str, Any]] = field(default_factory=list)  # extra stores [{path, weight}]
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest on a busy shared CPU)
 
 
 def trainer_config(cfg: TrainConfig) -> TrainerConfig:
@@ -250,6 +251,8 @@ def run(cfg: TrainConfig) -> Any:
 
 def main(argv: Sequence[str]) -> int:
     cfg = load_config(argv)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     if int(os.environ.get("RANK", "0")) == 0:
         save_resolved(OmegaConf.structured(cfg), cfg.out)
     result = run(cfg)
