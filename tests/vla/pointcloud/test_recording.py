@@ -9,6 +9,7 @@ from vla.data.recorder import EpisodeRecorder, features_from_spaces
 from vla.data.store import EpisodeStore
 from vla.eval.rollout import run_episode
 from vla.pointcloud import PointCloudConfig, PointCloudPipeline, frames_from_env
+from vla.pointcloud.goals import GoalCapture
 from vla.pointcloud.recording import (
     COLORS_KEY,
     GOAL_POINTS_KEY,
@@ -96,3 +97,14 @@ def test_mismatched_store_is_a_clear_error(tmp_path, pick_env):
     )
     with pytest.raises(KeyError, match="recorded with PointCloudRecorder"):
         read_goal_cloud(plain, 0)
+
+
+def test_goal_capture_records_why_a_scene_is_unusable(pick_env):
+    empty_box = PointCloudConfig(workspace_min=[5, 5, 5], workspace_max=[6, 6, 6])
+    cap = GoalCapture(pick_env, PointCloudPipeline(empty_box), ["static"])
+    result = run_episode(pick_env, make_expert("pick"), seed=0, observers=[cap], max_steps=2)
+    assert result.error is None and result.length == 2
+    assert cap.initial is None and cap.goal is None and "only 0 points" in cap.problem
+    ok = GoalCapture(pick_env, PointCloudPipeline(PointCloudConfig(num_points=32)), ["static"])
+    run_episode(pick_env, make_expert("pick"), seed=0, observers=[ok], max_steps=2)
+    assert ok.problem is None and ok.initial.points.shape == ok.goal.points.shape == (32, 3)
