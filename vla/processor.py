@@ -191,9 +191,9 @@ class VLAProcessor:
             ids, is_action = self.vocab.from_lm(r)
             tok_rows.append(ids)
             ok.append(bool(is_action.all()))
-        if self.fixed_length is not None:
-            dec = self.action_tokenizer.decode(np.stack(tok_rows) if tok_rows else np.zeros((0, 0), np.int64))
-        else:
+        if self.fixed_length is not None and all(len(r) == self.fixed_length for r in tok_rows):
+            dec = self.action_tokenizer.decode(np.stack(tok_rows))  # [B,L]
+        else:  # variable length, or a wrong-length row (decoded as invalid)
             dec = self.action_tokenizer.decode(tok_rows)
         acts = np.asarray(dec.actions, dtype=np.float64).reshape(len(rows), self.chunk_len, self.action_dim)
         if self.normalize_actions:

@@ -77,6 +77,8 @@ def test_non_action_ids_make_the_chunk_invalid():
     ids[1, 3] = 5  # an ordinary text id
     _, valid = proc.decode_actions(ids)
     assert valid.tolist() == [True, False]
+    acts, valid = proc.decode_actions([ids[0], ids[0][:4]])  # a row too short for the chunk
+    assert acts.shape == (2, 1, 7) and valid.tolist() == [True, False]
 
 
 def test_observation_history_and_cameras():
