@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from vla.utils.io import atomic_write_json, read_json
+from vla.utils.registry import Registry
 
 FORMAT = "vla.action_tokenizer"
 FORMAT_VERSION = 1
@@ -83,31 +84,22 @@ class ActionTokenizer(Protocol):
     def save(self, path: str | os.PathLike) -> Path: ...
 
 
-_REGISTRY: dict[str, Callable[..., ActionTokenizer]] = {}
+TOKENIZERS: Registry[Callable[..., ActionTokenizer]] = Registry("action tokenizer")
 
 
 def register_tokenizer(name: str) -> Callable[[type], type]:
     """Class decorator: register a tokenizer class under `name` (its `from_dict` loads saved JSON)."""
-
-    def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"tokenizer {name!r} is already registered by {_REGISTRY[name]!r}")
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return TOKENIZERS.register(name)
 
 
 def list_tokenizers() -> list[str]:
     _import_builtins()
-    return sorted(_REGISTRY)
+    return TOKENIZERS.names()
 
 
 def get_tokenizer_class(name: str) -> Any:
     _import_builtins()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown action tokenizer {name!r}; expected one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
+    return TOKENIZERS.get(name)
 
 
 def make_tokenizer(name: str, **cfg: Any) -> ActionTokenizer:

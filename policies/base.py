@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vla.types import ACTION_DIM
+from vla.utils.registry import Registry
 
 
 @runtime_checkable
@@ -32,29 +33,20 @@ class Policy(Protocol):
         """Return one action, shape [D] float32."""
 
 
-_REGISTRY: dict[str, Callable[..., Policy]] = {}
+POLICIES: Registry[Callable[..., Policy]] = Registry("policy")
 
 
 def register_policy(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
     """Decorator: register a Policy class (or factory) under `name`."""
-
-    def deco(factory: Callable[..., Policy]) -> Callable[..., Policy]:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"policy {name!r} is already registered by {_REGISTRY[name]!r}")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+    return POLICIES.register(name)
 
 
 def list_policies() -> list[str]:
-    return sorted(_REGISTRY)
+    return POLICIES.names()
 
 
 def get_policy_class(name: str) -> Callable[..., Policy]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; expected one of {list_policies()}")
-    return _REGISTRY[name]
+    return POLICIES.get(name)
 
 
 def make_policy(name: str, **kwargs: Any) -> Policy:

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from vla.backbones.config import ConnectorConfig
-from vla.backbones.registry import Registry
 from vla.backbones.vision import sincos_2d
+from vla.utils.registry import Registry
 
 CONNECTORS: Registry[type[Connector]] = Registry("connector")
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
-from vla.backbones.registry import Registry
+from vla.utils.registry import Registry
 
 POINT_ENCODERS: Registry[type[PointNetEncoder]] = Registry("point-cloud encoder")
 

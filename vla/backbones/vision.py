@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from vla.backbones.config import VisionConfig
-from vla.backbones.registry import Registry
 from vla.backbones.transforms import (
     CLIP_MEAN,
     CLIP_STD,
@@ -38,6 +37,7 @@ from vla.backbones.transforms import (
     ImageTransform,
 )
 from vla.utils.io import read_json
+from vla.utils.registry import Registry
 
 VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
 

@@ -27,32 +27,26 @@ from typing import Any
 from vla.data.vqa.config import VQASourceConfig
 from vla.data.vqa.sample import IMAGE_TOKEN, ErrorPolicy, Turn, VQASample, check_images_exist
 from vla.utils.io import read_json
+from vla.utils.registry import Registry
 
 Reader = Callable[[VQASourceConfig, ErrorPolicy], Iterator[VQASample]]
-_READERS: dict[str, Reader] = {}
+READERS: Registry[Reader] = Registry("VQA format")
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
-    def deco(fn: Reader) -> Reader:
-        if name in _READERS:
-            raise ValueError(f"VQA reader {name!r} is already registered")
-        _READERS[name] = fn
-        return fn
-
-    return deco
+    return READERS.register(name)
 
 
 def list_readers() -> list[str]:
-    return sorted(_READERS)
+    return READERS.names()
 
 
 def read_vqa(cfg: VQASourceConfig) -> tuple[list[VQASample], ErrorPolicy]:
     """Every valid sample of a source (at most `cfg.max_samples`) and the error policy's skip counts."""
-    if cfg.format not in _READERS:
-        raise ValueError(f"unknown VQA format {cfg.format!r}; expected one of {list_readers()}")
+    reader = READERS.get(cfg.format)
     errors = ErrorPolicy(cfg.on_error)
     out: list[VQASample] = []
-    for s in _READERS[cfg.format](cfg, errors):
+    for s in reader(cfg, errors):
         out.append(s)
         if cfg.max_samples is not None and len(out) >= cfg.max_samples:
             break

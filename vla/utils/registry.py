@@ -1,4 +1,5 @@
-"""A small named registry filled by decorators: one per component kind (encoders, connectors, ...).
+"""A small named registry filled by decorators, one per kind of component (vision encoders, connectors,
+policies, action tokenizers, dataset readers, tasks).
 
 Registering happens when the defining module is imported (no initialisation step). Looking up an unknown
 name is a ValueError that lists the known names, so a config typo fails before any model is built.
