@@ -4,8 +4,10 @@ Each env owns one PyBullet DIRECT client (so `AsyncVectorEnv` sub-processes neve
 rebuilds the world from scratch (robot, table, the seed's objects and fixtures), so a seed fully determines
 the episode. `step(action)` runs one 10 Hz control step = 24 physics steps at 240 Hz. Observations follow
 `vla.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional `seg/<cam>` int32,
-`state` float32 [15], `instruction` str. `info` carries `is_success`, `task`, `seed`, `split`,
-`instruction`, `privileged` (plain numpy/python values for experts) and `error` after a physics blow-up.
+`state` float32 [15], `instruction` str, and for goal-specified tasks (sim.goal_tasks) `goal/points` float32
+[N,3] + `goal/colors` uint8 [N,3], the goal scene rendered once at reset (sim.goal_cloud). `info` carries
+`is_success`, `task`, `seed`, `split`, `instruction`, `privileged` (plain numpy/python values for experts)
+and `error` after a physics blow-up.
 
     env = gymnasium.make("vla/Tabletop-v0", task="pick", image_size=128)
     obs, info = env.reset(seed=0)
