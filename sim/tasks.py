@@ -27,6 +27,7 @@ from sim.scene import (
     fixture_contains,
     fixture_top,
 )
+from vla.utils.registry import Registry
 
 SPLITS = ("train", "heldout")
 HELDOUT_SEED_OFFSET = 1_000_000
@@ -141,28 +142,24 @@ class Task:
         return self.templates[i].format(**kw), i
 
 
-_TASKS: dict[str, Callable[[], Task]] = {}
+TASKS: Registry[type[Task]] = Registry("task")
 
 
 def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
     def deco(cls: type[Task]) -> type[Task]:
-        if name in _TASKS:
-            raise ValueError(f"task {name!r} is already registered")
+        TASKS.register(name)(cls)  # raises for a name taken by another class, before any change
         cls.name = name
-        _TASKS[name] = cls
         return cls
 
     return deco
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return TASKS.names()
 
 
 def get_task(name: str) -> Task:
-    if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {list_tasks()}")
-    return _TASKS[name]()
+    return TASKS.get(name)()
 
 
 def task_seeds(task: str, split: str, n: int) -> list[int]:
