@@ -200,17 +200,32 @@ class GoalDiffusion(nn.Module):
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, initial: torch.Tensor, texts: Sequence[str], steps: int = 50, seed: int = 0, eta: float = 0.0
+        self,
+        initial: torch.Tensor,
+        texts: Sequence[str],
+        steps: int = 50,
+        seed: int = 0,
+        eta: float = 0.0,
+        strength: float = 1.0,
     ) -> torch.Tensor:
-        """DDIM sampling of goal clouds [B,N,C] (metres; rgb in [0, 1]); deterministic for (seed, eta=0)."""
+        """DDIM sampling of goal clouds [B,N,C] (metres; rgb in [0, 1]); deterministic for (seed, eta=0).
+
+        `strength` < 1 starts from the initial cloud noised to timestep strength x T instead of from pure
+        noise (SDEdit): the sample then keeps more of the initial scene (1.0 = Point-E's sampling)."""
         if not 1 <= steps <= self.cfg.timesteps:
             raise ValueError(f"goal diffusion: steps must be in [1, {self.cfg.timesteps}], got {steps}")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"goal diffusion: strength must be in (0, 1], got {strength}")
         cond, mask = self.condition(initial, texts)
         b = initial.shape[0]
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         shape = (b, self.cfg.num_points, self.cfg.channels)
         x = torch.randn(shape, generator=gen).to(initial.device)
-        ts = torch.linspace(self.cfg.timesteps - 1, 0, steps).round().long().tolist()
+        t_start = round(strength * (self.cfg.timesteps - 1))
+        if strength < 1.0:  # the initial cloud at noise level t_start
+            ab0 = self.alpha_bar[t_start]
+            x = ab0.sqrt() * self.normalize(initial) + (1 - ab0).sqrt() * x
+        ts = torch.linspace(t_start, 0, steps).round().long().tolist()
         for i, t in enumerate(ts):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=x.device)

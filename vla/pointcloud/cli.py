@@ -58,6 +58,7 @@ class GoalSampleConfig:
     checkpoint: str = "outputs/goal_diffusion"
     data: str = "outputs/goals/heldout.npz"
     steps: int = 50
+    strength: float = 1.0  # < 1: start from the noised initial cloud (SDEdit) instead of pure noise
     episodes: int = 4  # PNGs for the first `episodes` triples; metrics over all of them
     seed: int = 0
     tau: float = 0.01
@@ -124,7 +125,7 @@ def run_sample(cfg: GoalsConfig) -> int:
     s = cfg.sample
     model = load_goal_diffusion(s.checkpoint)
     goals = GoalSet.load(s.data)
-    report = evaluate_goals(model, goals, steps=s.steps, tau=s.tau, seed=s.seed)
+    report = evaluate_goals(model, goals, steps=s.steps, tau=s.tau, seed=s.seed, strength=s.strength)
     imagined = report.pop("imagined_clouds")
     out = Path(s.out)
     for i in range(min(s.episodes, len(goals))):

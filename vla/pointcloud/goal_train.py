@@ -83,7 +83,12 @@ def train_goal_diffusion(
 
 
 def imagine(
-    model: GoalDiffusion, goals: GoalSet, steps: int = 50, seed: int = 0, batch_size: int = 16
+    model: GoalDiffusion,
+    goals: GoalSet,
+    steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 16,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """Imagined goal clouds [E,N,C] (metres; rgb in [0, 1] with use_color) for every triple of `goals`."""
     device = next(model.parameters()).device
@@ -92,15 +97,20 @@ def imagine(
     out = []
     for s in range(0, len(goals), batch_size):
         batch = initial[s : s + batch_size].to(device)
-        out.append(model.sample(batch, texts[s : s + batch_size], steps=steps, seed=seed + s).cpu())
+        out.append(model.sample(batch, texts[s : s + batch_size], steps, seed + s, strength=strength).cpu())
     return torch.cat(out).numpy()
 
 
 def evaluate_goals(
-    model: GoalDiffusion, goals: GoalSet, steps: int = 50, tau: float = 0.01, seed: int = 0
+    model: GoalDiffusion,
+    goals: GoalSet,
+    steps: int = 50,
+    tau: float = 0.01,
+    seed: int = 0,
+    strength: float = 1.0,
 ) -> dict[str, Any]:
     """Chamfer / F-score@tau of imagined goals vs. the true goals, and of the copy-initial baseline."""
-    imagined = imagine(model, goals, steps=steps, seed=seed)[..., :3]
+    imagined = imagine(model, goals, steps=steps, seed=seed, strength=strength)  # [E,N,C]
 
     def score(pred: np.ndarray) -> dict[str, float]:
         cd = chamfer_distance(pred, goals.goal_points).numpy()
@@ -110,7 +120,7 @@ def evaluate_goals(
     return {
         "episodes": len(goals),
         "tau": tau,
-        "imagined": score(imagined),
+        "imagined": score(imagined[..., :3]),
         "copy_initial": score(goals.initial_points),
         "imagined_clouds": imagined,
     }

@@ -148,3 +148,17 @@ def test_cli_train_and_sample(goals, tmp_path, capsys):
     assert cli.main(["goals", "sample", *common, f"sample.data={tmp_path / 'nope.npz'}"]) == 1
     assert "goal-scene file not found" in capsys.readouterr().err
     assert cli.main(["goals"]) == 2
+
+
+def test_low_strength_sampling_starts_from_the_initial_cloud():
+    """SDEdit-style sampling: with the (zero-initialised) epsilon head predicting no noise, DDIM from the
+    initial cloud noised to a small timestep returns that cloud up to the injected noise."""
+    torch.manual_seed(0)
+    model = GoalDiffusion(tiny_config(prediction="epsilon")).eval()
+    init = _clouds(1)
+    near = model.sample(init, ["push the cube"], steps=5, seed=0, strength=0.02)
+    far = model.sample(init, ["push the cube"], steps=5, seed=0, strength=1.0)
+    d_near, d_far = float(chamfer_distance(near[0], init[0])), float(chamfer_distance(far[0], init[0]))
+    assert d_near < 0.02 and d_near < 0.2 * d_far, (d_near, d_far)
+    with pytest.raises(ValueError, match=r"strength must be in \(0, 1\]"):
+        model.sample(init, ["push the cube"], strength=0.0)
