@@ -232,7 +232,7 @@ def main(argv: Sequence[str]) -> int:
     save_resolved(cfg, out)
     results = evaluate(cfg)
     paths = write_report(results, out)
-    print(f"[eval] {cfg.policy} on {cfg.split} seeds, {results['wall_time_s']:.1f} s")
+    print(f"[eval] {results['policy']} on {cfg.split} seeds, {results['wall_time_s']:.1f} s")
     print("\n".join(summary_lines(results)))
     print(f"  report: {paths['markdown']}  results: {paths['json']}  plot: {paths['plot']}")
     return 0
