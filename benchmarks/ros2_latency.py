@@ -8,7 +8,7 @@
 2. Throughput of 224x224 rgb8 sensor_msgs/Image between two processes (reliable, keep-last 10):
    messages/s and MB/s.
 
-    python benchmarks/ros2_latency.py [--seconds 8] [--policy constant] [--max-rate 50]
+    python benchmarks/ros2_latency.py [--seconds 8] [--policy constant|vla --checkpoint DIR] [--max-rate 50]
 """
 
 from __future__ import annotations
@@ -39,11 +39,15 @@ def _env() -> dict[str, str]:
     return {**os.environ, "CYCLONEDDS_URI": os.environ.get("CYCLONEDDS_URI", loopback_config())}
 
 
-def control_loop(domain: int, rate_hz: float, seconds: float, camera_hz: float, policy: str) -> dict:
+def control_loop(
+    domain: int, rate_hz: float, seconds: float, camera_hz: float, policy: str, checkpoint: str | None = None
+) -> dict:
+    extra = [f"checkpoint={checkpoint}"] if checkpoint else []
     node = subprocess.Popen(
         [
             sys.executable, "-m", "vla.cli", "ros2", "run", f"domain_id={domain}", f"policy={policy}",
             "instruction=benchmark", "enabled=true", f"rate_hz={rate_hz}", f"duration_s={seconds + 30}",
+            *extra,
         ],
         env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -145,18 +149,25 @@ def main() -> None:
     ap.add_argument("--camera-hz", type=float, default=30.0)
     ap.add_argument("--max-rate", type=float, default=50.0)
     ap.add_argument("--policy", default="constant")
+    ap.add_argument("--checkpoint", default=None, help="a VLA checkpoint, with --policy vla")
     ap.add_argument("--images", type=int, default=1000)
     args = ap.parse_args()
     os.environ.setdefault("CYCLONEDDS_URI", loopback_config())
     domain = 120 + os.getpid() % 60
-    nominal = control_loop(domain, 10.0, args.seconds, args.camera_hz, args.policy)
+    nominal = control_loop(domain, 10.0, args.seconds, args.camera_hz, args.policy, args.checkpoint)
     fast = control_loop(
-        domain, args.max_rate, args.seconds, max(args.camera_hz, args.max_rate * 1.5), args.policy
+        domain,
+        args.max_rate,
+        args.seconds,
+        max(args.camera_hz, args.max_rate * 1.5),
+        args.policy,
+        args.checkpoint,
     )
     out = {
         "benchmark": "ros2_latency",
         "transport": "cyclonedds loopback",
         "policy": args.policy,
+        "checkpoint": args.checkpoint,
         "image": f"{SIZE}x{SIZE} rgb8",
         "cpu_count": os.cpu_count(),
         "nominal_10hz": nominal,
