@@ -148,6 +148,10 @@ def test_cli_train_and_sample(goals, tmp_path, capsys):
     assert cli.main(["goals", "sample", *common, f"sample.data={tmp_path / 'nope.npz'}"]) == 1
     assert "goal-scene file not found" in capsys.readouterr().err
     assert cli.main(["goals"]) == 2
+    gen = ["goals", "generate", "generate.tasks=[pick]", "generate.episodes=1", "generate.image_size=48"]
+    assert cli.main([*gen, "pointcloud.num_points=32", f"generate.out={tmp_path / 'new.npz'}"]) == 0
+    assert "wrote 1 goal scenes (32 points each)" in capsys.readouterr().out
+    assert GoalSet.load(tmp_path / "new.npz").goal_points.shape == (1, 32, 3)
 
 
 def test_low_strength_sampling_starts_from_the_initial_cloud():
