@@ -259,5 +259,6 @@ def main(argv: Sequence[str]) -> int:
     if result.status != "done":
         print(f"[train] {result.message}")
         return 1
-    print(f"[train] checkpoint: {result.checkpoint}\n  evaluate: vla eval checkpoint={result.checkpoint}")
+    if result.checkpoint is not None:  # rank 0 (the rank that writes checkpoints)
+        print(f"[train] checkpoint: {result.checkpoint}\n  evaluate: vla eval checkpoint={result.checkpoint}")
     return 0
