@@ -35,7 +35,11 @@ from vla.training.distributed import (
     DistInfo,
     all_reduce_mean,
     barrier,
+    full_state_dict,
     init_distributed,
+    load_optimizer_state,
+    optimizer_state,
+    set_gradient_sync,
     shutdown,
     wrap_model,
 )
@@ -76,7 +80,7 @@ class TrainerConfig:
     keep_last: int = 2
     out_dir: str = "outputs/train"
     resume: bool = False
-    strategy: str = "auto"  # auto | none | ddp
+    strategy: str = "auto"  # auto | none | ddp | fsdp (under torchrun)
     device: str = "auto"
     freeze_schedule: list[FreezePhase] = field(default_factory=list)
     progress: bool = True
@@ -130,6 +134,11 @@ class Trainer:
             raise ValueError("trainer: steps, batch_size and grad_accum must all be >= 1")
         if c.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"trainer: unknown precision {c.precision!r}; expected auto, fp32 or bf16")
+        if c.strategy == "fsdp" and (c.ema_decay > 0 or c.freeze_schedule):
+            raise ValueError(
+                "trainer: strategy=fsdp supports neither EMA nor freeze schedules (sharded parameters "
+                "cannot be re-wrapped or mirrored); use ddp for those, or set ema_decay=0 and no schedule"
+            )
         self.cfg = config
 
     # ---------------------------------------------------------------------------------------------
@@ -241,7 +250,7 @@ class Trainer:
         ema = EMA(model, c.ema_decay) if c.ema_decay > 0 else None
         # At a phase boundary the uninterrupted run builds a fresh optimiser, so the saved one is not loaded.
         if state is not None and int(state["phase_index"]) == self._phase_index(step):
-            opt.load_state_dict(state["optimizer"])
+            load_optimizer_state(model, opt, state["optimizer"], info)
             sched.load_state_dict(state["scheduler"])
         if state is not None:
             if ema is not None and "ema" in state:
@@ -263,12 +272,12 @@ class Trainer:
         def write_checkpoint(at_step: int) -> Path | None:
             # model.safetensors holds the weights to deploy (EMA ones when EMA is on); train_state.pt then
             # also keeps the raw weights, so a resumed run continues from exactly where it stopped.
-            raw = model.state_dict()
+            raw = full_state_dict(model, info)  # collective under FSDP: every rank calls it
             deploy = {**raw, **ema.state_dict()} if ema is not None else raw
             train_state = {
                 "step": at_step,
                 "consumed_batches": consumed,
-                "optimizer": opt.state_dict(),
+                "optimizer": optimizer_state(model, opt, info),
                 "scheduler": sched.state_dict(),
                 "phase_index": self._phase_index(at_step - 1),
                 "rng": rng_state(),
@@ -295,9 +304,7 @@ class Trainer:
             sums: dict[str, float] = {}
             for micro in range(c.grad_accum):
                 batch = _to_device(next(batches), info.device)
-                sync = micro == c.grad_accum - 1 or not info.enabled
-                ctx = contextlib.nullcontext() if sync else wrapped.no_sync()
-                with ctx:
+                with set_gradient_sync(wrapped, info, sync=micro == c.grad_accum - 1):
                     with self._autocast(info.device):
                         outputs = wrapped(batch)
                     loss = outputs["loss"]

@@ -135,32 +135,47 @@ def test_sampler_shards_global_batches_and_resumes():
         ResumableBatchSampler(20, 7, world_size=2)
 
 
+def _torchrun(*args, check: bool = True) -> subprocess.CompletedProcess:
+    with socket.socket() as sock:  # a free loopback port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}", TOY, *map(str, args)]  # fmt: skip
+    env = {**ENV, "GLOO_SOCKET_IFNAME": "lo"}  # loopback only
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
 def test_torchrun_two_processes_match_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     # No dropout here: each rank would draw its own mask for its half batch, so no DDP run can match.
     _run(one, 6, "--batch", 16, "--dropout", 0)
-    with socket.socket() as sock:  # a free loopback port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        TOY,
-        str(two),
-        "6",
-        "--batch",
-        "16",
-        "--dropout",
-        "0",
-    ]
-    env = {**ENV, "GLOO_SOCKET_IFNAME": "lo"}  # loopback only
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-3000:]
+    _torchrun(two, 6, "--batch", 16, "--dropout", 0)
     a, b = _train_rows(one), _train_rows(two)
     assert len(a) == len(b) == 6
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5, abs=1e-7)
+
+
+def test_fsdp_two_processes_with_resume_match_one_process(tmp_path):
+    """FSDP2 over 2 ranks (gloo, CPU), gradient accumulation 2, both ranks SIGKILLed during step 6 and
+    resumed from the step-4 checkpoint (sharded optimiser state round trip): the same losses as one plain
+    process; the checkpoint holds the full state dict, which loads into an unsharded model."""
+    one, two = tmp_path / "one", tmp_path / "fsdp"
+    common = ("--batch", 16, "--dropout", 0, "--accum", 2)
+    _run(one, 8, *common)
+    killed = _torchrun(two, 8, *common, "--strategy", "fsdp", "--kill-at", 11, check=False)
+    assert killed.returncode != 0
+    assert CheckpointManager(two / "checkpoints").latest().name == "step_00000004"
+    _torchrun(two, 8, *common, "--strategy", "fsdp", "--resume")
+    a, b = _train_rows(one), _train_rows(two)
+    assert [r["step"] for r in b] == list(range(1, 9))
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4, abs=1e-6)
+    from safetensors.torch import load_file
+
+    ToyModel().load_state_dict(load_file(str(two / "checkpoints" / "step_00000008" / "model.safetensors")))
+    with pytest.raises(ValueError, match="fsdp"):
+        Trainer(TrainerConfig(strategy="fsdp", ema_decay=0.9))

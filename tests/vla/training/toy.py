@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ema", type=float, default=0.0)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--strategy", default="auto")
+    ap.add_argument("--accum", type=int, default=1)
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     model = ToyModel(kill_at=a.kill_at, nan_at=a.nan_at, dropout=a.dropout)
@@ -85,6 +87,8 @@ def main(argv=None) -> int:
         resume=a.resume,
         ema_decay=a.ema,
         progress=False,
+        strategy=a.strategy,
+        grad_accum=a.accum,
     )
     result = Trainer(cfg).fit(model, ToyData(), val_set=ToyData(32, offset=256))
     return 0 if result.status == "done" else 3
