@@ -99,3 +99,16 @@ def test_mixture_weights_draw_sources_in_proportion():
     assert frac_b == pytest.approx(0.75, abs=0.03)
     with pytest.raises(ValueError, match="weight"):
         mixture_weights([5, 5], [1.0, 0.0])
+
+
+def test_model_preset_replaces_the_default_whole():
+    """`model=<preset>` must not inherit the CPU default's sizes (a SigLIP with hidden 64 would build)."""
+    from vla.cli import register_all_schemas
+    from vla.config import compose
+
+    register_all_schemas()
+    big = compose("train", ["model=siglip_qwen2_0p5b"]).model
+    assert (big.vision.name, big.vision.image_size, big.vision.hf.hidden_size) == ("siglip", 384, 1152)
+    assert big.lm.hf.hidden_size == 896
+    tiny = compose("train").model
+    assert (tiny.vision.name, tiny.vision.image_size, tiny.vision.hf.patch_size) == ("conv", 64, 16)
