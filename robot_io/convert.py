@@ -171,20 +171,27 @@ def joint_state_msg(
     )
 
 
-def joint_positions(msg: JointState, names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
-    """Positions [J] float64 in the order of `names`; extra joints in the message are ignored.
+def positions_by_name(
+    msg_names: Sequence[str], positions: Sequence[float], names: Sequence[str], topic: str
+) -> np.ndarray:
+    """`positions` (parallel to `msg_names`) reordered to `names`: [J] float64; extra joints are ignored.
 
     Raises ValueError for a name/position length mismatch, a missing joint or a non-finite value."""
-    if len(msg.name) != len(msg.position):
-        raise ValueError(f"{topic}: {len(msg.name)} names but {len(msg.position)} positions")
-    index = {n: i for i, n in enumerate(msg.name)}
+    if len(msg_names) != len(positions):
+        raise ValueError(f"{topic}: {len(msg_names)} names but {len(positions)} positions")
+    index = {n: i for i, n in enumerate(msg_names)}
     missing = [n for n in names if n not in index]
     if missing:
-        raise ValueError(f"{topic}: missing joints {missing}; message has {list(msg.name)}")
-    q = np.array([msg.position[index[n]] for n in names], dtype=np.float64)
+        raise ValueError(f"{topic}: missing joints {missing}; message has {list(msg_names)}")
+    q = np.array([positions[index[n]] for n in names], dtype=np.float64)
     if not np.all(np.isfinite(q)):
         raise ValueError(f"{topic}: non-finite joint positions {q.tolist()}")
     return q
+
+
+def joint_positions(msg: JointState, names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
+    """A JointState's positions [J] float64 in the order of `names` (see `positions_by_name`)."""
+    return positions_by_name(msg.name, msg.position, names, topic)
 
 
 def twist_stamped_msg(action: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> TwistStamped:

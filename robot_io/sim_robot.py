@@ -90,15 +90,7 @@ class SimRobot:
             if not msg.points:
                 raise ValueError("joint trajectory without points")
             point = msg.points[-1]
-            if len(point.positions) != len(msg.joint_names):
-                raise ValueError(f"{len(msg.joint_names)} joint names but {len(point.positions)} positions")
-            index = {n: i for i, n in enumerate(msg.joint_names)}
-            missing = [n for n in ARM_JOINTS if n not in index]
-            if missing:
-                raise ValueError(f"joint trajectory misses joints {missing}")
-            q = np.array([point.positions[index[n]] for n in ARM_JOINTS], dtype=np.float64)
-            if not np.all(np.isfinite(q)):
-                raise ValueError("non-finite joint trajectory positions")
+            q = convert.positions_by_name(msg.joint_names, point.positions, ARM_JOINTS, "joint trajectory")
         except ValueError as e:
             self.malformed += 1
             log.warning("sim robot: dropped joint trajectory: %s", e)
