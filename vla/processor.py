@@ -10,6 +10,12 @@ env observation or a history of them, `decode_actions` after generation) preproc
                                                 generation) with labels only on action ids + EOS
     action float32 [T, D] raw                -> LM ids [L] (Normalizer "action" key unless the action
                                                 tokenizer's input_space is "raw"; then tokenizer; vocab)
+    pointcloud/points [N,3] (+ colors)       -> points [B, N, 3|6]    (obs_points = N > 0; from depth with
+                                                the saved camera models when an observation lacks it)
+    goal/points [N,3] (+ goal/colors)        -> goal_points [B, N, 3|6]  (goal_points = N > 0)
+
+Point clouds (vla.pointcloud.model_inputs): xyz in metres, robot base frame, normalised by the fixed
+workspace `point_center` / `point_scale` saved in processor.json; colours uint8 or floats in [0, 1].
 
 Normalisation of actions happens exactly once: by the dataset's q99 `Normalizer` for "normalized"
 tokenizers (uniform, FAST), or inside the tokenizer for "raw" ones (quantile/openvla).
@@ -37,6 +43,7 @@ from action_tokenizers.vocab import ActionVocab, make_action_vocab
 from vla.backbones.transforms import ImageTransform
 from vla.data.normalizer import Normalizer
 from vla.models.text import IGNORE_INDEX
+from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
 from vla.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
 from vla.utils.io import atomic_write_json, read_json
 
@@ -48,8 +55,10 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class ProcessorConfig:
-    """What the processor reads from an observation and how it builds the prompt."""
+class ProcessorConfig(PointInputConfig):
+    """What the processor reads from an observation and how it builds the prompt (the point-cloud fields,
+    obs_points, goal_points, point_colors, point_center, point_scale, point_pipeline, point_cameras, come
+    from PointInputConfig; all off by default, so processor.json files without them still load)."""
 
     cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
     use_state: bool = True
@@ -83,6 +92,8 @@ class VLAProcessor:
     ):
         cfg.check()
         self.cfg = dataclasses.replace(cfg, cameras=list(cfg.cameras))
+        names = [f.name for f in dataclasses.fields(PointInputConfig)]
+        self.points = PointInputs(PointInputConfig(**{n: getattr(self.cfg, n) for n in names}))
         self.text_tokenizer = text_tokenizer
         self.action_tokenizer = action_tokenizer
         self.vocab = vocab
@@ -243,7 +254,8 @@ class VLAProcessor:
         """Model inputs for one decision from env observations (oldest first; the last is current).
 
         A history shorter than n_obs repeats its first frame (as the training windows do at an episode
-        start). Returns input_ids/attention_mask [1,L], images [1,N,3,S,S] and state [1,n_obs*S]."""
+        start). Returns input_ids/attention_mask [1,L], images [1,N,3,S,S], state [1,n_obs*S] and, when
+        enabled, points [1,N,C] / goal_points [1,N',C] of the current observation."""
         if not history:
             raise ValueError("processor: observation history is empty")
         hist = list(history)[-self.cfg.n_obs :]
@@ -272,6 +284,8 @@ class VLAProcessor:
                 raise ValueError(f"processor: observation lacks {STATE_KEY!r} (use_state=true)")
             states = np.stack([np.asarray(o[STATE_KEY], dtype=np.float64) for o in hist])[None]
             out["state"] = self._state(states, "observation")
+        if self.points.enabled:  # clouds of the current observation only
+            out.update(self.points.batch([self.points.with_observation_cloud(hist[-1])], "observation"))
         return out
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
@@ -309,6 +323,7 @@ class VLAProcessor:
         if self.cfg.use_state:
             states = np.stack([np.asarray(s[STATE_KEY], dtype=np.float64) for s in samples])
             batch["state"] = self._state(states, "collate")
+        batch.update(self.points.batch(samples, "collate"))  # points / goal_points [B,N,C] when enabled
         return batch
 
     # ----------------------------------------------------------------- persistence

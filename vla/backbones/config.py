@@ -73,13 +73,17 @@ class PointEncoderConfig:
 @register_config("vlm", group="model")
 @dataclass
 class VLMConfig:
-    """A vision-language model: encoder -> connector -> [visual][state][points][text] -> causal LM."""
+    """A vision-language model: encoder -> connector -> [visual][state][points][goal points][text] -> LM.
+
+    `points` encodes the observation's point cloud and `goal_points` the goal cloud, each with its own
+    encoder (so the two clouds need no type embedding); `num_groups: 0` leaves a block out."""
 
     vision: VisionConfig = field(default_factory=VisionConfig)
     connector: ConnectorConfig = field(default_factory=ConnectorConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     state: StateEncoderConfig = field(default_factory=StateEncoderConfig)
-    points: PointEncoderConfig = field(default_factory=PointEncoderConfig)
+    points: PointEncoderConfig = field(default_factory=PointEncoderConfig)  # the current scene's cloud
+    goal_points: PointEncoderConfig = field(default_factory=PointEncoderConfig)  # the goal cloud (3D-VLA)
     max_cameras: int = 1  # a learned embedding per camera slot is added to its visual tokens when > 1
     prefix_lm: bool = False  # bidirectional attention over the prefix (visual + prompt), causal on answers
     freeze: list[str] = field(default_factory=list)  # components to freeze: vision, connector, lm, ...
@@ -108,6 +112,7 @@ def vlm_config_from_dict(data: dict[str, Any], where: str = "model config") -> V
         "lm": LMConfig,
         "state": StateEncoderConfig,
         "points": PointEncoderConfig,
+        "goal_points": PointEncoderConfig,
     }
     parts = {k: _build(c, data.pop(k, None), f"{where}.{k}") for k, c in subs.items()}
     top = _build(VLMConfig, data, where)

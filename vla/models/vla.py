@@ -1,6 +1,8 @@
 """The VLA: a VLM from the backbone library that answers a robot prompt with action tokens (RT-2 / OpenVLA).
 
-Sequence: `[camera x history tokens][state tokens][BOS + prompt][action tokens][EOS]`; the loss covers only
+Sequence: `[camera x history tokens][state tokens][obs point tokens][goal point tokens][BOS + prompt]
+[action tokens][EOS]`; the point blocks are there when the processor reads clouds (`obs_points`,
+`goal_points` > 0, with `model.points` / `model.goal_points` encoders); the loss covers only
 the action tokens and EOS. `predict_action` preprocesses one observation (or a history) with the
 checkpoint's `VLAProcessor`, runs greedy decoding with the KV cache constrained to action ids at every
 action position (action ids + EOS for variable-length tokenizers), and decodes the ids to a raw action
@@ -47,12 +49,22 @@ MODEL_TYPE = "vla"
 
 
 def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig:
-    """The VLM config a processor config needs: camera slots = cameras x history, state dims x history."""
+    """The VLM config a processor config needs: camera slots = cameras x history, state dims x history,
+    point-encoder input channels (xyz or xyz + rgb) for each cloud the processor reads."""
     state = dataclasses.replace(
         model_cfg.state, dim=proc_cfg.state_dim * proc_cfg.n_obs if proc_cfg.use_state else 0
     )
     slots = len(proc_cfg.cameras) * proc_cfg.n_obs
-    return dataclasses.replace(model_cfg, state=state, max_cameras=max(slots, 1))
+    feats = proc_cfg.in_features
+    points = (
+        dataclasses.replace(model_cfg.points, in_features=feats) if proc_cfg.obs_points else model_cfg.points
+    )
+    goal = model_cfg.goal_points
+    if proc_cfg.goal_points:
+        goal = dataclasses.replace(goal, in_features=feats)
+    return dataclasses.replace(
+        model_cfg, state=state, max_cameras=max(slots, 1), points=points, goal_points=goal
+    )
 
 
 class VLA(nn.Module):
@@ -93,6 +105,19 @@ class VLA(nn.Module):
             problems.append(
                 f"processor image size {proc.transform.size} != encoder {self.vlm.vision.image_size}"
             )
+        for name, n, enc in (
+            ("points", p.obs_points, c.points),
+            ("goal_points", p.goal_points, c.goal_points),
+        ):
+            if (n > 0) != (enc.num_groups > 0):
+                problems.append(
+                    f"processor {'obs_points' if name == 'points' else name}={n} but model {name}."
+                    f"num_groups={enc.num_groups} (both on or both off)"
+                )
+            elif n > 0 and enc.in_features != p.in_features:
+                problems.append(f"model {name}.in_features {enc.in_features} != processor {p.in_features}")
+            elif n > 0 and n < max(enc.num_groups, enc.group_size):
+                problems.append(f"{name}: {n} points < the encoder's groups/group size")
         if proc.vocab.lm_vocab_size > self.vlm.lm.vocab_size:
             problems.append(
                 f"action vocab needs {proc.vocab.lm_vocab_size} ids, LM has {self.vlm.lm.vocab_size}"
@@ -113,6 +138,8 @@ class VLA(nn.Module):
             batch["labels"],
             images=batch["images"],
             state=batch.get("state"),
+            points=batch.get("points"),
+            goal_points=batch.get("goal_points"),
         )
         logits = out.logits[:, :-1]  # [B,M+L-1,V] predicts position t+1
         target = out.labels[:, 1:]  # [B,M+L-1]
@@ -151,6 +178,8 @@ class VLA(nn.Module):
             inputs["attention_mask"].to(dev),
             images=inputs["images"].to(dev),
             state=inputs["state"].to(dev) if "state" in inputs else None,
+            points=inputs["points"].to(dev) if "points" in inputs else None,
+            goal_points=inputs["goal_points"].to(dev) if "goal_points" in inputs else None,
             max_new_tokens=steps,
             allowed=allowed,
             use_cache=use_cache,

@@ -1,13 +1,15 @@
-"""The vision-language model: encoder -> connector -> [visual][state][points][text] -> causal LM.
+"""The vision-language model: encoder -> connector -> [visual][state][points][goal][text] -> causal LM.
 
 Sequence layout (PaLM-E "multimodal sentences", LLaVA-style prefix), every block optional:
 
-    [camera 0 tokens][camera 1 tokens]...[state tokens][point-cloud tokens][text tokens]
-     Q per camera (connector)            k (state)     G (points)          L (prompt + answer)
+    [camera 0 tokens]...[state tokens][obs point-cloud tokens][goal point-cloud tokens][text tokens]
+     Q per camera        k (state)     G (cfg.points)          G' (cfg.goal_points)     L (prompt + answer)
 
-Visual, state and point tokens are always real (no padding); text may be right-padded (training) or
-left-padded (generation). Labels are -100 on every non-text token, and the text labels come from the caller
-with -100 on the prompt, so the loss covers only the answer (vla.models.text.encode_prompt_answer).
+The observation cloud and the goal cloud (3D-VLA) have separate point encoders, so the model tells them
+apart by weights, not by a type embedding. Visual, state and point tokens are always real (no padding);
+text may be right-padded (training) or left-padded (generation). Labels are -100 on every non-text token,
+and the text labels come from the caller with -100 on the prompt, so the loss covers only the answer
+(vla.models.text.encode_prompt_answer).
 Attention is causal, or prefix-LM (`cfg.prefix_lm`): bidirectional over visual/state/point tokens and the
 prompt, causal over the answer.
 
@@ -74,6 +76,9 @@ class VLM(nn.Module, ComponentControls):
         self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
         self.state_encoder = StateEncoder(cfg.state, hidden) if cfg.state.dim > 0 else None
         self.point_encoder = build_point_encoder(cfg.points, hidden) if cfg.points.num_groups > 0 else None
+        self.goal_encoder = (
+            build_point_encoder(cfg.goal_points, hidden) if cfg.goal_points.num_groups > 0 else None
+        )
         if cfg.max_cameras < 1:
             raise ValueError(f"max_cameras must be >= 1, got {cfg.max_cameras}")
         self.camera_embed = (
@@ -92,6 +97,8 @@ class VLM(nn.Module, ComponentControls):
             comps["state"] = self.state_encoder
         if self.point_encoder is not None:
             comps["points"] = self.point_encoder
+        if self.goal_encoder is not None:
+            comps["goal_points"] = self.goal_encoder
         return comps
 
     def set_frozen(self, names: list[str]) -> None:
@@ -124,10 +131,11 @@ class VLM(nn.Module, ComponentControls):
 
     # ----------------------------------------------------------------- sequence assembly
     def num_prefix_tokens(self, num_cameras: int = 1) -> int:
-        """M for a given camera count: visual + state + point tokens."""
+        """M for a given camera count: visual + state + observation-point + goal-point tokens."""
         m = num_cameras * self.connector.num_tokens(self.vision.num_patches())
         m += self.cfg.state.num_tokens if self.state_encoder is not None else 0
-        return m + (self.cfg.points.num_groups if self.point_encoder is not None else 0)
+        m += self.cfg.points.num_groups if self.point_encoder is not None else 0
+        return m + (self.cfg.goal_points.num_groups if self.goal_encoder is not None else 0)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images [B,3,H,W] or [B,C,3,H,W] (C cameras, transformed) -> visual tokens [B,C*Q,H]."""
@@ -154,14 +162,17 @@ class VLM(nn.Module, ComponentControls):
         images: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
+        goal_points: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input."""
+        """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input.
+        points / goal_points: [B,N,C] (C = the encoder's in_features: xyz, or xyz + rgb)."""
         parts: list[torch.Tensor] = []
         if images is not None:
             parts.append(self.encode_images(images))
         for name, value, enc in (
             ("state", state, self.state_encoder),
             ("points", points, self.point_encoder),
+            ("goal_points", goal_points, self.goal_encoder),
         ):
             if value is not None and enc is None:
                 raise ValueError(f"VLM: got {name} input but the model has no {name} encoder (config {name})")
@@ -189,6 +200,7 @@ class VLM(nn.Module, ComponentControls):
         images: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
+        goal_points: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """Assemble inputs_embeds [B,M+L,H], attention mask (2-D, or 4-D for prefix-LM), position ids and
         labels [B,M+L] for the LM."""
@@ -199,7 +211,7 @@ class VLM(nn.Module, ComponentControls):
             attention_mask = torch.ones_like(input_ids)
         if attention_mask.shape != (b, l) or (labels is not None and labels.shape != (b, l)):
             raise ValueError(f"VLM: attention_mask and labels must match input_ids [B,L]={(b, l)}")
-        prefix = self.prefix_embeds(b, images, state, points)  # [B,M,H]
+        prefix = self.prefix_embeds(b, images, state, points, goal_points)  # [B,M,H]
         m = prefix.shape[1]
         text = self.lm.embed(input_ids)  # [B,L,H]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
@@ -233,8 +245,9 @@ class VLM(nn.Module, ComponentControls):
         images: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
+        goal_points: torch.Tensor | None = None,
     ) -> VLMOutput:
-        inp = self.build_inputs(input_ids, attention_mask, labels, images, state, points)
+        inp = self.build_inputs(input_ids, attention_mask, labels, images, state, points, goal_points)
         out = self.lm(
             inputs_embeds=inp["inputs_embeds"],
             attention_mask=inp["attention_mask"],
@@ -261,6 +274,7 @@ class VLM(nn.Module, ComponentControls):
         images: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
+        goal_points: torch.Tensor | None = None,
         max_new_tokens: int = 16,
         allowed: Allowed = None,
         use_cache: bool = True,
@@ -268,7 +282,7 @@ class VLM(nn.Module, ComponentControls):
     ) -> GenerationResult:
         """Greedy generation after a left-padded prompt; `allowed` constrains ids per step (see
         vla.models.generation). eos_token_id -1 = the tokenizer's EOS, None = never stop early."""
-        inp = self.build_inputs(input_ids, attention_mask, None, images, state, points)
+        inp = self.build_inputs(input_ids, attention_mask, None, images, state, points, goal_points)
         eos = self.tokenizer.eos_token_id if eos_token_id == -1 else eos_token_id
         return greedy_generate(
             self.lm,
