@@ -13,6 +13,9 @@ concept (the scene-VQA generator's `concepts`).
 The model greedily answers each sample's last question (earlier turns as context) through
 `VQACollator.generation_inputs`; the answer is the text up to EOS or the first newline. Instead of a
 checkpoint, `predictions=FILE` (JSONL of {"id", "prediction"}) scores answers of any external model.
+With `task=auto` (the default) a VLA co-trained by `vla train +data@cotrain=...` is prompted exactly as in
+training: its first VQA source's task identifier and prompt template, read from the checkpoint's
+config.json; other checkpoints get no identifier.
 
     vla eval-vqa checkpoint=outputs/vlm data.path=outputs/scene_vqa/test.json out=outputs/eval_vqa
     vla eval-vqa data=vqa_vqav2 data.path=Q.json data.annotations=A.json predictions=preds.jsonl
@@ -256,6 +259,18 @@ def load_model(path: str | Path) -> Any:
     return load_checkpoint(path)
 
 
+def cotrain_prompt(path: str | Path, default_template: str) -> tuple[str, str]:
+    """(task identifier, prompt template) a checkpoint was co-trained with (`train.cotrain` in its
+    config.json); ("", default_template) for checkpoints trained without VQA co-training."""
+    from vla.models.checkpoint import read_checkpoint_config
+
+    cot = (read_checkpoint_config(path).get("train") or {}).get("cotrain")
+    if not cot or not cot.get("vqa"):
+        return "", default_template
+    task = str(cot["vqa"][0]["name"]) if cot.get("task_tag", True) else ""
+    return task, str(cot.get("prompt_template", default_template))
+
+
 def read_predictions(path: str | Path) -> dict[str, str]:
     """JSONL {"id", "prediction"} lines -> {id: prediction}."""
     path = Path(path)
@@ -280,7 +295,7 @@ class EvalVQAConfig:
     predictions: str | None = None  # or: a JSONL of {"id", "prediction"} to score without a model
     styles: list[str] = field(default_factory=lambda: ["short"])  # [] = every style
     question_types: list[str] = field(default_factory=list)  # [] = every type
-    task: str = ""  # task identifier written into prompts (as in co-training), "" = none
+    task: str = "auto"  # task identifier in prompts: auto = as the checkpoint was co-trained, "" = none
     prompt_template: str = "{task}Question: {question} Answer:"
     batch_size: int = 16
     max_new_tokens: int = 16
@@ -312,8 +327,11 @@ def run(cfg: EvalVQAConfig) -> VQAScores:
         preds = [table[s.id] for s in samples]
     else:
         model = load_model(cfg.checkpoint).to(cfg.device)
-        prompt = VQAPromptConfig(template=cfg.prompt_template)
-        preds = predict(model, samples, prompt, cfg.task, cfg.batch_size, cfg.max_new_tokens, cfg.progress)
+        task, template = cfg.task, cfg.prompt_template
+        if task == "auto":
+            task, template = cotrain_prompt(cfg.checkpoint, template)
+        prompt = VQAPromptConfig(template=template)
+        preds = predict(model, samples, prompt, task, cfg.batch_size, cfg.max_new_tokens, cfg.progress)
     scores = score(samples, preds)
     out = Path(cfg.out)
     result = {**scores.to_dict(), "source": cfg.data.path, "skipped": dict(errors.skipped)}

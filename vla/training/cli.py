@@ -11,6 +11,7 @@ load; `trainer.resume=true` continues the run bit for bit from the latest one.
     vla train +experiment=pick_tiny                          # a preset in configs/experiment/
     torchrun --nproc_per_node=2 -m vla.cli train ... trainer.strategy=ddp
     vla train ... 'mixture=[{path: a.zarr, weight: 2.0}, {path: b.zarr, weight: 1.0}]'
+    vla train ... +data@cotrain=vqa_cotrain cotrain.vqa.0.source.path=outputs/scene_vqa/train.json
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from vla.config import compose, register_config, save_resolved, split_positional
 from vla.data.config import DataConfig, window_spec
 from vla.data.normalizer import Normalizer
 from vla.data.store import EpisodeStore
+from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
-from vla.training.mixture import MixtureSource, build_mixture
+from vla.training.mixture import MixtureSource, build_mixture, cotrain_fit
 from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
 from vla.types import ACTION_KEY, STATE_KEY, image_key
 
@@ -83,6 +85,7 @@ class TrainConfig:
     vocab_mode: str = "append"
     val_episodes: int = 2  # episodes held out of the (first) store for validation; 0: none
     mixture: list[dict[str, Any]] = field(default_factory=list)  # extra stores [{path, weight}]
+    cotrain: CoTrainConfig | None = None  # VQA co-training: +data@cotrain=vqa_cotrain (docs/vqa.md)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest on a busy shared CPU)
 
 
@@ -112,8 +115,10 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
         raise ValueError(f"config 'train': {str(e).splitlines()[0]}") from e
     assert isinstance(data, dict)
     model = vlm_config_from_dict(data.pop("model"), where="train config: model")
+    cotrain = data.pop("cotrain", None)
     cfg = TrainConfig(
         model=model,
+        cotrain=None if cotrain is None else cotrain_config_from_dict(cotrain, "train config: cotrain"),
         data=DataConfig(**data.pop("data")),
         trainer=TrainerSection(**data.pop("trainer")),
         **data,
@@ -238,15 +243,16 @@ def run(cfg: TrainConfig) -> Any:
             f"{f', {len(val)} val windows' if val is not None else ''}, chunk {cfg.chunk_len}, "
             f"cameras {cfg.cameras}, state {cfg.use_state}, tokenizer {model.processor.action_tokenizer.name}"
         )
-    return trainer.fit(
-        model,
-        train,
-        val,
-        collate_fn=model.processor.collate,
-        save_model=lambda d, sd: model.write_files(d, sd, extra_config=resolved),
-        load_model=lambda m, d: m.load_weights(d),
-        sample_weights=weights,
-    )
+    fit_kw = {
+        "collate_fn": model.processor.collate,
+        "save_model": lambda d, sd: model.write_files(d, sd, extra_config=resolved),
+        "load_model": lambda m, d: m.load_weights(d),
+        "sample_weights": weights,
+    }
+    fit_model = model
+    if cfg.cotrain is not None:  # robot windows + VQA samples in every batch (vla.training.mixture)
+        fit_model, train, fit_kw = cotrain_fit(cfg.cotrain, model, train, tcfg, **fit_kw)
+    return trainer.fit(fit_model, train, val, **fit_kw)
 
 
 def main(argv: Sequence[str]) -> int:

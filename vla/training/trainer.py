@@ -13,7 +13,10 @@ run with a message and keeps the last good checkpoint.
                          save_model=lambda d, sd: model.save_pretrained(d, state_dict=sd))
 
 `batch_size` is the global batch of one micro-step (split evenly across ranks); one optimiser step sees
-`batch_size * grad_accum` samples.
+`batch_size * grad_accum` samples. Samples are drawn by a `ResumableBatchSampler` (uniform, or weighted
+with `sample_weights`), or by any step-aware sampler given as `batch_sampler=lambda rank, world: ...`
+(e.g. `vla.data.vqa.mixture.MixtureBatchSampler`, whose weights follow a schedule over steps): the trainer
+calls its `set_position(consumed_micro_batches)` before iterating, so a resumed run draws the same batches.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -48,6 +51,14 @@ from vla.training.logs import RunLogger
 from vla.training.optim import build_optimizer, warmup_cosine
 from vla.training.rng import rng_state, seed_everything, set_rng_state
 from vla.training.sampler import ResumableBatchSampler
+
+
+class PositionedBatchSampler(Protocol):
+    """A batch sampler whose output is a pure function of its position (micro-batches consumed so far)."""
+
+    def set_position(self, consumed_batches: int) -> None: ...
+
+    def __iter__(self) -> Iterator[list[int]]: ...
 
 
 @dataclass
@@ -180,7 +191,7 @@ class Trainer:
         sched = warmup_cosine(opt, c.warmup_steps, c.steps, c.min_lr_ratio, start_step=step)
         return opt, sched
 
-    def _loader(self, dataset: Dataset, sampler: ResumableBatchSampler, collate_fn) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: PositionedBatchSampler, collate_fn) -> DataLoader:
         return DataLoader(
             dataset,
             batch_sampler=sampler,
@@ -220,8 +231,13 @@ class Trainer:
         save_model: Callable[[Path, dict[str, torch.Tensor]], None] | None = None,
         load_model: Callable[[nn.Module, Path], None] | None = None,
         sample_weights: torch.Tensor | None = None,
+        batch_sampler: Callable[[int, int], PositionedBatchSampler] | None = None,
     ) -> TrainResult:
+        """Train `model` for `steps` optimiser steps. `batch_sampler(rank, world_size)` (optional) replaces
+        the default sampler; it must yield each rank's slice of the global batch and honour set_position."""
         c = self.cfg
+        if batch_sampler is not None and sample_weights is not None:
+            raise ValueError("trainer: give sample_weights or batch_sampler, not both")
         info = init_distributed(c.strategy, c.device)
         out = Path(c.out_dir)
         ckpts = CheckpointManager(out / "checkpoints", c.keep_last)
@@ -257,9 +273,12 @@ class Trainer:
                 ema.load_state_dict(state["ema"], int(state["ema_step"]))
             set_rng_state(state["rng"])
 
-        sampler = ResumableBatchSampler(
-            len(train_set), c.batch_size, c.seed, info.rank, info.world_size, weights=sample_weights
-        )
+        if batch_sampler is not None:
+            sampler = batch_sampler(info.rank, info.world_size)
+        else:
+            sampler = ResumableBatchSampler(
+                len(train_set), c.batch_size, c.seed, info.rank, info.world_size, weights=sample_weights
+            )
         sampler.set_position(consumed)
         batches = iter(self._loader(train_set, sampler, collate_fn))
         logger = RunLogger(out, enabled=info.is_main, resume_step=step if state is not None else None)
@@ -337,7 +356,8 @@ class Trainer:
                 logger.log(step, "train", metrics)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}")
+                per_source = {k: f"{v:.4f}" for k, v in sums.items() if k.startswith("loss_")}
+                bar.set_postfix(loss=f"{last_loss:.4f}", **per_source)
             is_last = step == c.steps
             if val_set is not None and ((c.val_every and step % c.val_every == 0) or is_last):
                 ctx = ema.applied(model) if ema is not None else contextlib.nullcontext()

@@ -61,6 +61,25 @@ class CoTrainConfig:
     prompt_template: str = "{task}Question: {question} Answer:"
 
 
+def cotrain_config_from_dict(data: dict[str, Any], where: str = "cotrain") -> CoTrainConfig:
+    """A plain dict (a composed config section) -> CoTrainConfig, validated by the schema."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(CoTrainConfig), data)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ValueError(f"{where}: {str(e).splitlines()[0]}") from e
+    assert isinstance(cfg, CoTrainConfig)
+    if cfg.interpolate not in ("linear", "step"):
+        raise ValueError(f"{where}.interpolate: expected linear or step, got {cfg.interpolate!r}")
+    names = [cfg.robot_task] + [s.name for s in cfg.vqa]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: source names must be unique (robot_task and vqa[*].name), got {names}")
+    return cfg
+
+
 def build_cotrain(cfg: CoTrainConfig, robot: Dataset | None) -> tuple[MixtureDataset, WeightSchedule]:
     """The mixture (robot first, then each VQA source in order) and its weight schedule.
 
@@ -106,7 +125,7 @@ def cotrain_collator(
     fns: dict[str, Callable[[list[Any]], Any]] = {s.name: vqa for s in cfg.vqa}
     if robot_collate is not None:
         fns[cfg.robot_task] = robot_collate
-    return MixtureCollator(fns)
+    return MixtureCollator(fns, default_task=cfg.robot_task if robot_collate is not None else None)
 
 
 class CoTrainLoss(nn.Module):
@@ -126,12 +145,22 @@ class CoTrainLoss(nn.Module):
         return self.model.components()
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """A mixture batch -> loss, loss_<task> and share_<task> (fraction of the batch) per task, plus the
+        robot sub-batch's own metrics (action_acc, ...). A plain robot batch (no "tasks" key, e.g. the
+        validation episodes) goes straight to the VLA."""
+        if "tasks" not in batch:
+            return self.model(batch)
         losses: dict[str, torch.Tensor] = {}
+        extra: dict[str, torch.Tensor] = {}
         for task, sub in batch["tasks"].items():
             if task == self.robot_task:
-                losses[task] = self.model(sub)["loss"]
+                robot_out = self.model(sub)
+                losses[task] = robot_out["loss"]
+                extra.update({k: v for k, v in robot_out.items() if k != "loss"})
             else:
                 losses[task] = self.vlm(**sub).loss
         out = {"loss": weighted_loss(losses, batch["loss_weights"], batch["counts"])}
         out.update({f"loss_{t}": v.detach() for t, v in losses.items()})
-        return out
+        total = sum(int(n) for n in batch["counts"].values())
+        out.update({f"share_{t}": torch.tensor(int(n) / total) for t, n in batch["counts"].items()})
+        return {**extra, **out}

@@ -11,9 +11,11 @@ Two ways to sample it:
   replacement with probability weight[source] / len(source) / sum, i.e. sources in proportion to their
   weights whatever their sizes. A schedule runs as consecutive fits with `resume=true`, one per
   `schedule.segments(total_steps)` entry (steps=end, new sample_weights).
-* `MixtureBatchSampler(mix, batch_size, schedule)`: step-aware, deterministic from (seed, step), resumable
-  with `set_position(step)`; `stratified=True` gives every batch exactly its share of each source (largest
-  remainder), so every batch holds both VQA and action samples.
+* `MixtureBatchSampler(mix, batch_size, schedule)`: step-aware, deterministic from (seed, micro-batch),
+  resumable with `set_position(consumed_micro_batches)`; `stratified=True` gives every batch exactly its
+  share of each source (largest remainder), so every batch holds both VQA and action samples. The trainer
+  takes it directly: `Trainer.fit(..., batch_sampler=lambda rank, world: MixtureBatchSampler(mix, batch,
+  schedule, rank=rank, world_size=world, grad_accum=accum))`; this is what `vla train` uses.
 
 Items come back tagged: a dict item gains "task" (the source name), "source" (its index) and
 "loss_weight"; `MixtureCollator` groups a batch by task, applies each task's collate function and returns
@@ -176,9 +178,9 @@ class MixtureDataset(Dataset):
 class MixtureBatchSampler(Sampler[list[int]]):
     """Step-aware weighted batches of global indices into a MixtureDataset (endless; resumable).
 
-    Batch `step` is a pure function of (seed, step): sources are drawn from the schedule's weights at that
-    step (multinomial per slot, or exact shares with `stratified`), indices uniformly within a source.
-    Rank r of world_size takes the r-th contiguous slice of each global batch."""
+    Micro-batch `m` is a pure function of (seed, m): sources are drawn from the schedule's weights at
+    optimiser step m // grad_accum (multinomial per slot, or exact shares with `stratified`), indices
+    uniformly within a source. Rank r of world_size takes the r-th contiguous slice of each global batch."""
 
     def __init__(
         self,
@@ -189,7 +191,10 @@ class MixtureBatchSampler(Sampler[list[int]]):
         stratified: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        grad_accum: int = 1,
     ):
+        if grad_accum < 1:
+            raise ValueError(f"MixtureBatchSampler: grad_accum must be >= 1, got {grad_accum}")
         if batch_size <= 0 or batch_size % world_size:
             raise ValueError(
                 f"MixtureBatchSampler: batch {batch_size} must be a positive multiple of {world_size}"
@@ -201,17 +206,18 @@ class MixtureBatchSampler(Sampler[list[int]]):
                 f"MixtureBatchSampler: schedule names {self.schedule.names} != sources {mixture.names}"
             )
         self.batch_size, self.seed, self.stratified = int(batch_size), int(seed), bool(stratified)
-        self.rank, self.world_size = int(rank), int(world_size)
+        self.rank, self.world_size, self.grad_accum = int(rank), int(world_size), int(grad_accum)
         self.start = 0
 
-    def set_position(self, step: int) -> None:
-        if step < 0:
-            raise ValueError(f"MixtureBatchSampler: position must be >= 0, got {step}")
-        self.start = int(step)
+    def set_position(self, consumed_batches: int) -> None:
+        """Resume: the next iterator starts at micro-batch `consumed_batches` (= step with grad_accum 1)."""
+        if consumed_batches < 0:
+            raise ValueError(f"MixtureBatchSampler: position must be >= 0, got {consumed_batches}")
+        self.start = int(consumed_batches)
 
     def counts(self, step: int, rng: np.random.Generator) -> np.ndarray:
-        """Samples per source [S] in the global batch of `step`."""
-        p = self.mixture._weights(self.schedule.weights_at(step))  # [S]
+        """Samples per source [S] in the global batch of micro-batch `step`."""
+        p = self.mixture._weights(self.schedule.weights_at(step // self.grad_accum))  # [S]
         if not self.stratified:
             return rng.multinomial(self.batch_size, p)
         exact = p * self.batch_size
@@ -222,7 +228,7 @@ class MixtureBatchSampler(Sampler[list[int]]):
         return n
 
     def batch(self, step: int) -> list[int]:
-        """The global batch of `step` (all ranks), as global mixture indices."""
+        """The global batch of micro-batch `step` (all ranks), as global mixture indices."""
         rng = np.random.default_rng([self.seed, int(step)])
         idx = []
         for k, c in enumerate(self.counts(step, rng)):
@@ -238,20 +244,24 @@ class MixtureBatchSampler(Sampler[list[int]]):
 
 @dataclass
 class MixtureCollator:
-    """Groups a mixed batch by task and collates each group with that task's function."""
+    """Groups a mixed batch by task and collates each group with that task's function.
+
+    Untagged items (not from a MixtureDataset, e.g. the trainer's validation episodes) belong to
+    `default_task` with loss weight 1 (an error when it is None)."""
 
     collate_fns: Mapping[str, Callable[[list[Any]], Any]]
+    default_task: str | None = None
 
     def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         groups: dict[str, list[Any]] = {}
         weights: dict[str, float] = {}
         for it in items:
-            task = it["task"]
-            if task not in self.collate_fns:
+            task = it.get("task", self.default_task) if "loss_weight" in it else self.default_task
+            if task is None or task not in self.collate_fns:
                 raise ValueError(f"MixtureCollator: no collate function for task {task!r}")
             payload = it["sample"] if set(it) == {"sample", "task", "source", "loss_weight"} else it
             groups.setdefault(task, []).append(payload)
-            weights[task] = float(it["loss_weight"])
+            weights[task] = float(it.get("loss_weight", 1.0))
         return {
             "tasks": {t: self.collate_fns[t](g) for t, g in groups.items()},
             "loss_weights": weights,

@@ -98,7 +98,8 @@ def test_vla_cotrains_on_robot_and_vqa_in_one_batch_through_the_trainer(robot, l
     items = [mix[i] for i in MixtureBatchSampler(mix, 6, schedule, stratified=True).batch(0)]
     model = CoTrainLoss(vla)
     out = model(collate(items))
-    assert set(out) == {"loss", "loss_robot", "loss_vqa"} and torch.isfinite(out["loss"])
+    assert {"loss", "loss_robot", "loss_vqa", "share_robot", "share_vqa", "action_acc"} <= set(out)
+    assert torch.isfinite(out["loss"]) and float(out["share_robot"]) == 0.5
     out["loss"].backward()
     assert vla.vlm.state_encoder.net[0].weight.grad.abs().sum() > 0
     trainer = Trainer(TrainerConfig(steps=3, batch_size=6, out_dir=str(tmp_path / "run"), progress=False))
