@@ -367,11 +367,16 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
 
 
 def make_expert(task: str, noise: float = 0.0, seed: int = 0) -> ScriptedExpert:
-    """The scripted expert for `task` (a Policy reading `info["privileged"]`)."""
-    get_task(task)  # clear error on unknown names
-    if task not in EXPERTS:
-        raise ValueError(f"no scripted expert for task {task!r}; expected one of {sorted(EXPERTS)}")
-    return EXPERTS[task](noise=noise, seed=seed)
+    """The scripted expert for `task` (a Policy reading `info["privileged"]`).
+
+    A task variant registered as a subclass of another task (e.g. `pick_colour` of `pick`) gets its
+    parent's expert unless it has its own entry in `EXPERTS`.
+    """
+    for cls in type(get_task(task)).__mro__:  # get_task: a clear error on unknown names
+        name = getattr(cls, "name", "")
+        if name in EXPERTS:
+            return EXPERTS[name](noise=noise, seed=seed)
+    raise ValueError(f"no scripted expert for task {task!r}; expected one of {sorted(EXPERTS)}")
 
 
 @register_policy("expert")

@@ -202,6 +202,23 @@ class PickTask(Task):
         return bool(bottom > LIFT_HEIGHT)
 
 
+@register_task("pick_colour")
+class PickColourTask(PickTask):
+    """`pick` whose 1-3 distractors never share the target's colour, so the colour word alone grounds the
+    target (`pick` may show a purple cylinder beside the purple cube: at 64 px only shape tells them apart).
+    The default task of `vla demo`; held-out seeds still use colour-shape pairs never seen in train."""
+
+    def sample(self, rng, split):
+        c, s = self._pair(rng, split, set())
+        x, y = self._place(rng, [], 0.03)
+        target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
+        taken = [(x, y, target.radius)]
+        same_colour = {(c, k) for k in SHAPE_NAMES}
+        objs = [target] + self._distractors(rng, split, taken, same_colour, int(rng.integers(1, 4)))
+        text, t = self._instruction(rng, o=target.name)
+        return Layout(tuple(objs), (), 0, "lift", -1, text, t)
+
+
 def _resting(snap: Snapshot, i: int, surface: float) -> bool:
     spec = snap.layout.objects[i]
     return bool(snap.positions[i, 2] - spec.size[2] / 2 < surface + 0.015 and not snap.touching[i])

@@ -1,12 +1,22 @@
-"""`vla demo`: the first end-to-end run: scripted experts act in every task, each episode is filmed.
+"""`vla demo`: the main job, end to end: collect expert demonstrations, train the VLA, evaluate it.
 
-For each task in the config, the task's scripted expert runs `episodes` seeds of the chosen split
-through the shared rollout loop with a `VideoRecorder`; videos go to `<out>/<task>/seed<seed>.<format>`,
-and `<out>/summary.json` holds every episode result plus the success rate per task. Later issues grow
-this command into collect -> train -> evaluate.
+Three stages, each the real command with overrides (so the demo is exactly what a user would type):
 
-    vla demo                                  # 2 episodes of pick, place, push, stack -> outputs/demo/
-    vla demo tasks=[pick,stack] episodes=3 image_size=224 video_format=gif
+    1. `vla collect`  task=<t> episodes=<episodes> -> <out>/data/<t>.zarr           (scripted experts)
+    2. `vla train`    first store + the others as a mixture -> <out>/train            (tiny VLA, CPU)
+    3. `vla eval`     checkpoint=<out>/train split=heldout -> <out>/eval              (+ expert, random)
+
+and then a summary: `<out>/summary.json` (per-stage wall time, success per task with 95% intervals for
+the VLA and the two reference policies), `<out>/loss.png` (training curves) and a table on the console.
+The eval stage writes `report.md`, a success-rate bar chart and failure/success videos of the VLA.
+
+A killed demo resumes: a complete store is kept (an incomplete one is collected again), training
+continues from its latest checkpoint (`trainer.resume=true`), evaluation runs again.
+
+    vla demo                                    # pick_colour, 200 demos, ~12 min of training, 50 held-out seeds
+    vla demo preset=full                        # all four tasks, one multi-task model (configs/preset/full.yaml)
+    vla demo episodes=20 steps=200 eval_episodes=5 out=outputs/demo_quick
+    vla demo 'train=["model=tiny_vla","trainer.lr=3e-4"]'   # any `vla train` override, quoted
 """
 
 from __future__ import annotations
@@ -15,101 +25,199 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vla.config import compose, register_config, save_resolved, to_dataclass
-from vla.utils.io import atomic_write_json
+from vla.utils.io import atomic_write_json, read_json
 
 
 @register_config("demo")
 @dataclasses.dataclass
 class DemoConfig:
-    """Schema of configs/demo.yaml."""
+    """Schema of configs/demo.yaml (presets in configs/preset/)."""
 
-    tasks: list[str] = dataclasses.field(default_factory=lambda: ["pick", "place", "push", "stack"])
-    episodes: int = 2
-    split: str = "train"
-    image_size: int = 128
-    camera: str = "static"
-    video_format: str = "mp4"  # mp4 | gif
-    fps: int = 10
-    noise: float = 0.0
-    renderer: str = "tiny"
+    preset: str = "pick"  # the name of the preset this config came from (for the summary)
+    tasks: list[str] = dataclasses.field(default_factory=lambda: ["pick_colour"])
+    episodes: int = 200  # expert demonstrations per task
+    num_envs: int = 2  # env processes for collection and evaluation
+    image_size: int = 64
+    cameras: list[str] = dataclasses.field(default_factory=lambda: ["static", "wrist"])
+    steps: int = 3000  # training steps (`vla train trainer.steps=`)
+    train: list[str] = dataclasses.field(default_factory=list)  # extra `vla train` overrides, quoted
+    eval_episodes: int = 50  # held-out seeds per task (and per reference policy)
+    references: list[str] = dataclasses.field(default_factory=lambda: ["expert", "random"])
     out: str = "outputs/demo"
 
 
 def _check(cfg: DemoConfig) -> None:
     import sim
 
-    for t in cfg.tasks:
-        if t not in sim.list_tasks():
-            raise ValueError(f"demo: unknown task {t!r} in tasks; expected some of {sim.list_tasks()}")
-    if cfg.episodes < 1:
-        raise ValueError(f"demo: episodes must be >= 1, got {cfg.episodes}")
-    if cfg.video_format not in ("mp4", "gif"):
-        raise ValueError(f"demo: video_format must be mp4 or gif, got {cfg.video_format!r}")
+    unknown = [t for t in cfg.tasks if t not in sim.list_tasks()]
+    if unknown or not cfg.tasks:
+        raise ValueError(f"demo: tasks={cfg.tasks}: expected some of {sim.list_tasks()}")
+    for key in ("episodes", "num_envs", "eval_episodes", "image_size", "steps"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"demo: {key} must be >= 1, got {getattr(cfg, key)}")
 
 
-def run_demo(cfg: DemoConfig) -> dict:
-    """Run the demo; returns the summary dict that is also written to `<out>/summary.json`."""
-    import gymnasium as gym
-    from tqdm import tqdm
+def _listing(items: Sequence[str]) -> str:
+    return "[" + ",".join(items) + "]"
 
-    import sim
-    from sim.experts import make_expert
-    from vla.eval.rollout import run_episode, summarize
-    from vla.eval.video import VideoRecorder
+
+def _env_overrides(cfg: DemoConfig) -> list[str]:
+    return [f"env.image_size={cfg.image_size}", f"env.cameras={_listing(cfg.cameras)}", "env.depth=false"]
+
+
+def store_path(cfg: DemoConfig, task: str) -> Path:
+    return Path(cfg.out) / "data" / f"{task}.zarr"
+
+
+def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
+    """Stage 1 for one task; a store that already holds `episodes` episodes is kept."""
+    from vla.data import collect
+    from vla.data.store import EpisodeStore
+
+    path = store_path(cfg, task)
+    if path.exists():
+        have = EpisodeStore.open(path).num_episodes
+        if have >= cfg.episodes:
+            print(f"[demo] collect {task}: {path} already holds {have} episodes, kept")
+            return {"task": task, "episodes": have, "kept": True}
+    argv = [
+        f"task={task}",
+        f"episodes={cfg.episodes}",
+        f"num_envs={cfg.num_envs}",
+        f"out={path}",
+        "overwrite=true",
+        *_env_overrides(cfg),
+    ]
+    code = collect.main(argv)
+    if code:
+        raise RuntimeError(f"demo: vla collect {' '.join(argv)} failed with exit code {code}")
+    return {"task": task, "episodes": EpisodeStore.open(path).num_episodes, "kept": False}
+
+
+def train_overrides(cfg: DemoConfig) -> list[str]:
+    """The `vla train` command line of stage 2 (first task's store + the others as a mixture)."""
+    stores = [store_path(cfg, t) for t in cfg.tasks]
+    argv = [f"data.path={stores[0]}", f"out={Path(cfg.out) / 'train'}", f"cameras={_listing(cfg.cameras)}"]
+    if len(stores) > 1:
+        argv.append("mixture=" + _listing([f"{{path: {p}, weight: 1.0}}" for p in stores[1:]]))
+    return [*argv, f"trainer.steps={cfg.steps}", "trainer.resume=true", *cfg.train]
+
+
+def eval_overrides(cfg: DemoConfig) -> list[str]:
+    return [
+        f"checkpoint={Path(cfg.out) / 'train'}",
+        f"tasks={_listing(cfg.tasks)}",
+        f"episodes={cfg.eval_episodes}",
+        "split=heldout",
+        f"num_envs={cfg.num_envs}",
+        f"references={_listing(cfg.references)}",
+        f"out={Path(cfg.out) / 'eval'}",
+        *_env_overrides(cfg),
+    ]
+
+
+def plot_losses(log_path: Path, out_png: Path) -> Path | None:
+    """Training loss and action-token accuracy against step, from the trainer's log.jsonl."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not log_path.exists():
+        return None
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r.get("split") == "train" and "loss" in r]
+    if not train:
+        return None
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    steps = [r["step"] for r in train]
+    ax[0].plot(steps, [r["loss"] for r in train])
+    ax[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    ax[1].plot(steps, [r.get("action_acc", float("nan")) for r in train], label="train")
+    val = [r for r in rows if r.get("split") == "val" and "action_acc" in r]
+    if val:
+        ax[1].plot([r["step"] for r in val], [r["action_acc"] for r in val], "o-", label="val")
+    ax[1].set(xlabel="step", ylabel="action-token accuracy", ylim=(0, 1), title="accuracy")
+    ax[1].legend()
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_png.with_name(out_png.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out_png)
+    return out_png
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """Collect -> train -> evaluate; returns the summary also written to `<out>/summary.json`."""
+    from vla.eval import evaluate
+    from vla.training import cli as train_cli
 
     _check(cfg)
     out = Path(cfg.out)
-    results = []
+    times: dict[str, float] = {}
     t0 = time.perf_counter()
-    total = len(cfg.tasks) * cfg.episodes
-    with tqdm(total=total, desc="demo", unit="ep") as bar:
-        for task in cfg.tasks:
-            env = gym.make(
-                sim.ENV_ID,
-                task=task,
-                split=cfg.split,
-                cameras=(cfg.camera,),
-                image_size=cfg.image_size,
-                depth=False,
-                renderer=cfg.renderer,
-            )
-            expert = make_expert(task, noise=cfg.noise)
-            try:
-                for seed in sim.task_seeds(task, cfg.split, cfg.episodes):
-                    video = VideoRecorder(
-                        out / task / f"seed{seed}.{cfg.video_format}", camera=cfg.camera, fps=cfg.fps
-                    )
-                    res = run_episode(env, expert, seed, observers=[video])
-                    results.append(res)
-                    bar.set_postfix(task=task, success=res.success)
-                    bar.update(1)
-            finally:
-                env.close()
+    collected = [_collect(cfg, t) for t in cfg.tasks]
+    times["collect_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    code = train_cli.main(train_overrides(cfg))
+    if code:
+        raise RuntimeError(f"demo: vla train {' '.join(train_overrides(cfg))} failed with exit code {code}")
+    times["train_s"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    evaluate.main(eval_overrides(cfg))
+    times["eval_s"] = time.perf_counter() - t2
+    times["total_s"] = time.perf_counter() - t0
+
+    results = read_json(out / "eval" / "results.json", what="evaluation results")
+    per_policy = {
+        name: {
+            task: {k: m[k] for k in ("successes", "episodes", "success_rate", "ci95_low", "ci95_high")}
+            for task, m in block["tasks"].items()
+        }
+        for name, block in results["per_policy"].items()
+    }
     summary = {
-        "per_task": summarize(results),
-        "episodes": [r.to_dict() for r in results],
-        "wall_time_s": time.perf_counter() - t0,
-        "videos": str(out),
+        "preset": cfg.preset,
+        "tasks": list(cfg.tasks),
+        "collected": collected,
+        "train_command": "vla train " + " ".join(train_overrides(cfg)),
+        "eval_command": "vla eval " + " ".join(eval_overrides(cfg)),
+        "success": per_policy,
+        "wall_time": times,
+        "loss_plot": str(plot_losses(out / "train" / "log.jsonl", out / "loss.png")),
+        "report": str(out / "eval" / "report.md"),
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="vla demo: scripted experts")
-    for col in ("task", "episodes", "success", "mean length", "errors"):
+    table = Table(title=f"vla demo ({summary['preset']}): success on held-out seeds")
+    for col in ("policy", "task", "success", "95% CI"):
         table.add_column(col)
-    for task, s in summary["per_task"].items():
-        rate, length = f"{100 * s['success_rate']:.0f}%", f"{s['mean_length']:.1f}"
-        table.add_row(task, str(s["episodes"]), rate, length, str(s["errors"]))
+    for name, tasks in summary["success"].items():
+        for task, m in tasks.items():
+            rate = f"{m['successes']}/{m['episodes']} ({100 * m['success_rate']:.0f}%)"
+            ci = f"{100 * m['ci95_low']:.0f}-{100 * m['ci95_high']:.0f}%"
+            table.add_row("VLA" if name == "vla" else name, task, rate, ci)
     console = Console()
     console.print(table)
-    console.print(f"videos and summary.json in {summary['videos']} ({summary['wall_time_s']:.1f} s)")
+    t = summary["wall_time"]
+    console.print(
+        f"wall time {t['total_s'] / 60:.1f} min (collect {t['collect_s']:.0f} s, train {t['train_s']:.0f} s, "
+        f"eval {t['eval_s']:.0f} s); report {summary['report']}, curves {summary['loss_plot']}"
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -117,4 +225,4 @@ def main(argv: Sequence[str]) -> int:
     save_resolved(cfg, cfg.out)
     summary = run_demo(cfg)
     _print_summary(summary)
-    return 0 if all(s["errors"] == 0 for s in summary["per_task"].values()) else 1
+    return 0
