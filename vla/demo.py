@@ -13,8 +13,8 @@ The eval stage writes `report.md`, a success-rate bar chart and failure/success 
 A killed demo resumes: a complete store is kept (an incomplete one is collected again), training
 continues from its latest checkpoint (`trainer.resume=true`), evaluation runs again.
 
-    vla demo                                    # pick_colour, 200 demos, ~12 min of training, 50 held-out seeds
-    vla demo preset=full                        # all four tasks, one multi-task model (configs/preset/full.yaml)
+    vla demo                        # pick_colour, 200 demos, ~12 min of training, 50 held-out seeds
+    vla demo preset=full            # all four tasks, one multi-task model (configs/preset/full.yaml)
     vla demo episodes=20 steps=200 eval_episodes=5 out=outputs/demo_quick
     vla demo 'train=["model=tiny_vla","trainer.lr=3e-4"]'   # any `vla train` override, quoted
 """
