@@ -11,6 +11,7 @@ load; `trainer.resume=true` continues the run bit for bit from the latest one.
     vla train +experiment=pick_tiny                          # a preset in configs/experiment/
     torchrun --nproc_per_node=2 -m vla.cli train ... trainer.strategy=ddp
     vla train ... 'mixture=[{path: a.zarr, weight: 2.0}, {path: b.zarr, weight: 1.0}]'
+    vla train ... model.goal_points.num_groups=16 model.goal_points.in_features=6   # goal-cloud tokens
     vla train ... +data@cotrain=vqa_cotrain cotrain.vqa.0.source.path=outputs/scene_vqa/train.json
 """
 
@@ -34,6 +35,7 @@ from vla.data.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
+from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
 from vla.training.mixture import MixtureSource, build_mixture, cotrain_fit
@@ -182,7 +184,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
     store = check_store(cfg.data.path, cfg, action_dim)
     spec = window_spec(cfg.data)
     keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
-    spec.obs_keys = keys
+    points = point_training_setup(cfg.model, store)  # clouds the model's point encoders need (3D-VLA)
+    spec.obs_keys, spec.goal_cloud = keys + points.obs_keys, points.goal_source
     chosen = store.select(task=cfg.data.task, success=cfg.data.success, split=cfg.data.split)
     if len(chosen) <= cfg.val_episodes:
         raise ValueError(
@@ -232,6 +235,7 @@ def run(cfg: TrainConfig) -> Any:
             n_obs=cfg.data.n_obs,
             prompt=cfg.prompt,
             vocab_mode=cfg.vocab_mode,
+            **point_training_setup(cfg.model, EpisodeStore.open(cfg.data.path)).processor_fields,
         )
         torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
         model = VLA.build(cfg.model, pcfg, tok, norm)
