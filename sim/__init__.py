@@ -17,7 +17,7 @@ ENV_ID = "vla/Tabletop-v0"
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="sim.env:TabletopEnv", disable_env_checker=True)
 
-from sim import experts, goal_tasks, tasks  # noqa: E402  (experts register the "expert" policy)
+from sim import concept_tasks, experts, goal_tasks, tasks  # noqa: E402, F401  (registries: tasks, "expert")
 from sim.tasks import list_tasks, task_seeds  # noqa: E402
 
 __all__ = ["ENV_ID", "experts", "goal_tasks", "list_tasks", "task_seeds", "tasks"]
