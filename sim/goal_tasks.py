@@ -1,7 +1,8 @@
 """Goal-specified table-top tasks: the target arrangement is given by a goal point cloud, not by words.
 
 `arrange` ("arrange the objects as the goal shows"): 2-3 objects each have a goal position on the table
-(orientation kept), away from every initial position; 0-1 distractors stay where they are. `stack_goal`
+(orientation kept), away from every initial position; 0-1 distractors stay where they are. `arrange_one`
+is the easy variant: exactly one object moves and one stays. `stack_goal`
 ("stack the cubes as the goal shows"): 2-3 cubes of different colours must end as a tower in an order that
 only the goal shows, on the spot of the bottom cube; 0-2 non-cube distractors stay. The instruction never
 names positions or the order, so two seeds with the same instruction have different goals: a policy must
@@ -46,6 +47,8 @@ def _retry(sample, rng: np.random.Generator, tries: int = 50):
 class ArrangeTask(Task):
     horizon = 180
     has_goal_cloud = True
+    move_range = (2, 3)  # objects with a goal away from their start (inclusive range)
+    distractor_range = (0, 1)  # objects that stay where they are
     templates = (
         "arrange the objects as the goal shows",
         "put the objects where the goal shows them",
@@ -57,7 +60,7 @@ class ArrangeTask(Task):
         return _retry(lambda r: self._sample_once(r, split), rng)
 
     def _sample_once(self, rng: np.random.Generator, split: str) -> Layout:
-        n_move = int(rng.integers(2, 4))
+        n_move = int(rng.integers(self.move_range[0], self.move_range[1] + 1))
         c, s = self._pair(rng, split, set())  # the held-out split always holds one held-out pair
         names = {(c, s)}
         kinds = [(c, s)]
@@ -71,7 +74,8 @@ class ArrangeTask(Task):
             x, y = self._place(rng, taken, probe.radius)
             objs.append(ObjectSpec(shape, colour, x, y, float(rng.uniform(-math.pi, math.pi))))
             taken.append((x, y, probe.radius))
-        objs += self._distractors(rng, split, taken, names, int(rng.integers(0, 2)))
+        n_stay = int(rng.integers(self.distractor_range[0], self.distractor_range[1] + 1))
+        objs += self._distractors(rng, split, taken, names, n_stay)
         goals = []
         for i, o in enumerate(objs):
             if i < n_move:  # a free spot: away from every object's start and every other goal
@@ -91,6 +95,22 @@ class ArrangeTask(Task):
             if not _resting_on_table(snap, i):
                 return False
         return True
+
+
+@register_task("arrange_one")
+class ArrangeOneTask(ArrangeTask):
+    """The easiest goal task: exactly one object to move and one that stays; which one moves, and where
+    to, only the goal cloud shows (the benchmark's task for tiny CPU-trained models)."""
+
+    horizon = 100
+    move_range = (1, 1)
+    distractor_range = (1, 1)
+    templates = (
+        "arrange the objects as the goal shows",
+        "put the objects where the goal shows them",
+        "move the object to its place in the goal",
+        "make the table look like the goal",
+    )
 
 
 def stack_order(layout: Layout) -> list[int]:

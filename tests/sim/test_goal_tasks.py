@@ -294,3 +294,23 @@ def test_goal_cloud_bad_input_is_a_clear_error():
         np.asarray(priv["object_poses"])[:, :2], [[o.x, o.y] for o in env.layout.objects], atol=2e-3
     )
     env.close()
+
+
+def test_arrange_one_moves_exactly_one_object_and_its_expert_solves_it():
+    assert "arrange_one" in goal_task_names()
+    for split in ("train", "heldout"):
+        for seed in range(6):
+            lay = _layout("arrange_one", split, seed)
+            moved = [i for i, (o, g) in enumerate(zip(lay.objects, lay.goal_poses)) if (o.x, o.y) != g[:2]]
+            assert moved == [0] and len(lay.objects) == 2
+            assert lay.instruction in get_task("arrange_one").templates
+    # the parent's arrange layouts are unchanged by the variant's class options
+    assert 2 <= sum((o.x, o.y) != g[:2] for o, g in zip(*_pair_of(_layout("arrange", "train", 0)))) <= 3
+    env = TabletopEnv(task="arrange_one", **FAST)
+    result = run_episode(env, make_expert("arrange_one"), seeds_of("arrange_one", "train", 1)[0])
+    env.close()
+    assert result.success and result.error is None and result.length < get_task("arrange_one").horizon
+
+
+def _pair_of(lay):
+    return lay.objects, lay.goal_poses
