@@ -9,6 +9,15 @@ config, the env settings and the action convention are saved in the store's attr
 
     vla collect task=pick episodes=200 num_envs=2 env.image_size=128 out=outputs/demos/pick.zarr
     vla collect task=stack task.split=heldout env.cameras=[static] env.depth=true episodes=20
+    vla collect task=arrange env.depth=true record_clouds=true per_frame_clouds=true pointcloud.num_points=256
+
+Point clouds (vla.pointcloud.recording): a goal task's goal cloud (`goal/points` + `goal/colors` of the
+env) is stored once per episode beside the store (`<out>/episode_clouds/`), never per frame.
+`record_clouds=true` (needs env.depth=true) also stores each episode's final-scene cloud from the
+`pointcloud` pipeline (`pointcloud.num_points`, `pointcloud.cameras` ...; the robot is left out when
+env.segmentation=true), and `per_frame_clouds=true` every frame's cloud as `pointcloud/points` and
+`pointcloud/colors`; the pipeline settings and the fixed cameras' models go in the store's metadata
+(`meta.pointcloud`), so a checkpoint can rebuild the same cloud from depth at run time.
 
 The simulator settings come from the shared `env` and `task` config groups (`configs/env/`, `configs/task/`;
 schemas in `sim.config`), so `task=push` picks a task preset and `env.image_size=224` changes rendering.
@@ -28,7 +37,8 @@ from sim.config import EnvConfig, TaskConfig, env_kwargs
 from vla.config import compose, register_config, split_positionals, to_dataclass
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
 from vla.data.store import EpisodeStore
-from vla.types import CONTROL_HZ
+from vla.pointcloud.pipeline import PointCloudConfig
+from vla.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 
 
 @register_config("collect")
@@ -46,6 +56,9 @@ class CollectConfig:
     seed: int = 0  # first env seed within the split; the expert noise RNG too
     max_attempts: int = 0  # rollouts in total before giving up; 0 = 3 * episodes
     overwrite: bool = False
+    pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)  # pipeline of recorded clouds
+    record_clouds: bool = False  # each episode's final-scene cloud, once per episode (needs env.depth)
+    per_frame_clouds: bool = False  # every frame's cloud as pointcloud/points + pointcloud/colors
 
 
 class _Progress:
@@ -69,8 +82,30 @@ def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
     return env_kwargs(cfg.env, cfg.task)
 
 
-def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
+def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
+    """The env's features without the goal cloud (stored per episode) plus per-frame clouds on request."""
+    from vla.pointcloud.recording import pointcloud_features
+
     feats = features_from_spaces(env.observation_space, env.action_space, cfg.env.action_space)
+    feats = {k: v for k, v in feats.items() if k not in (GOAL_POINTS_KEY, GOAL_COLORS_KEY)}
+    return {**feats, **pointcloud_features(cfg.pointcloud.num_points, cfg.per_frame_clouds)}
+
+
+def _clouds_meta(cfg: CollectConfig, env: Any) -> dict[str, Any]:
+    """meta.pointcloud: pipeline settings and the fixed cameras' models (K, size, pose)."""
+    import dataclasses
+
+    from sim.camera import DEFAULT_CAMERAS
+    from vla.pointcloud.geometry import CameraModel
+    from vla.pointcloud.model_inputs import camera_to_dict
+
+    fixed = [c for c in cfg.pointcloud.cameras if not DEFAULT_CAMERAS[c].mounted_on_hand]
+    cams = [camera_to_dict(CameraModel.from_env(env, c)) for c in fixed]
+    return {"config": dataclasses.asdict(cfg.pointcloud), "cameras": cams, "per_frame": cfg.per_frame_clouds}
+
+
+def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
+    feats = _store_features(cfg, env)
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         store = EpisodeStore.open(out, mode="a")
@@ -82,6 +117,9 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
         return store
     env_meta = {**_env_kwargs(cfg), "cameras": list(cfg.env.cameras)}
     meta = {"source": "sim", "action_space": cfg.env.action_space, "env": env_meta, "robot": "franka_panda"}
+    if cfg.record_clouds or cfg.per_frame_clouds:
+        env.reset(seed=0)  # camera poses need a reset env
+        meta["pointcloud"] = _clouds_meta(cfg, env)
     return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
 
 
@@ -101,11 +139,23 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             f"collect: the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}"
         )
     max_attempts = cfg.max_attempts or 3 * cfg.episodes
+    clouds = cfg.record_clouds or cfg.per_frame_clouds
+    if clouds and not cfg.env.depth:
+        raise ValueError("collect: record_clouds/per_frame_clouds need depth images: set env.depth=true")
+    if clouds:
+        unknown = [c for c in cfg.pointcloud.cameras if c not in cfg.env.cameras]
+        if unknown:
+            raise ValueError(
+                f"collect: pointcloud.cameras {cfg.pointcloud.cameras} must be rendered: env.cameras is "
+                f"{list(cfg.env.cameras)} (missing {unknown})"
+            )
     env = gym.make(sim.ENV_ID, **_env_kwargs(cfg))
     venv, store = None, None
     try:
         store = _open_store(cfg, env)
         store.update_meta(collect=dict(resolved or {}))
+        has_goal = sim.tasks.get_task(cfg.task.name).has_goal_cloud
+        wrap = _cloud_recorder(cfg, env) if clouds or has_goal else None
         if cfg.num_envs > 1:
             env.close()
             env = None
@@ -123,7 +173,8 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         progress = _Progress(bar, tally)
 
         def observers(seed: int) -> Sequence[Any]:
-            return [EpisodeRecorder(store, keep_failed=cfg.keep_failed, tally=tally), progress]
+            rec = EpisodeRecorder(store, keep_failed=cfg.keep_failed, tally=tally)
+            return [wrap(rec) if wrap is not None else rec, progress]
 
         while tally.episodes_kept < cfg.episodes and len(results) < len(all_seeds):
             need = cfg.episodes - tally.episodes_kept
@@ -168,6 +219,28 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         "episodes_per_min": 60.0 * len(results) / max(wall, 1e-9),
     }
     return summary
+
+
+def _cloud_recorder(cfg: CollectConfig, env: Any) -> Any:
+    """A factory wrapping an EpisodeRecorder in a PointCloudRecorder (goal clouds once per episode).
+    Called while the in-process env is alive: camera models and the robot's body id come from it (the
+    vector env's workers build identical scenes)."""
+    from sim.camera import DEFAULT_CAMERAS
+    from vla.pointcloud.pipeline import PointCloudPipeline
+    from vla.pointcloud.recording import PointCloudRecorder, fixed_cameras, live_cameras
+
+    if not (cfg.record_clouds or cfg.per_frame_clouds):
+        return lambda rec: PointCloudRecorder(rec, None)
+    env.reset(seed=0)  # camera poses and the robot exist after a reset
+    hand = [c for c in cfg.pointcloud.cameras if DEFAULT_CAMERAS[c].mounted_on_hand]
+    if hand and cfg.num_envs > 1:
+        raise ValueError(f"collect: camera(s) {hand} move with the hand: use num_envs=1 for their clouds")
+    cams: Any = (
+        live_cameras(env, cfg.pointcloud.cameras) if hand else fixed_cameras(env, cfg.pointcloud.cameras)
+    )
+    drop = (int(env.unwrapped.robot.uid),) if cfg.env.segmentation else ()
+    pipe = PointCloudPipeline(cfg.pointcloud)
+    return lambda rec: PointCloudRecorder(rec, pipe, cams, cfg.per_frame_clouds, drop)
 
 
 def format_summary(s: Mapping[str, Any]) -> str:

@@ -8,6 +8,8 @@ One sample per frame t of the selected episodes (t is the "current" step):
     action_is_pad    [n_action] bool  True where the chunk ran past the episode end (last action repeated)
     instruction      str              the episode's instruction
     episode_index, frame_index        int
+    goal/points      [N, 3] float32   the episode's goal cloud (with spec.goal_cloud; stored once per
+    goal/colors      [N, 3] uint8     episode beside the store, vla.pointcloud.episode_clouds)
 
 `WindowSpec` (a small dataclass the policy config holds) declares n_obs, n_action, which keys and an
 optional image resize. The dataset stores only the path and spec: each DataLoader worker opens the store
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset
 
 from vla.data.chunks import FrameReader
 from vla.data.store import EpisodeStore, is_frame_feature
-from vla.types import ACTION_KEY, FeatureType
+from vla.types import ACTION_KEY, GOAL_COLORS_KEY, GOAL_POINTS_KEY, FeatureType
 
 _RESIZED = (FeatureType.VISUAL, FeatureType.DEPTH, FeatureType.SEGMENTATION)
 
@@ -46,6 +48,7 @@ class WindowSpec:
     obs_keys: list[str] | None = None  # None: every feature except the action
     action_key: str = ACTION_KEY
     image_size: list[int] | None = None  # [H, W] to resize visual/depth/seg frames to, None keeps size
+    goal_cloud: str | None = None  # None; or the episode goal cloud per sample: auto | goal | final
 
     def check(self) -> None:
         if self.n_obs < 1 or self.n_action < 1:
@@ -54,6 +57,10 @@ class WindowSpec:
             )
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
             raise ValueError(f"WindowSpec: image_size must be [H, W] with H, W >= 1, got {self.image_size}")
+        if self.goal_cloud not in (None, "auto", "goal", "final"):
+            raise ValueError(
+                f"WindowSpec: goal_cloud must be null, auto, goal or final, got {self.goal_cloud!r}"
+            )
 
 
 def window_indices(t: int, start: int, end: int, n_obs: int, n_action: int) -> tuple[np.ndarray, ...]:
@@ -127,9 +134,29 @@ class WindowDataset(Dataset):
         )
         self._starts, self._ends = starts, ends
         self._instructions = [str(store.episode_meta(int(e)).get("instruction", "")) for e in self.episodes]
+        self._goals = self._goal_clouds(store) if self.spec.goal_cloud else None
         self._pid: int | None = None  # per-process state, opened lazily in each worker
         self._lowdim: dict[str, np.ndarray] = {}
         self._readers: dict[str, FrameReader] = {}
+
+    def _goal_clouds(self, store: EpisodeStore) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(points [N,3], colors [N,3]) per chosen episode: the per-episode clouds beside the store, or a
+        store of the previous layout's `goal/points` frame feature (its first frame per episode)."""
+        from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
+
+        if has_episode_clouds(self.path):
+            clouds = EpisodeClouds.open(store)
+            return [clouds.goal(int(e), str(self.spec.goal_cloud)) for e in self.episodes]
+        if GOAL_POINTS_KEY in store.features and GOAL_COLORS_KEY in store.features:
+            first = [int(store.episode_starts[e]) for e in self.episodes]
+            return [
+                (store.read(GOAL_POINTS_KEY, f, f + 1)[0], store.read(GOAL_COLORS_KEY, f, f + 1)[0])
+                for f in first
+            ]
+        raise ValueError(
+            f"{self.path}: goal_cloud={self.spec.goal_cloud!r} but the store has no episode goal clouds "
+            "(collect a goal task, or record_clouds=true for final-scene goals)"
+        )
 
     def __len__(self) -> int:
         return int(self._frame_of_sample.shape[0])
@@ -170,6 +197,9 @@ class WindowDataset(Dataset):
         out["instruction"] = self._instructions[pos]
         out["episode_index"] = ep
         out["frame_index"] = t - start
+        if self._goals is not None:
+            pts, cols = self._goals[pos]
+            out[GOAL_POINTS_KEY], out[GOAL_COLORS_KEY] = torch.from_numpy(pts), torch.from_numpy(cols)
         return out
 
     def _frames(self, key: str, idx: np.ndarray) -> torch.Tensor:

@@ -176,3 +176,58 @@ class PointInputs:
         """What an env must provide: {"goal": bool, "depth_cameras": [names]} (for checks before eval)."""
         cams = [c["name"] for c in self.cfg.point_cameras] if self.cfg.obs_points > 0 else []
         return {"goal": self.cfg.goal_points > 0, "goal_points": self.cfg.goal_points, "depth_cameras": cams}
+
+
+@dataclass
+class PointTrainingSetup:
+    """What `vla train` needs for the clouds a model config enables (see `point_training_setup`)."""
+
+    processor_fields: dict[str, Any]  # PointInputConfig fields for ProcessorConfig
+    obs_keys: list[str]  # extra window keys (the per-frame cloud)
+    goal_source: str | None  # WindowSpec.goal_cloud
+
+
+def point_training_setup(model_cfg: Any, store: Any) -> PointTrainingSetup:
+    """Processor fields and window keys for the point encoders enabled in `model_cfg` (a VLMConfig):
+    `points.num_groups > 0` reads the store's per-frame cloud, `goal_points.num_groups > 0` its episode goal
+    clouds; N comes from the store; colours are used when the enabled encoders have in_features 6.
+    A store without the clouds the model needs is a ValueError naming the store and the fix."""
+    obs_on, goal_on = model_cfg.points.num_groups > 0, model_cfg.goal_points.num_groups > 0
+    if not (obs_on or goal_on):
+        return PointTrainingSetup({}, [], None)
+    feats = [e.in_features for e, on in ((model_cfg.points, obs_on), (model_cfg.goal_points, goal_on)) if on]
+    if any(f not in (3, 6) for f in feats) or len(set(feats)) > 1:
+        raise ValueError(
+            f"model points/goal_points in_features must both be 3 (xyz) or 6 (xyz + rgb), got {feats}"
+        )
+    fields: dict[str, Any] = {"point_colors": feats[0] == 6}
+    keys: list[str] = []
+    meta = dict(store.meta.get("pointcloud") or {})
+    if obs_on:
+        if POINTS_KEY not in store.features:
+            raise ValueError(
+                f"{store.path}: model.points.num_groups > 0 needs per-frame clouds ({POINTS_KEY!r}); collect "
+                "with env.depth=true per_frame_clouds=true"
+            )
+        pipe = dict(meta.get("config") or {})
+        pipe.pop("num_points", None)
+        fields.update(
+            obs_points=int(store.features[POINTS_KEY].shape[0]),
+            point_pipeline=pipe,
+            point_cameras=list(meta.get("cameras") or []),
+        )
+        keys = [POINTS_KEY, COLORS_KEY]
+    if goal_on:
+        from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
+
+        if has_episode_clouds(store.path) and store.num_episodes > 0:
+            n = int(EpisodeClouds.open(store).goal(0)[0].shape[0])
+        elif GOAL_POINTS_KEY in store.features:
+            n = int(store.features[GOAL_POINTS_KEY].shape[0])
+        else:
+            raise ValueError(
+                f"{store.path}: model.goal_points.num_groups > 0 needs episode goal clouds; collect a goal "
+                "task (task=arrange) or record final-scene clouds (env.depth=true record_clouds=true)"
+            )
+        fields["goal_points"] = n
+    return PointTrainingSetup(fields, keys, "auto" if goal_on else None)
