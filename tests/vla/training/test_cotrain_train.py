@@ -175,3 +175,50 @@ def test_bad_cotrain_config_is_a_clear_error(colour_world, tmp_path, capsys):
     knots = "[{step: 0, weights: {robot: 1, web: 1}}]"
     assert _train(colour_world, tmp_path, f"cotrain.schedule={knots}") == 1
     assert "schedule names" in capsys.readouterr().err
+
+
+def test_cotrained_checkpoint_acts_in_the_simulator_and_answers(colour_world, tmp_path):
+    """A co-trained VLA with the simulator's cameras (static + wrist) and state: `vla eval` runs it closed
+    loop on the held-out-concept task and `vla eval-vqa` on questions, from the same checkpoint."""
+    from vla.types import FeatureSpec, FeatureType
+
+    feats = synthetic.features(16, 16)
+    cams = {f"images/{c}": feats["images/front"] for c in ("static", "wrist")}
+    feats = {**cams, "state": feats["state"], "action": FeatureSpec(FeatureType.ACTION, (7,), "float32")}
+    store = EpisodeStore.create(tmp_path / "sim.zarr", feats, fps=10)
+    for e in range(3):
+        store.append_episode(
+            synthetic.episode(feats, 6, e), {"instruction": "lift the red cube", "task": "pick"}
+        )
+    store.close()
+    _, vqa_train, vqa_test = colour_world
+    code = cli(
+        [
+            "train",
+            str(tmp_path / "sim.zarr"),
+            f"out={tmp_path / 'run'}",
+            "model=tiny",
+            "val_episodes=0",
+            "threads=1",
+            "trainer.steps=2",
+            "trainer.batch_size=4",
+            "trainer.progress=false",
+            "+data@cotrain=vqa_cotrain",
+            f"cotrain.vqa.0.source.path={vqa_train}",
+        ]
+    )
+    assert code == 0
+    run = tmp_path / "run"
+    ev = tmp_path / "eval"
+    args = ["tasks=[pick_concepts]", "split=train", "episodes=1", "env.image_size=32", "references=[]"]
+    assert cli(["eval", f"checkpoint={run}", *args, "progress=false", f"out={ev}"]) == 0
+    results = json.loads((ev / "results.json").read_text())
+    episode = results["episodes"][0]
+    assert episode["task"] == "pick_concepts" and episode["error"] is None and episode["length"] > 0
+    ckpt = run / "checkpoints" / "step_00000002"
+    assert (
+        cli(["eval-vqa", str(vqa_test), f"checkpoint={ckpt}", f"out={tmp_path / 'vqa'}", "progress=false"])
+        == 0
+    )
+    preds = (tmp_path / "vqa" / "predictions.jsonl").read_text().splitlines()
+    assert len(preds) == 9

@@ -1,0 +1,188 @@
+"""The RT-2 transfer experiment: robot-only vs co-trained VLA, closed loop and VQA; prints ONE JSON line.
+
+Both arms are `vla train` runs of the experiment presets (configs/experiment/transfer_robot.yaml and
+transfer_cotrain.yaml): the same model (the `vla train` default), seed, steps, batch and robot data (pick
+demonstrations, 64 px, static + wrist cameras); the co-trained arm also draws half of every batch from a
+scene-VQA set whose questions use held-out concepts (colour synonyms, new object words, left/right). Each
+checkpoint is then evaluated:
+
+    concepts   closed loop on `pick_concepts` (sim/concept_tasks.py): pick layouts of the train
+               colour-shape pairs, instructions naming the target only through a held-out concept
+    heldout    closed loop on `pick`, the usual held-out seeds (unseen colour-shape pairs)
+    seen       closed loop on `pick`, train seeds (the demonstrations' own layouts and words: a control)
+    vqa        `vla eval-vqa` on the held-out scenes' questions (VQAv2 accuracy), split by concept use
+
+with success rates and 95% Wilson intervals (vla/eval/metrics.py), per-concept-kind success on
+`pick_concepts`, and training throughput (samples/s) of both arms. Missing data is made first (`vla
+collect`, `vla vqa generate`, commands as in the presets). Single-threaded torch on CPU.
+
+    python benchmarks/vqa_transfer.py [--steps 2000] [--episodes 20] [--out outputs/transfer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+GEN_ARGS = [  # the scene-VQA set of configs/experiment/transfer_cotrain.yaml
+    "tasks=[pick]",
+    "image_size=64",
+    "styles=[short]",
+    "concept_rate=0.5",
+    "seed=200",
+    "question_types=[colour,shape,count,exists,relation]",
+    "progress=false",
+]
+
+
+def make_data(out: Path, demos: int, scenes: int) -> dict[str, str]:
+    """The robot store and the scene-VQA set (made only if missing)."""
+    from vla.cli import main as cli
+
+    store, vqa = out / "pick.zarr", out / "scene_vqa"
+    if not store.exists():
+        args = ["collect", "task=pick", f"episodes={demos}", "env.image_size=64", "env.depth=false"]
+        if cli([*args, f"out={store}"]) != 0:
+            raise RuntimeError(f"collecting {store} failed")
+    if not (vqa / "train.json").exists():
+        if cli(["vqa", "generate", str(vqa), f"scenes={scenes}", *GEN_ARGS]) != 0:
+            raise RuntimeError(f"generating {vqa} failed")
+    return {"store": str(store), "vqa_train": str(vqa / "train.json"), "vqa_test": str(vqa / "test.json")}
+
+
+def train(arm: str, data: dict[str, str], out: Path, steps: int) -> dict:
+    """One arm through the real `vla train` path (load_config + run); returns its training figures."""
+    from vla.config import save_resolved
+    from vla.training.cli import load_config, run
+
+    overrides = [
+        f"+experiment=transfer_{arm}",
+        f"data.path={data['store']}",
+        f"out={out}",
+        f"trainer.steps={steps}",
+        f"trainer.save_every={steps}",
+        "trainer.progress=false",
+    ]
+    if arm == "cotrain":
+        overrides.append(f"cotrain.vqa.0.source.path={data['vqa_train']}")
+    cfg = load_config(overrides)
+    save_resolved(cfg, out)
+    result = run(cfg)
+    if result.status != "done":
+        raise RuntimeError(f"{arm}: training stopped: {result.message}")
+    logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if x.strip()]
+    last = [r for r in logs if r.get("split") == "train"][-1]
+    return {
+        "checkpoint": str(result.checkpoint),
+        "samples_per_s": round(result.samples_per_s, 1),
+        "train_wall_s": round(result.wall_time_s, 1),
+        "final": {k: round(v, 4) for k, v in last.items() if k.startswith(("loss", "share", "action_acc"))},
+        "val": {k: round(v, 4) for k, v in result.val.items()},
+    }
+
+
+def closed_loop(ckpt: str, task: str, split: str, episodes: int, out: Path) -> dict:
+    """`vla eval` of a checkpoint on one task/split: success with its 95% Wilson interval."""
+    from sim.concept_tasks import instruction_concepts
+    from vla.config import compose, to_dataclass
+    from vla.eval.evaluate import EvalConfig, evaluate
+    from vla.eval.metrics import wilson_interval
+    from vla.eval.report import write_report
+
+    args = [f"checkpoint={ckpt}", f"tasks=[{task}]", f"split={split}", f"episodes={episodes}"]
+    args += ["env.image_size=64", "env.depth=false", "references=[]", "failure_videos=0", "success_videos=0"]
+    cfg = to_dataclass(compose("eval", [*args, f"out={out}", "progress=false"]), EvalConfig)
+    res = evaluate(cfg)
+    write_report(res, out)
+    m = res["per_policy"]["vla"]["tasks"][task]
+    row = {
+        "success": f"{m['successes']}/{m['episodes']}",
+        "rate": round(m["success_rate"], 3),
+        "ci95": [round(m["ci95_low"], 3), round(m["ci95_high"], 3)],
+    }
+    if task == "pick_concepts":  # success per concept kind (colour synonym, object word, relation)
+        kinds: dict[str, list[int]] = {}
+        for ep in res["episodes"]:
+            for c in instruction_concepts(ep["instruction"]):
+                kinds.setdefault(c.split(":")[0], []).append(int(ep["success"]))
+        row["by_kind"] = {}
+        for kind, hits in sorted(kinds.items()):
+            lo, hi = wilson_interval(sum(hits), len(hits))
+            ci = [round(lo, 3), round(hi, 3)]
+            row["by_kind"][kind] = {"success": f"{sum(hits)}/{len(hits)}", "ci95": ci}
+    return row
+
+
+def vqa(ckpt: str, test: str, out: Path) -> dict:
+    """`vla eval-vqa` (task=auto: the co-trained arm is prompted with its task tag) on held-out scenes."""
+    from vla.data.vqa import VQASourceConfig
+    from vla.eval.vqa import EvalVQAConfig, run
+
+    s = run(EvalVQAConfig(data=VQASourceConfig(path=test), checkpoint=ckpt, out=str(out), progress=False))
+    by_concept = s.groups.get("concept", {})
+    n_with = sum(r["n"] for k, r in by_concept.items() if k != "(none)")
+    acc_with = sum(r["accuracy"] * r["n"] for k, r in by_concept.items() if k != "(none)")
+    none = by_concept.get("(none)", {"accuracy": float("nan")})
+    return {
+        "n": s.n,
+        "accuracy": round(s.accuracy, 3),
+        "with_concept": round(acc_with / n_with, 3) if n_with else None,
+        "without_concept": round(none["accuracy"], 3),
+        "by_type": {k: round(r["accuracy"], 3) for k, r in sorted(s.groups["question_type"].items())},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per evaluation")
+    ap.add_argument("--demos", type=int, default=100)
+    ap.add_argument("--scenes", type=int, default=600)
+    ap.add_argument("--out", default="outputs/transfer")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    data = make_data(out, args.demos, args.scenes)
+    arms = {}
+    for arm in ("robot", "cotrain"):
+        run_dir = out / f"train_{arm}"
+        fig = train(arm, data, run_dir, args.steps)
+        ck = fig["checkpoint"]
+        n = args.episodes
+        fig["concepts"] = closed_loop(ck, "pick_concepts", "train", n, out / f"eval_{arm}_concepts")
+        fig["heldout"] = closed_loop(ck, "pick", "heldout", n, out / f"eval_{arm}_heldout")
+        fig["seen"] = closed_loop(ck, "pick", "train", n, out / f"eval_{arm}_seen")
+        fig["vqa"] = vqa(ck, data["vqa_test"], out / f"eval_{arm}_vqa")
+        arms[arm] = fig
+        print(f"[vqa_transfer] {arm} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    from vla.training.cli import load_config
+
+    model = load_config(["+experiment=transfer_robot"]).model
+    line = {
+        "benchmark": "vqa_transfer",
+        "device": "cpu",
+        "torch_threads": 1,
+        "steps": args.steps,
+        "batch": load_config(["+experiment=transfer_robot"]).trainer.batch_size,
+        "model": {"vision": model.vision.name, "image_size": model.vision.image_size, "lm": model.lm.hf},
+        "robot_episodes": args.demos,
+        "vqa_scenes": args.scenes,
+        "closed_loop_episodes": args.episodes,
+        "throughput_ratio": round(arms["cotrain"]["samples_per_s"] / arms["robot"]["samples_per_s"], 3),
+        "robot_only": arms["robot"],
+        "cotrained": arms["cotrain"],
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
