@@ -222,3 +222,18 @@ def test_cotrained_checkpoint_acts_in_the_simulator_and_answers(colour_world, tm
     )
     preds = (tmp_path / "vqa" / "predictions.jsonl").read_text().splitlines()
     assert len(preds) == 9
+
+
+def test_bad_vqa_records_raise_naming_file_and_sample_or_are_skipped(colour_world, tmp_path, capsys):
+    _, vqa_train, _ = colour_world
+    recs = json.loads(vqa_train.read_text())
+    recs.append({**recs[0], "id": "broken", "image": "images/none.png"})
+    recs.append({**recs[1], "id": "mute", "conversations": recs[1]["conversations"][:1]})
+    bad = vqa_train.parent / "vqa_bad.json"
+    bad.write_text(json.dumps(recs))
+    args = ["trainer.steps=1", "trainer.batch_size=4", f"cotrain.vqa.0.source.path={bad}"]
+    assert _train(colour_world, tmp_path / "raise", *args) == 1
+    err = capsys.readouterr().err
+    assert "vqa_bad.json: sample broken: missing image" in err and "none.png" in err
+    assert _train(colour_world, tmp_path / "skip", *args, "cotrain.vqa.0.source.on_error=skip") == 0
+    assert "2 samples skipped (1 missing image, 1 no answer turn)" in capsys.readouterr().out
