@@ -237,3 +237,15 @@ def test_bad_vqa_records_raise_naming_file_and_sample_or_are_skipped(colour_worl
     assert "vqa_bad.json: sample broken: missing image" in err and "none.png" in err
     assert _train(colour_world, tmp_path / "skip", *args, "cotrain.vqa.0.source.on_error=skip") == 0
     assert "2 samples skipped (1 missing image, 1 no answer turn)" in capsys.readouterr().out
+
+
+def test_transfer_presets_differ_only_by_cotraining():
+    from vla.training.cli import load_config
+
+    robot = load_config(["+experiment=transfer_robot"])
+    cot = load_config(["+experiment=transfer_cotrain"])
+    assert robot.cotrain is None and cot.cotrain is not None
+    assert cot.cotrain.robot_weight == cot.cotrain.vqa[0].weight  # RT-2: half of every batch is robot data
+    same = ("model", "trainer", "data", "cameras", "chunk_len", "tokenizer", "prompt", "val_episodes")
+    assert all(getattr(robot, k) == getattr(cot, k) for k in same)
+    assert robot.out != cot.out
