@@ -9,7 +9,9 @@ is given for the difference imagined - baseline Chamfer (negative = better than 
 are included. Prints ONE JSON line.
 
     python benchmarks/goal_diffusion.py [--train-episodes 12] [--heldout-episodes 4] [--steps 1500] \
-        [--points 128] [--ddim-steps 50] [--overrides model.width=96 ...]
+        [--points 128] [--ddim-steps 50] [--overrides model.width=96 ...] [--cache DIR]
+    python benchmarks/goal_diffusion.py --cache outputs/goal_cache \
+        --overrides model.prediction=displacement model.initial_point_tokens=false   # displacement model
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +29,7 @@ from vla.config import compose, to_dataclass
 from vla.models.goal_diffusion import GoalDiffusion
 from vla.pointcloud.cli import GoalsConfig
 from vla.pointcloud.goal_train import evaluate_goals, train_goal_diffusion
-from vla.pointcloud.goals import generate_goal_scenes
+from vla.pointcloud.goals import GoalSet, generate_goal_scenes
 from vla.pointcloud.metrics import chamfer_distance, f_score
 
 TASKS = ["pick", "place", "push", "stack"]
@@ -56,6 +59,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--strengths", type=float, nargs="*", default=[1.0, 0.5, 0.25])
     ap.add_argument("--overrides", nargs="*", default=[])
+    ap.add_argument("--cache", default="", help="directory to keep/reuse the generated goal scenes (.npz)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -63,10 +67,16 @@ def main() -> None:
     overrides = [f"pointcloud.num_points={args.points}", "model.width=96", "model.depth=3", *args.overrides]
     cfg = to_dataclass(compose("goal_diffusion", overrides), GoalsConfig)
     t0 = time.perf_counter()
-    train = generate_goal_scenes(TASKS, args.train_episodes, "train", cfg.pointcloud, 128, progress=False)
-    heldout = generate_goal_scenes(
-        TASKS, args.heldout_episodes, "heldout", cfg.pointcloud, 128, progress=False
-    )
+    sets = {}
+    for split, n in (("train", args.train_episodes), ("heldout", args.heldout_episodes)):
+        path = Path(args.cache) / f"{split}_{n}x{len(TASKS)}_{args.points}.npz" if args.cache else None
+        if path is not None and path.is_file():
+            sets[split] = GoalSet.load(path)
+        else:
+            sets[split] = generate_goal_scenes(TASKS, n, split, cfg.pointcloud, 128, progress=False)
+            if path is not None:
+                sets[split].save(path)
+    train, heldout = sets["train"], sets["heldout"]
     t_data = time.perf_counter() - t0
     model = GoalDiffusion(cfg.model)
     t0 = time.perf_counter()

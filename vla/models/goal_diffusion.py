@@ -14,6 +14,13 @@ noisy goal points. Clouds are normalised by a fixed `center`/`scale` (metres) in
 colours to [-1, 1]; `sample` returns metres (and rgb in [0, 1]). Noise schedule: cosine (Nichol & Dhariwal)
 over `timesteps`; sampling: DDIM (eta = 0 deterministic for a seed) with `steps` <= timesteps.
 Checkpoints use the project's format (`vla.models.checkpoint`, model_type "goal_diffusion").
+
+`prediction: displacement` diffuses a displacement per initial point instead of free goal points: noisy
+token i carries the embedding of initial point i, the denoiser predicts the clean displacement field, and
+the goal is initial + displacement (colours move along). Training needs goals in correspondence with the
+initial points (`align_goal_to_initial`, an optimal assignment). A displacement of zero is the copy-the-
+initial-scene baseline, which the zero-initialised output layer starts from, so the model only has to
+learn what moves.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from vla.backbones.tokens import build_point_encoder
 from vla.models.point_transformer import PointTransformer
 
 MODEL_TYPE = "goal_diffusion"
-PREDICTIONS = ("epsilon", "x0")
+PREDICTIONS = ("epsilon", "x0", "displacement")
 
 
 @dataclass
@@ -53,7 +60,7 @@ class GoalDiffusionConfig:
     text_max_tokens: int = 24
     text_layers: int = 1
     timesteps: int = 1000
-    prediction: str = "x0"  # what the denoiser predicts: x0 (the clean cloud) | epsilon (DDPM, Point-E)
+    prediction: str = "x0"  # x0 (clean cloud) | epsilon (DDPM, Point-E) | displacement (of initial points)
     center: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.05])
     scale: float = 0.25  # metres per unit after normalisation
 
@@ -135,7 +142,12 @@ class GoalDiffusion(nn.Module):
         )
         self.kind = nn.Parameter(torch.zeros(3, cfg.width))  # type embeddings: groups, text, initial points
         self.point_embed = nn.Linear(cfg.channels, cfg.width) if cfg.initial_point_tokens else None
+        if cfg.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"GoalDiffusionConfig.prediction: expected one of {PREDICTIONS}, got {cfg.prediction!r}"
+            )
         self.denoiser = PointTransformer(cfg.channels, cfg.width, cfg.depth, cfg.heads)
+        self.anchor_embed = nn.Linear(cfg.channels, cfg.width) if cfg.prediction == "displacement" else None
         self.register_buffer("alpha_bar", cosine_alpha_bar(cfg.timesteps).float(), persistent=False)
         self.register_buffer("center", torch.tensor(cfg.center, dtype=torch.float32), persistent=False)
 
@@ -188,6 +200,10 @@ class GoalDiffusion(nn.Module):
         """DDPM objective at a random timestep: MSE of the predicted noise (or clean cloud, `prediction`)."""
         self.check_cloud(goal, "goal")
         x0 = self.normalize(goal)  # [B,N,C]
+        anchors = None
+        if self.anchor_embed is not None:  # goal[i] corresponds to initial[i]: diffuse the displacement
+            x_init = self.normalize(initial)
+            x0, anchors = x0 - x_init, self.anchor_embed(x_init)  # [B,N,C], [B,N,W]
         b = x0.shape[0]
         t = torch.randint(0, self.cfg.timesteps, (b,), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
@@ -195,7 +211,7 @@ class GoalDiffusion(nn.Module):
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         cond, mask = self.condition(initial, texts)
         target = noise if self.cfg.prediction == "epsilon" else x0
-        return (self.denoiser(x_t, t, cond, mask) - target).square().mean()
+        return (self.denoiser(x_t, t, cond, mask, anchors) - target).square().mean()
 
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,18 +234,21 @@ class GoalDiffusion(nn.Module):
             raise ValueError(f"goal diffusion: strength must be in (0, 1], got {strength}")
         cond, mask = self.condition(initial, texts)
         b = initial.shape[0]
+        x_init = self.normalize(initial)  # [B,N,C]
+        disp = self.anchor_embed is not None
+        anchors = self.anchor_embed(x_init) if self.anchor_embed is not None else None
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         shape = (b, self.cfg.num_points, self.cfg.channels)
         x = torch.randn(shape, generator=gen).to(initial.device)
         t_start = round(strength * (self.cfg.timesteps - 1))
-        if strength < 1.0:  # the initial cloud at noise level t_start
+        if strength < 1.0:  # the initial cloud (displacement: zero) at noise level t_start
             ab0 = self.alpha_bar[t_start]
-            x = ab0.sqrt() * self.normalize(initial) + (1 - ab0).sqrt() * x
+            x = (0.0 if disp else ab0.sqrt() * x_init) + (1 - ab0).sqrt() * x
         ts = torch.linspace(t_start, 0, steps).round().long().tolist()
         for i, t in enumerate(ts):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=x.device)
-            out = self.denoiser(x, torch.full((b,), t, device=x.device), cond, mask)
+            out = self.denoiser(x, torch.full((b,), t, device=x.device), cond, mask, anchors)
             if self.cfg.prediction == "epsilon":
                 lim = 1.0 / self.cfg.scale  # nothing lies more than 1 m from the workspace centre
                 x0 = ((x - (1 - ab).sqrt() * out) / ab.sqrt()).clamp(-lim, lim)
@@ -240,7 +259,24 @@ class GoalDiffusion(nn.Module):
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
             if eta > 0 and i + 1 < len(ts):
                 x = x + sigma * torch.randn(shape, generator=gen).to(x.device)
-        return self.denormalize(x)
+        return self.denormalize(x_init + x if disp else x)
+
+
+def align_goal_to_initial(initial: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """Reorder each goal cloud so goal[b, i] corresponds to initial[b, i]: the assignment of minimum total
+    squared xyz distance (scipy's linear_sum_assignment, exact). initial/goal [B,N,C] -> goal [B,N,C]."""
+    from scipy.optimize import linear_sum_assignment
+
+    if initial.shape[:2] != goal.shape[:2]:
+        raise ValueError(
+            f"align: initial {tuple(initial.shape)} and goal {tuple(goal.shape)} differ in B or N"
+        )
+    out = torch.empty_like(goal)
+    for b in range(goal.shape[0]):
+        cost = torch.cdist(initial[b, :, :3].double(), goal[b, :, :3].double()).square().numpy()  # [N,N]
+        rows, cols = linear_sum_assignment(cost)
+        out[b, torch.from_numpy(rows)] = goal[b, torch.from_numpy(cols)]
+    return out
 
 
 def save_goal_diffusion(

@@ -3,6 +3,8 @@
     PointTransformer(channels=3, width=128, depth=4, heads=4)
     eps = net(x_t, t, cond, cond_mask)   x_t [B,N,C] noisy points, t [B] timesteps (int or float),
                                          cond [B,L,W] conditioning tokens, cond_mask [B,L] True = real token
+                                         point_cond [B,N,W] optional, added to point token i (e.g. the
+                                         embedding of the initial point that noisy point i displaces)
                                          -> [B,N,C] (the predicted noise, or x0, as the caller trains it)
 
 The sequence is [timestep token][L conditioning tokens][N point tokens] (the timestep embedding is also
@@ -56,6 +58,7 @@ class PointTransformer(nn.Module):
         t: torch.Tensor,
         cond: torch.Tensor | None = None,
         cond_mask: torch.Tensor | None = None,
+        point_cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, n, c = x.shape
         if c != self.channels or t.shape != (b,):
@@ -78,7 +81,15 @@ class PointTransformer(nn.Module):
                 else torch.ones(cond.shape[:2], dtype=torch.bool, device=x.device)
             )
             masks.append(m.to(torch.bool))
-        parts.append(self.input(x) + tok_t)  # [B,N,W]; every point also sees the noise level directly
+        pts = self.input(x) + tok_t  # [B,N,W]; every point also sees the noise level directly
+        if point_cond is not None:
+            if point_cond.shape != (b, n, self.width):
+                raise ValueError(
+                    f"PointTransformer: point_cond must be [B={b},N={n},{self.width}], got "
+                    f"{tuple(point_cond.shape)}"
+                )
+            pts = pts + point_cond
+        parts.append(pts)
         masks.append(torch.ones(b, n, dtype=torch.bool, device=x.device))
         h = torch.cat(parts, dim=1)  # [B,1+L+N,W]
         pad = ~torch.cat(masks, dim=1)  # [B,1+L+N] True = ignore

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.models.goal_diffusion import GoalDiffusion
+from vla.models.goal_diffusion import GoalDiffusion, align_goal_to_initial
 from vla.pointcloud.goals import GoalSet
 from vla.pointcloud.metrics import chamfer_distance, f_score
 
@@ -52,7 +52,10 @@ def train_goal_diffusion(
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"train_goal_diffusion: steps and batch_size must be > 0, got {steps}, {batch_size}")
     device = next(model.parameters()).device
-    initial, goal = (t.to(device) for t in goal_tensors(goals, model.cfg.use_color))
+    initial, goal = goal_tensors(goals, model.cfg.use_color)
+    if model.cfg.prediction == "displacement":  # goal point i must be where initial point i went
+        goal = align_goal_to_initial(initial, goal)
+    initial, goal = initial.to(device), goal.to(device)
     texts = [str(s) for s in goals.instruction]
     gen = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

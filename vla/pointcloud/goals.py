@@ -229,3 +229,49 @@ def generate_goal_scenes(
             f"({failed} expert failures, {unusable} with too few visible points)"
         )
     return GoalSet.from_records(records)
+
+
+def goal_set_from_store(store: Any, source: str = "auto", seed: int = 0) -> tuple[GoalSet, dict[str, Any]]:
+    """Goal-scene triples from an episode store recorded with clouds (`vla collect ... record_clouds=true`):
+    initial cloud = frame 0's `pointcloud/points` if stored, else frame 0's depth through the pipeline and
+    camera models saved in the store's `meta.pointcloud`; goal = the episode's goal cloud (`source`: auto =
+    the env's goal where given, else the final scene). Returns the set and the pipeline settings used."""
+    from vla.pointcloud.episode_clouds import EpisodeClouds
+    from vla.pointcloud.model_inputs import camera_from_dict
+    from vla.pointcloud.pipeline import frames_from_obs
+    from vla.pointcloud.recording import COLORS_KEY, POINTS_KEY
+
+    meta = dict(store.meta.get("pointcloud") or {})
+    if not meta:
+        raise ValueError(f"{store.path}: no meta.pointcloud (collect with env.depth=true record_clouds=true)")
+    pcfg = dict(meta["config"])
+    pipe = PointCloudPipeline(PointCloudConfig(**pcfg))
+    cams = {c["name"]: camera_from_dict(c) for c in meta.get("cameras") or []}
+    clouds = EpisodeClouds.open(store)
+    records = []
+    for e in range(store.num_episodes):
+        start = store.episode_slice(e).start
+        if POINTS_KEY in store.features:
+            pts = store.read(POINTS_KEY, start, start + 1)[0]
+            initial = Cloud(pts, store.read(COLORS_KEY, start, start + 1)[0], len(np.unique(pts, axis=0)))
+        else:
+            obs = {
+                k: store.read(k, start, start + 1)[0]
+                for k in store.features
+                if k.split("/")[0] in ("depth", "images")
+            }
+            initial = pipe.process(frames_from_obs(obs, cams), seed=seed + e)
+        gp, gc = clouds.goal(e, source)
+        m = store.episode_meta(e)
+        records.append(
+            {
+                "initial": initial,
+                "goal": Cloud(gp, gc, len(np.unique(gp, axis=0))),
+                "instruction": m.get("instruction", ""),
+                "task": m.get("task", ""),
+                "split": m.get("split", ""),
+                "seed": int(m.get("seed", e)),
+                "success": bool(m.get("success", True)),
+            }
+        )
+    return GoalSet.from_records(records), pcfg

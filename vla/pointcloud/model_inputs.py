@@ -231,3 +231,43 @@ def point_training_setup(model_cfg: Any, store: Any) -> PointTrainingSetup:
             )
         fields["goal_points"] = n
     return PointTrainingSetup(fields, keys, "auto" if goal_on else None)
+
+
+def check_env_provides_clouds(
+    processor_cfg: Mapping[str, Any],
+    env_cfg: Mapping[str, Any],
+    tasks: Sequence[str],
+    goal_given: bool = False,
+) -> None:
+    """Before the first episode: the env (`env` config as a dict) renders what the checkpoint's clouds
+    need. Goal clouds: every task must be goal-specified (Task.has_goal_cloud) with env.goal_points = N,
+    unless `goal_given` (an imagination wrapper supplies the goal). Observation clouds: env.depth=true,
+    the saved cameras rendered, at the image size they were calibrated for. ValueError naming the fix."""
+    from sim.tasks import get_task
+
+    cfg = PointInputConfig(
+        **{k: processor_cfg[k] for k in PointInputConfig.__dataclass_fields__ if k in processor_cfg}
+    )
+    problems = []
+    if cfg.goal_points > 0 and not goal_given:
+        plain = [t for t in tasks if not get_task(t).has_goal_cloud]
+        if plain:
+            problems.append(
+                f"the checkpoint is goal-conditioned but tasks {plain} give no goal cloud (use a goal task, "
+                "e.g. arrange, stack_goal, or policy=goal_imagination)"
+            )
+        if int(env_cfg.get("goal_points", 1024)) != cfg.goal_points:
+            problems.append(f"it reads {cfg.goal_points} goal points: set env.goal_points={cfg.goal_points}")
+    if cfg.obs_points > 0:
+        if not env_cfg.get("depth", False):
+            problems.append("its observation cloud needs depth: set env.depth=true")
+        for cam in cfg.point_cameras:
+            if cam["name"] not in list(env_cfg.get("cameras", [])):
+                problems.append(f"its observation cloud needs camera {cam['name']!r} in env.cameras")
+            elif int(env_cfg.get("image_size", cam["width"])) != int(cam["width"]):
+                problems.append(
+                    f"camera {cam['name']!r} was calibrated at {cam['width']} px: "
+                    f"set env.image_size={cam['width']}"
+                )
+    if problems:
+        raise ValueError("checkpoint and env do not fit: " + "; ".join(problems))
