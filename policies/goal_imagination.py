@@ -11,7 +11,7 @@ points they were displaced from (displacement models keep the correspondence), e
 initial point's colour.
 
     policy = make_policy("goal_imagination", checkpoint="outputs/train/goal", goal_checkpoint="outputs/gd")
-    vla eval policy=goal_imagination 'policy_kwargs={checkpoint: RUN, goal_checkpoint: GD}' tasks=[arrange]
+    vla eval policy=goal_imagination +policy_kwargs.checkpoint=RUN +policy_kwargs.goal_checkpoint=GD ...
 
 Camera models come from `cameras` (name -> CameraModel, e.g. a calibrated robot camera), else from the
 simulator's fixed camera specs at the observation's image size.
