@@ -145,3 +145,38 @@ def test_data_config_group_builds_dataset_and_normalizer(store_path, tmp_path, m
     norm = make_normalizer(cfg.data)
     assert norm.mode("action") == "q99" and norm.mode("state") == "meanstd"
     assert torch.all(norm.normalize("action", ds[0]["action"]).abs() <= 1)
+
+
+def test_goal_cloud_per_sample_from_episode_clouds(tmp_path):
+    """The episode's goal cloud (stored once, beside the store) comes with every window of that episode;
+    files of another recording (seed/length mismatch) and stores without clouds are clear errors."""
+    from vla.pointcloud.episode_clouds import write_episode_clouds
+
+    feats = features()
+    path = tmp_path / "g.zarr"
+    s = EpisodeStore.create(path, feats, fps=10)
+    rng = np.random.default_rng(0)
+    goals = [rng.uniform(0, 1, (16, 3)).astype(np.float32) for _ in range(2)]
+    for i, t in enumerate([4, 6]):
+        write_episode_clouds(
+            path, i, seed=10 + i, length=t, clouds={"goal": (goals[i], np.full((16, 3), i, np.uint8))}
+        )
+        s.append_episode(episode(feats, t, seed=i), {"instruction": "arrange", "seed": 10 + i})
+    ds = WindowDataset(path, WindowSpec(n_obs=2, goal_cloud="auto"))
+    for i in range(len(ds)):
+        item = ds[i]
+        e = item["episode_index"]
+        np.testing.assert_array_equal(item["goal/points"].numpy(), goals[e])
+        assert item["goal/colors"].shape == (16, 3) and int(item["goal/colors"][0, 0]) == e
+    assert "goal/points" not in WindowDataset(path, WindowSpec())[0]
+    with pytest.raises(KeyError, match="no 'final' cloud"):
+        WindowDataset(path, WindowSpec(goal_cloud="final"))
+    with pytest.raises(ValueError, match="goal_cloud must be"):
+        WindowDataset(path, WindowSpec(goal_cloud="best"))
+    write_episode_clouds(path, 1, seed=99, length=6, clouds={"goal": (goals[1], np.zeros((16, 3), np.uint8))})
+    with pytest.raises(ValueError, match="seed 99 .* episode 1 of the store has seed 11"):
+        WindowDataset(path, WindowSpec(goal_cloud="auto"))
+    plain = tmp_path / "p.zarr"
+    EpisodeStore.create(plain, feats, fps=10).append_episode(episode(feats, 3, seed=0), {"instruction": "x"})
+    with pytest.raises(ValueError, match="no episode goal clouds"):
+        WindowDataset(plain, WindowSpec(goal_cloud="auto"))
