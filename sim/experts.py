@@ -23,7 +23,11 @@ from policies.base import register_policy
 from sim.scene import YAW_SYMMETRY, fixture_top
 from sim.tasks import get_task
 
-MAX_STEP = 0.045  # metres per control step the experts command (the env clips at 0.05)
+MAX_STEP = 0.04  # metres per control step the experts command (the env clips at 0.05)
+# Proportional control: each step covers GAIN of the remaining distance (capped at MAX_STEP), so an
+# action is a smooth function of where the goal is, which a learned policy can imitate; a bang-bang
+# expert (full steps until the goal is within one step) teaches only the direction until the last step.
+GAIN = 0.5
 SAFE_Z = 0.16  # carrying height of the grasp point
 OPEN, CLOSED = 1.0, 0.0
 
@@ -75,7 +79,7 @@ class ScriptedExpert:
         goal, yaw_err, grip = self._act(priv)
         self.phase_steps += 1
         ee = np.asarray(priv["ee_position"], dtype=np.float64)
-        delta = np.clip(np.asarray(goal, dtype=np.float64) - ee, -MAX_STEP, MAX_STEP)
+        delta = np.clip(GAIN * (np.asarray(goal, dtype=np.float64) - ee), -MAX_STEP, MAX_STEP)
         dyaw = float(np.clip(yaw_err, -0.25, 0.25))
         if self.noise > 0 and self.phase not in self.quiet_phases:
             scale = np.array([1.0, 1.0, 0.0 if self.phase in self.flat_phases else 1.0])
