@@ -115,6 +115,7 @@ def eval_overrides(cfg: DemoConfig) -> list[str]:
         f"num_envs={cfg.num_envs}",
         f"references={_listing(cfg.references)}",
         f"out={Path(cfg.out) / 'eval'}",
+        "threads=1",  # the policy shares the CPU with the env processes
         *_env_overrides(cfg),
     ]
 

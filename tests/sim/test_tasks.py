@@ -87,3 +87,20 @@ def test_bad_names_are_clear_errors():
         task_seeds("pick", "val", 3)
     with pytest.raises(ValueError, match="n: expected"):
         task_seeds("pick", "train", -1)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_pick_colour_distractors_never_share_the_target_colour(split):
+    from sim.experts import PickExpert, make_expert
+
+    seen_counts = set()
+    for seed in range(60):
+        lay = _layout("pick_colour", split, seed)
+        target = lay.objects[lay.target]
+        others = [o for i, o in enumerate(lay.objects) if i != lay.target]
+        assert 1 <= len(others) <= 3 and all(o.colour != target.colour for o in others)
+        assert heldout_pair(target.colour, target.shape) == (split == "heldout")
+        assert target.name in lay.instruction and lay.goal_kind == "lift"
+        seen_counts.add(len(others))
+    assert seen_counts == {1, 2, 3}
+    assert isinstance(make_expert("pick_colour"), PickExpert)  # a task variant gets its parent's expert

@@ -47,6 +47,7 @@ class EvalConfig:
     max_episode_steps: int | None = None
     out: str = "outputs/eval"
     progress: bool = True
+    threads: int = 0  # torch CPU threads for the policy; 0 keeps torch's default (1: best beside env workers)
 
 
 def policy_factory(name: str, kwargs: Mapping[str, Any]) -> Callable[[str], Any]:
@@ -228,6 +229,10 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str]) -> int:
     cfg = to_dataclass(compose("eval", argv), EvalConfig)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     save_resolved(cfg, out)
     results = evaluate(cfg)
