@@ -12,6 +12,13 @@ checkpoint is then evaluated:
     seen       closed loop on `pick`, train seeds (the demonstrations' own layouts and words: a control)
     vqa        `vla eval-vqa` on the held-out scenes' questions (VQAv2 accuracy), split by concept use
 
+    grounding  open loop, more sensitive than success: on the first `PROBE_STEPS` states of the expert's
+               `pick_concepts` trajectories, how often the action predicted for an instruction is closer
+               (xyz, L1) to the expert's than the action predicted for the same template naming a
+               distractor. "seen" uses the target's own colour-shape name, "concept" the held-out-concept
+               instruction; 0.5 is an instruction-blind model (ties count half; `same_action_share` is
+               the share of states where all three instructions gave the same xyz action).
+
 with success rates and 95% Wilson intervals (vla/eval/metrics.py), per-concept-kind success on
 `pick_concepts`, and training throughput (samples/s) of both arms. Missing data is made first (`vla
 collect`, `vla vqa generate`, commands as in the presets). Single-threaded torch on CPU.
@@ -30,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+
+from vla.utils.io import atomic_write_json, read_json  # noqa: E402
 
 GEN_ARGS = [  # the scene-VQA set of configs/experiment/transfer_cotrain.yaml
     "tasks=[pick]",
@@ -79,13 +88,15 @@ def train(arm: str, data: dict[str, str], out: Path, steps: int) -> dict:
         raise RuntimeError(f"{arm}: training stopped: {result.message}")
     logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if x.strip()]
     last = [r for r in logs if r.get("split") == "train"][-1]
-    return {
+    fig = {
         "checkpoint": str(result.checkpoint),
         "samples_per_s": round(result.samples_per_s, 1),
         "train_wall_s": round(result.wall_time_s, 1),
         "final": {k: round(v, 4) for k, v in last.items() if k.startswith(("loss", "share", "action_acc"))},
         "val": {k: round(v, 4) for k, v in result.val.items()},
     }
+    atomic_write_json(out / "train_figures.json", fig)
+    return fig
 
 
 def closed_loop(ckpt: str, task: str, split: str, episodes: int, out: Path) -> dict:
@@ -120,6 +131,59 @@ def closed_loop(ckpt: str, task: str, split: str, episodes: int, out: Path) -> d
     return row
 
 
+PROBE_STEPS = 4
+
+
+def grounding(ckpt: str, layouts: int) -> dict:
+    """Open-loop instruction grounding on `layouts` pick_concepts train seeds (see the module docstring)."""
+    import gymnasium as gym
+    import numpy as np
+
+    import sim
+    from sim.concept_tasks import instruction_concepts
+    from sim.experts import make_expert
+    from sim.tasks import PickTask
+    from vla.models.vla import VLA
+
+    vla = VLA.from_pretrained(ckpt)
+    env = gym.make(sim.ENV_ID, task="pick_concepts", split="train", image_size=64, depth=False)
+    wins: dict[str, list[float]] = {"seen": [], "concept": []}
+    by_kind: dict[str, list[float]] = {}
+    blind: list[float] = []  # 1: the three instructions gave the same xyz action
+    try:
+        for seed in sim.task_seeds("pick_concepts", "train", layouts):
+            obs, info = env.reset(seed=seed)
+            lay = env.unwrapped.layout
+            template = PickTask.templates[lay.template]
+            target = template.format(o=lay.objects[lay.target].name)
+            other = template.format(o=lay.objects[1].name)  # a distractor (pick has 1-3)
+            kind = instruction_concepts(lay.instruction)[0].split(":")[0]
+            expert = make_expert("pick_concepts", seed=seed)
+            expert.reset(seed)
+            for _ in range(PROBE_STEPS):
+                ref = expert.select_action(obs, info)  # [7] the expert's action in this state
+                pred = {
+                    name: vla.predict_action(obs, text)[0, :3]  # [3] xyz of the first action
+                    for name, text in (("seen", target), ("concept", lay.instruction), ("other", other))
+                }
+                err = {name: float(np.abs(a - ref[:3]).sum()) for name, a in pred.items()}
+                blind.append(float(all(np.array_equal(a, pred["other"]) for a in pred.values())))
+                for name in ("seen", "concept"):
+                    w = 1.0 if err[name] < err["other"] else 0.5 if err[name] == err["other"] else 0.0
+                    wins[name].append(w)
+                by_kind.setdefault(kind, []).append(wins["concept"][-1])
+                obs, _, term, trunc, info = env.step(ref)
+                if term or trunc:
+                    break
+    finally:
+        env.close()
+    out = {k: round(float(np.mean(v)), 3) for k, v in wins.items()}
+    out["concept_by_kind"] = {k: round(float(np.mean(v)), 3) for k, v in sorted(by_kind.items())}
+    out["same_action_share"] = round(float(np.mean(blind)), 3)
+    out["states"] = len(wins["seen"])
+    return out
+
+
 def vqa(ckpt: str, test: str, out: Path) -> dict:
     """`vla eval-vqa` (task=auto: the co-trained arm is prompted with its task tag) on held-out scenes."""
     from vla.data.vqa import VQASourceConfig
@@ -146,6 +210,10 @@ def main() -> None:
     ap.add_argument("--demos", type=int, default=100)
     ap.add_argument("--scenes", type=int, default=600)
     ap.add_argument("--out", default="outputs/transfer")
+    ap.add_argument(
+        "--probe-layouts", type=int, default=60, help="pick_concepts seeds of the grounding probe"
+    )
+    ap.add_argument("--eval-only", action="store_true", help="reuse the arms' final checkpoints in --out")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -154,12 +222,16 @@ def main() -> None:
     arms = {}
     for arm in ("robot", "cotrain"):
         run_dir = out / f"train_{arm}"
-        fig = train(arm, data, run_dir, args.steps)
+        if args.eval_only:
+            fig = read_json(run_dir / "train_figures.json", "training figures")
+        else:
+            fig = train(arm, data, run_dir, args.steps)
         ck = fig["checkpoint"]
         n = args.episodes
         fig["concepts"] = closed_loop(ck, "pick_concepts", "train", n, out / f"eval_{arm}_concepts")
         fig["heldout"] = closed_loop(ck, "pick", "heldout", n, out / f"eval_{arm}_heldout")
         fig["seen"] = closed_loop(ck, "pick", "train", n, out / f"eval_{arm}_seen")
+        fig["grounding"] = grounding(ck, args.probe_layouts)
         fig["vqa"] = vqa(ck, data["vqa_test"], out / f"eval_{arm}_vqa")
         arms[arm] = fig
         print(f"[vqa_transfer] {arm} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
