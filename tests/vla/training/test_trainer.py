@@ -179,3 +179,39 @@ def test_fsdp_two_processes_with_resume_match_one_process(tmp_path):
     ToyModel().load_state_dict(load_file(str(two / "checkpoints" / "step_00000008" / "model.safetensors")))
     with pytest.raises(ValueError, match="fsdp"):
         Trainer(TrainerConfig(strategy="fsdp", ema_decay=0.9))
+
+
+class _SequentialSampler:
+    """A positioned batch sampler: micro-batch m is [4m, 4m+1, 4m+2, 4m+3] mod 256 (records positions)."""
+
+    def __init__(self, positions: list[int]):
+        self.start, self.positions = 0, positions
+
+    def set_position(self, consumed_batches: int) -> None:
+        self.start = consumed_batches
+        self.positions.append(consumed_batches)
+
+    def __iter__(self):
+        m = self.start
+        while True:
+            yield [(4 * m + k) % 256 for k in range(4)]
+            m += 1
+
+
+def test_custom_batch_sampler_is_positioned_on_resume(tmp_path):
+    """`batch_sampler=` replaces the default sampler; a resumed fit positions it at the consumed count."""
+    positions: list[int] = []
+    cfg = TrainerConfig(steps=3, batch_size=4, grad_accum=2, out_dir=str(tmp_path), progress=False)
+    model = ToyModel()
+    r = Trainer(cfg).fit(model, ToyData(), batch_sampler=lambda rank, world: _SequentialSampler(positions))
+    assert r.status == "done" and positions == [0]
+    cfg.steps, cfg.resume = 5, True
+    Trainer(cfg).fit(model, ToyData(), batch_sampler=lambda rank, world: _SequentialSampler(positions))
+    assert positions == [0, 6]  # 3 steps x 2 micro-batches consumed before the resume
+    with pytest.raises(ValueError, match="sample_weights or batch_sampler"):
+        Trainer(cfg).fit(
+            model,
+            ToyData(),
+            sample_weights=torch.ones(256),
+            batch_sampler=lambda r, w: _SequentialSampler([]),
+        )
