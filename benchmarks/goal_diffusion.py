@@ -10,7 +10,7 @@ are included. Prints ONE JSON line.
 
     python benchmarks/goal_diffusion.py [--train-episodes 12] [--heldout-episodes 4] [--steps 1500] \
         [--points 128] [--ddim-steps 50] [--overrides model.width=96 ...] [--cache DIR]
-    python benchmarks/goal_diffusion.py --cache outputs/goal_cache \
+    python benchmarks/goal_diffusion.py --cache outputs/goal_cache --snap 0 0.02 \
         --overrides model.prediction=displacement model.initial_point_tokens=false   # displacement model
 """
 
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--strengths", type=float, nargs="*", default=[1.0, 0.5, 0.25])
     ap.add_argument("--overrides", nargs="*", default=[])
+    ap.add_argument("--snap", type=float, nargs="*", default=[0.0], help="displacement snap (m), per run")
     ap.add_argument("--cache", default="", help="directory to keep/reuse the generated goal scenes (.npz)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,15 +87,16 @@ def main() -> None:
     t_train = time.perf_counter() - t0
     cd_copy = chamfer_distance(heldout.initial_points, heldout.goal_points).numpy()
     by_strength, t_sample, report = {}, 0.0, {}
-    for strength in args.strengths:
+    runs = [(st, sn) for st in args.strengths for sn in args.snap]
+    for strength, snap in runs:
         t0 = time.perf_counter()
-        report = evaluate_goals(model, heldout, steps=args.ddim_steps, tau=0.01, strength=strength)
+        report = evaluate_goals(model, heldout, steps=args.ddim_steps, tau=0.01, strength=strength, snap=snap)
         t_sample = (time.perf_counter() - t0) / len(heldout)
         imagined = report.pop("imagined_clouds")[..., :3]
         cd_im = chamfer_distance(imagined, heldout.goal_points).numpy()
         rng = np.random.default_rng(0)
         boots = [np.mean((cd_im - cd_copy)[rng.integers(0, len(cd_im), len(cd_im))]) for _ in range(2000)]
-        by_strength[str(strength)] = {
+        by_strength[str(strength) if snap == 0 else f"{strength}_snap{snap}"] = {
             **{k: round(v, 4) for k, v in report["imagined"].items()},
             "chamfer_diff_vs_copy_ci95": [round(float(np.percentile(boots, q)), 4) for q in (2.5, 97.5)],
             "per_task": _per_task(imagined, heldout),

@@ -223,11 +223,14 @@ class GoalDiffusion(nn.Module):
         seed: int = 0,
         eta: float = 0.0,
         strength: float = 1.0,
+        snap: float = 0.0,
     ) -> torch.Tensor:
         """DDIM sampling of goal clouds [B,N,C] (metres; rgb in [0, 1]); deterministic for (seed, eta=0).
 
         `strength` < 1 starts from the initial cloud noised to timestep strength x T instead of from pure
-        noise (SDEdit): the sample then keeps more of the initial scene (1.0 = Point-E's sampling)."""
+        noise (SDEdit): the sample then keeps more of the initial scene (1.0 = Point-E's sampling).
+        `snap` (metres, displacement models only): points displaced less than this stay exactly where they
+        were (small displacements are mostly residual noise on objects that do not move)."""
         if not 1 <= steps <= self.cfg.timesteps:
             raise ValueError(f"goal diffusion: steps must be in [1, {self.cfg.timesteps}], got {steps}")
         if not 0.0 < strength <= 1.0:
@@ -259,6 +262,9 @@ class GoalDiffusion(nn.Module):
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
             if eta > 0 and i + 1 < len(ts):
                 x = x + sigma * torch.randn(shape, generator=gen).to(x.device)
+        if disp and snap > 0:
+            moved = (x[..., :3] * self.cfg.scale).norm(dim=-1, keepdim=True) >= snap  # [B,N,1]
+            x = x * moved
         return self.denormalize(x_init + x if disp else x)
 
 

@@ -92,6 +92,7 @@ def imagine(
     seed: int = 0,
     batch_size: int = 16,
     strength: float = 1.0,
+    snap: float = 0.0,
 ) -> np.ndarray:
     """Imagined goal clouds [E,N,C] (metres; rgb in [0, 1] with use_color) for every triple of `goals`."""
     device = next(model.parameters()).device
@@ -100,7 +101,11 @@ def imagine(
     out = []
     for s in range(0, len(goals), batch_size):
         batch = initial[s : s + batch_size].to(device)
-        out.append(model.sample(batch, texts[s : s + batch_size], steps, seed + s, strength=strength).cpu())
+        out.append(
+            model.sample(
+                batch, texts[s : s + batch_size], steps, seed + s, strength=strength, snap=snap
+            ).cpu()
+        )
     return torch.cat(out).numpy()
 
 
@@ -111,9 +116,10 @@ def evaluate_goals(
     tau: float = 0.01,
     seed: int = 0,
     strength: float = 1.0,
+    snap: float = 0.0,
 ) -> dict[str, Any]:
     """Chamfer / F-score@tau of imagined goals vs. the true goals, and of the copy-initial baseline."""
-    imagined = imagine(model, goals, steps=steps, seed=seed, strength=strength)  # [E,N,C]
+    imagined = imagine(model, goals, steps=steps, seed=seed, strength=strength, snap=snap)  # [E,N,C]
 
     def score(pred: np.ndarray) -> dict[str, float]:
         cd = chamfer_distance(pred, goals.goal_points).numpy()

@@ -199,5 +199,8 @@ def test_displacement_model_starts_at_the_copy_baseline_and_fits_goals(goals):
     assert np.mean(losses[-50:]) < 0.7 * np.mean(losses[:20])
     report = evaluate_goals(model, goals, steps=25)
     assert report["imagined"]["chamfer"] < report["copy_initial"]["chamfer"], report
+    moved = model.sample(init, ["pick", "stack"], steps=3, seed=0)
+    assert float((moved - init).norm(dim=-1).max()) > 0.01
+    torch.testing.assert_close(model.sample(init, ["pick", "stack"], steps=3, seed=0, snap=10.0), init)
     with pytest.raises(ValueError, match="prediction: expected one of"):
         GoalDiffusion(tiny_config(prediction="flow"))
