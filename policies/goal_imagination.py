@@ -61,10 +61,11 @@ class GoalImaginationPolicy:
         steps: int = 50,
         seed: int = 0,
         strength: float = 1.0,
+        snap: float = 0.0,
     ) -> None:
         self.policy, self.goal_model, self.pipeline = policy, goal_model, pipeline
         self.cameras = dict(cameras) if cameras is not None else None
-        self.steps, self.seed, self.strength = int(steps), int(seed), float(strength)
+        self.steps, self.seed, self.strength, self.snap = int(steps), int(seed), float(strength), float(snap)
         self.imagined: tuple[np.ndarray, np.ndarray] | None = None  # this episode's goal (points, colors)
         self.initial: Any = None  # this episode's initial Cloud
         self._episode_seed = self.seed
@@ -109,6 +110,7 @@ class GoalImaginationPolicy:
                     steps=self.steps,
                     seed=self._episode_seed,
                     strength=self.strength,
+                    snap=self.snap,
                 )[0]
                 .cpu()
                 .numpy()
@@ -136,6 +138,7 @@ def make_goal_imagination_policy(
     goal_checkpoint: str,
     sample_steps: int = 50,
     strength: float = 1.0,
+    snap: float = 0.0,
     seed: int = 0,
     execute_steps: int = 0,
     device: str = "cpu",
@@ -163,5 +166,5 @@ def make_goal_imagination_policy(
     pipeline = PointCloudPipeline(PointCloudConfig(**{**pcfg, "num_points": goal_model.cfg.num_points}))
     inner = make_vla_policy(str(path), execute_steps=execute_steps, device=device)
     return GoalImaginationPolicy(
-        inner, goal_model, pipeline, steps=sample_steps, seed=seed, strength=strength
+        inner, goal_model, pipeline, steps=sample_steps, seed=seed, strength=strength, snap=snap
     )
