@@ -8,8 +8,11 @@ identifier written into VQA prompts, and a weight schedule over optimiser steps.
     cfg = CoTrainConfig(vqa=[VQAMixSource(name="vqa", weight=1.0, source=VQASourceConfig(path=...))])
     mix, schedule = build_cotrain(cfg, robot_dataset)            # MixtureDataset, WeightSchedule
     collate = cotrain_collator(cfg, robot_collate, vlm.tokenizer, vlm.vision.transform, state_dim=15)
-    weights = mix.sample_weights(schedule.weights_at(0))
-    Trainer(trainer_cfg).fit(CoTrainLoss(vla), mix, collate_fn=collate, sample_weights=weights)
+    sampler = lambda rank, world: MixtureBatchSampler(mix, 32, schedule, stratified=True, rank=rank,
+                                                      world_size=world)
+    Trainer(trainer_cfg).fit(CoTrainLoss(vla), mix, collate_fn=collate, batch_sampler=sampler)
+
+`vla train ... +data@cotrain=vqa_cotrain` does exactly this (vla.training.mixture.cotrain_fit).
 """
 
 from __future__ import annotations
