@@ -142,7 +142,11 @@ class CoTrainLoss(nn.Module):
         super().__init__()
         self.model = model
         self.robot_task = robot_task
-        self.vlm = getattr(model, "vlm", model)
+
+    @property
+    def vlm(self) -> nn.Module:
+        """The model's VLM (not registered again, so state dict keys are only `model.*`)."""
+        return getattr(self.model, "vlm", self.model)
 
     def components(self) -> dict[str, nn.Module]:
         return self.model.components()
