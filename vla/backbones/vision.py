@@ -255,6 +255,23 @@ class VitEncoder(HFVisionEncoder):
         return {"add_pooling_layer": False}
 
 
+def spatial_softmax(feats: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expected positions and pooled features of K softmax maps.
+
+    feats [B,C,h,w], logits [B,K,h,w] -> xy [B,K,2] (x right, y down, both in [-1, 1] from the first to
+    the last row/column centre) and pooled [B,K,C] (the features averaged under each map).
+    """
+    b, c, h, w = feats.shape
+    attn = logits.flatten(2).softmax(-1)  # [B,K,h*w]
+    ys = torch.linspace(-1.0, 1.0, h, dtype=feats.dtype, device=feats.device)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=feats.dtype, device=feats.device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")  # [h,w] each
+    coords = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=-1)  # [h*w,2]
+    xy = attn @ coords  # [B,K,h*w] @ [h*w,2] -> [B,K,2]
+    pooled = attn @ feats.flatten(2).transpose(1, 2)  # [B,K,h*w] @ [B,h*w,C] -> [B,K,C]
+    return xy, pooled
+
+
 def sincos_2d(h: int, w: int, dim: int, scale: float = 1.0) -> torch.Tensor:
     """Fixed 2-D sin-cos position table [h*w, dim] (half the channels for rows, half for columns);
     grid coordinates are multiplied by `scale` (to lay a coarse grid onto a finer one)."""
@@ -275,7 +292,14 @@ class ConvEncoder(VisionEncoder):
     """A small CNN for CPU: log2(patch_size) stride-2 conv blocks, 1x1 to E, plus fixed 2-D positions.
 
     `hf` keys: hidden_size (E, default 64), patch_size (total stride, a power of two, default 8),
-    channels (first block width, doubled per block up to E, default 16).
+    channels (first block width, doubled per block up to E, default 16), keypoints (K, default 0) and
+    keypoint_stride (default 4).
+
+    With K > 0 the encoder appends K keypoint tokens to its h*w patch tokens (P = h*w + K): a spatial
+    softmax (Levine et al. 2016, robomimic) over the feature map at `keypoint_stride` gives, per keypoint,
+    its expected image position (x, y) in [-1, 1] and the softmax-pooled feature there; a linear layer
+    maps [feature, x, y] to E and a learned embedding says which keypoint it is. The positions are
+    sub-pixel and explicit, which is what fine end-effector control needs; the patch tokens carry context.
     """
 
     name = "conv"
@@ -284,33 +308,67 @@ class ConvEncoder(VisionEncoder):
     def __init__(self, cfg: VisionConfig):
         if cfg.pretrained:
             raise ValueError("vision encoder 'conv' has no pretrained weights; set vision.pretrained=null")
-        unknown = set(cfg.hf) - {"hidden_size", "patch_size", "channels"}
+        unknown = set(cfg.hf) - {"hidden_size", "patch_size", "channels", "keypoints", "keypoint_stride"}
         if unknown:
             raise ValueError(f"vision encoder 'conv': unknown hf keys {sorted(unknown)}")
         dim = int(cfg.hf.get("hidden_size", 64))
         patch = int(cfg.hf.get("patch_size", 8))
         ch = int(cfg.hf.get("channels", 16))
+        self.keypoints = int(cfg.hf.get("keypoints", 0))
+        kp_stride = int(cfg.hf.get("keypoint_stride", 4))
         if patch < 2 or patch & (patch - 1):
             raise ValueError(f"vision encoder 'conv': patch_size must be a power of two >= 2, got {patch}")
+        if self.keypoints < 0 or kp_stride < 2 or kp_stride & (kp_stride - 1) or kp_stride > patch:
+            raise ValueError(
+                f"vision encoder 'conv': keypoints must be >= 0 and keypoint_stride a power of two in "
+                f"[2, patch_size={patch}], got {self.keypoints} and {kp_stride}"
+            )
         super().__init__(cfg, dim, patch, ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD))
-        layers: list[nn.Module] = []
-        c_in = 3
-        for _ in range(int(math.log2(patch))):
+        self.kp_stride = kp_stride
+        self.kp_block = int(math.log2(kp_stride))  # blocks before the keypoint feature map
+        layers: list[nn.Module] = []  # one flat Sequential (checkpoint keys body.<3 * block + k>)
+        c_in, kp_channels = 3, 0
+        for i in range(int(math.log2(patch))):
             c_out = min(ch, dim)
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
             c_in, ch = c_out, ch * 2
+            if i + 1 == self.kp_block:
+                kp_channels = c_out
         self.body = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c_in, dim, 1)
         self.norm = nn.LayerNorm(dim)
+        if self.keypoints:
+            self.kp_logits = nn.Conv2d(kp_channels, self.keypoints, 1)
+            self.kp_proj = nn.Linear(kp_channels + 2, dim)
+            self.kp_embed = nn.Parameter(torch.randn(self.keypoints, dim) * 0.02)
+
+    def num_patches(self, image_size: int | tuple[int, int] | None = None) -> int:
+        return super().num_patches(image_size) + self.keypoints
+
+    def _keypoint_tokens(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats [B,C,h,w] -> keypoint tokens [B,K,E]: [pooled feature, x, y] projected, plus identity."""
+        xy, pooled = spatial_softmax(feats, self.kp_logits(feats))  # [B,K,2], [B,K,C]
+        return self.kp_proj(torch.cat([pooled, xy], dim=-1)) + self.kp_embed  # [B,K,E]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.body(images))  # [B,E,h,w]
+        x, kp_feats = images, None
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i + 1 == 3 * self.kp_block:  # 3 layers per stride-2 block
+                kp_feats = x  # [B,C,H/kp_stride,W/kp_stride]
+        x = self.proj(x)  # [B,E,h,w]
         b, e, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)  # [B,E,h,w] -> [B,h*w,E]
         pos = sincos_2d(h, w, e).to(x.dtype)  # [h*w,E]
-        return self.norm(x + pos)
+        tokens = x + pos
+        if self.keypoints:
+            assert kp_feats is not None
+            tokens = torch.cat([tokens, self._keypoint_tokens(kp_feats)], dim=1)  # [B,h*w+K,E]
+        return self.norm(tokens)
 
     def resolved_config(self) -> VisionConfig:
         hf = {"hidden_size": self.embed_dim, "patch_size": self.patch_size}
         hf["channels"] = int(self.cfg.hf.get("channels", 16))
+        if self.keypoints:
+            hf["keypoints"], hf["keypoint_stride"] = self.keypoints, self.kp_stride
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)
