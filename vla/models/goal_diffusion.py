@@ -63,6 +63,7 @@ class GoalDiffusionConfig:
     prediction: str = "x0"  # x0 (clean cloud) | epsilon (DDPM, Point-E) | displacement (of initial points)
     center: list[float] = field(default_factory=lambda: [0.5, 0.0, 0.05])
     scale: float = 0.25  # metres per unit after normalisation
+    align_radius: float = 0.0  # displacement targets: 0 = optimal assignment, > 0 see align_goal_to_initial
 
     @property
     def channels(self) -> int:
@@ -268,9 +269,16 @@ class GoalDiffusion(nn.Module):
         return self.denormalize(x_init + x if disp else x)
 
 
-def align_goal_to_initial(initial: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-    """Reorder each goal cloud so goal[b, i] corresponds to initial[b, i]: the assignment of minimum total
-    squared xyz distance (scipy's linear_sum_assignment, exact). initial/goal [B,N,C] -> goal [B,N,C]."""
+def align_goal_to_initial(initial: torch.Tensor, goal: torch.Tensor, radius: float = 0.0) -> torch.Tensor:
+    """A target goal point for every initial point: initial/goal [B,N,C] -> targets [B,N,C].
+
+    radius 0: reorder each goal cloud by the assignment of minimum total squared xyz distance (scipy's
+    linear_sum_assignment, exact; a permutation). radius > 0 (metres): an initial point whose nearest goal
+    point lies within `radius` targets that point (it stays, up to resampling: the two clouds are different
+    samples of the same surfaces), and only the other initial points are assigned, optimally, to the goal
+    points that no initial point is near (where something moved to; leftovers take their nearest such
+    point). An optimal assignment over all points also sends many points of unmoved objects across the
+    scene, because FPS spreads a different number of points over each object in the two clouds."""
     from scipy.optimize import linear_sum_assignment
 
     if initial.shape[:2] != goal.shape[:2]:
@@ -279,9 +287,27 @@ def align_goal_to_initial(initial: torch.Tensor, goal: torch.Tensor) -> torch.Te
         )
     out = torch.empty_like(goal)
     for b in range(goal.shape[0]):
-        cost = torch.cdist(initial[b, :, :3].double(), goal[b, :, :3].double()).square().numpy()  # [N,N]
-        rows, cols = linear_sum_assignment(cost)
-        out[b, torch.from_numpy(rows)] = goal[b, torch.from_numpy(cols)]
+        d = torch.cdist(initial[b, :, :3].double(), goal[b, :, :3].double())  # [N,N] metres
+        if radius <= 0:
+            rows, cols = linear_sum_assignment(d.square().numpy())
+            out[b, torch.from_numpy(rows)] = goal[b, torch.from_numpy(cols)]
+            continue
+        nn_d, nn_j = d.min(dim=1)  # nearest goal point of every initial point
+        near = nn_d <= radius
+        out[b, near] = goal[b, nn_j[near]]
+        far_i = torch.nonzero(~near).flatten()
+        if len(far_i) == 0:
+            continue
+        free_j = torch.nonzero(d.min(dim=0).values > radius).flatten()  # goal points nothing is near
+        if len(free_j) == 0:
+            free_j = torch.arange(goal.shape[1])
+        sub = d[far_i][:, free_j]  # [F,G]
+        rows, cols = linear_sum_assignment(sub.square().numpy())  # min(F, G) pairs
+        out[b, far_i[torch.from_numpy(rows)]] = goal[b, free_j[torch.from_numpy(cols)]]
+        rest = torch.ones(len(far_i), dtype=torch.bool)
+        rest[torch.from_numpy(rows)] = False
+        if bool(rest.any()):
+            out[b, far_i[rest]] = goal[b, free_j[sub[rest].argmin(dim=1)]]
     return out
 
 

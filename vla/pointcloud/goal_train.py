@@ -54,7 +54,7 @@ def train_goal_diffusion(
     device = next(model.parameters()).device
     initial, goal = goal_tensors(goals, model.cfg.use_color)
     if model.cfg.prediction == "displacement":  # goal point i must be where initial point i went
-        goal = align_goal_to_initial(initial, goal)
+        goal = align_goal_to_initial(initial, goal, model.cfg.align_radius)
     initial, goal = initial.to(device), goal.to(device)
     texts = [str(s) for s in goals.instruction]
     gen = torch.Generator().manual_seed(int(seed))

@@ -204,3 +204,21 @@ def test_displacement_model_starts_at_the_copy_baseline_and_fits_goals(goals):
     torch.testing.assert_close(model.sample(init, ["pick", "stack"], steps=3, seed=0, snap=10.0), init)
     with pytest.raises(ValueError, match="prediction: expected one of"):
         GoalDiffusion(tiny_config(prediction="flow"))
+
+
+def test_radius_alignment_keeps_unmoved_objects_in_place():
+    """With a radius, points of an object that did not move target their nearby resampled goal points and
+    only the moved object's points travel; an optimal permutation sends some of the unmoved object's
+    points across the scene when the goal cloud spreads its points differently over the objects."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(40, 3, generator=g) * 0.01 + torch.tensor([0.4, -0.1, 0.0])  # stays
+    b = torch.rand(24, 3, generator=g) * 0.04 + torch.tensor([0.5, 0.1, 0.0])  # moves by +0.2 m in x
+    initial = torch.cat([a, b])[None]
+    shift = torch.tensor([0.2, 0.0, 0.0])
+    goal = torch.cat([a[:30] + 0.002, b + shift, b[:10] + shift + 0.003])  # 30 + 34 points
+    targets = align_goal_to_initial(initial, goal[None], radius=0.01)[0]
+    moved = (targets - initial[0]).norm(dim=-1)
+    assert float(moved[:40].max()) <= 0.01 and float(moved[40:].min()) > 0.15
+    assert float(chamfer_distance(targets, goal)) < 0.01
+    shuffled = (align_goal_to_initial(initial, goal[None])[0] - initial[0]).norm(dim=-1)
+    assert int((shuffled[:40] > 0.15).sum()) == 10
