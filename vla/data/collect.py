@@ -13,7 +13,7 @@ config, the env settings and the action convention are saved in the store's attr
 
 Point clouds (vla.pointcloud.recording): a goal task's goal cloud (`goal/points` + `goal/colors` of the
 env) is stored once per episode beside the store (`<out>/episode_clouds/`), never per frame.
-`record_clouds=true` (needs env.depth=true) also stores each episode's final-scene cloud from the
+`record_clouds` (default: whenever env.depth=true) also stores each episode's final-scene cloud from the
 `pointcloud` pipeline (`pointcloud.num_points`, `pointcloud.cameras` ...; the robot is left out when
 env.segmentation=true), and `per_frame_clouds=true` every frame's cloud as `pointcloud/points` and
 `pointcloud/colors`; the pipeline settings and the fixed cameras' models go in the store's metadata
@@ -57,7 +57,7 @@ class CollectConfig:
     max_attempts: int = 0  # rollouts in total before giving up; 0 = 3 * episodes
     overwrite: bool = False
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)  # pipeline of recorded clouds
-    record_clouds: bool = False  # each episode's final-scene cloud, once per episode (needs env.depth)
+    record_clouds: bool | None = None  # each episode's final-scene cloud (needs depth); null: if env.depth
     per_frame_clouds: bool = False  # every frame's cloud as pointcloud/points + pointcloud/colors
 
 
@@ -80,6 +80,21 @@ class _Progress:
 
 def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
     return env_kwargs(cfg.env, cfg.task)
+
+
+def _records_clouds(cfg: CollectConfig) -> bool:
+    """Whether the pipeline runs: per-frame clouds, or final-scene clouds (record_clouds=null: whenever the
+    env renders depth for every `pointcloud.cameras` one, static cameras only with num_envs > 1)."""
+    from sim.camera import DEFAULT_CAMERAS
+
+    if cfg.record_clouds is None:
+        cams = cfg.pointcloud.cameras
+        rendered = cfg.env.depth and all(c in cfg.env.cameras for c in cams)
+        movable = any(DEFAULT_CAMERAS[c].mounted_on_hand for c in cams if c in DEFAULT_CAMERAS)
+        final = rendered and not (movable and cfg.num_envs > 1)
+    else:
+        final = cfg.record_clouds
+    return bool(final or cfg.per_frame_clouds)
 
 
 def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
@@ -117,7 +132,7 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
         return store
     env_meta = {**_env_kwargs(cfg), "cameras": list(cfg.env.cameras)}
     meta = {"source": "sim", "action_space": cfg.env.action_space, "env": env_meta, "robot": "franka_panda"}
-    if cfg.record_clouds or cfg.per_frame_clouds:
+    if _records_clouds(cfg):
         env.reset(seed=0)  # camera poses need a reset env
         meta["pointcloud"] = _clouds_meta(cfg, env)
     return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
@@ -139,7 +154,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             f"collect: the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}"
         )
     max_attempts = cfg.max_attempts or 3 * cfg.episodes
-    clouds = cfg.record_clouds or cfg.per_frame_clouds
+    clouds = _records_clouds(cfg)
     if clouds and not cfg.env.depth:
         raise ValueError("collect: record_clouds/per_frame_clouds need depth images: set env.depth=true")
     if clouds:
@@ -229,7 +244,7 @@ def _cloud_recorder(cfg: CollectConfig, env: Any) -> Any:
     from vla.pointcloud.pipeline import PointCloudPipeline
     from vla.pointcloud.recording import PointCloudRecorder, fixed_cameras, live_cameras
 
-    if not (cfg.record_clouds or cfg.per_frame_clouds):
+    if not _records_clouds(cfg):
         return lambda rec: PointCloudRecorder(rec, None)
     env.reset(seed=0)  # camera poses and the robot exist after a reset
     hand = [c for c in cfg.pointcloud.cameras if DEFAULT_CAMERAS[c].mounted_on_hand]

@@ -128,6 +128,7 @@ class PointCloudRecorder:
         self._length = 0
         self._seed = 0
         self._first: dict[str, Any] = {}
+        self.problems: list[str] = []  # episodes stored without a final-scene cloud, and why
 
     def _cloud(self, obs: Mapping[str, Any], t: int) -> Cloud:
         cams = self.cameras() if callable(self.cameras) else self.cameras
@@ -162,7 +163,10 @@ class PointCloudRecorder:
 
     def on_final_observation(self, obs: Mapping[str, Any]) -> None:
         if self.pipeline is not None:
-            self._final = self._cloud(obs, 99_999)
+            try:
+                self._final = self._cloud(obs, 99_999)
+            except ValueError as e:  # too few points (everything knocked off the table): no final cloud
+                self.problems.append(f"seed {self._seed}: no final-scene cloud: {e}")
 
     def on_episode_end(self, result: Any) -> None:
         clouds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
