@@ -3,7 +3,9 @@
     geometry     CameraModel (K, size, base_T_cam; from the env or a ROS CameraInfo + TF), back-projection
     pipeline     PointCloudPipeline: fuse cameras, crop, remove the table, voxel + farthest-point sampling
     metrics      chamfer_distance, f_score
-    recording    PointCloudRecorder: per-frame clouds on request and the goal cloud in the episode store
+    recording    PointCloudRecorder: per-frame clouds on request, the episode's goal clouds once per episode
+    episode_clouds  per-episode clouds beside an episode store (the env's goal, the final scene)
+    model_inputs the VLA's point-cloud inputs: checks, workspace normalisation, clouds from depth
     viz          render_clouds_png (matplotlib, several views side by side), write_ply
     goals        goal-scene triples (initial cloud, instruction, goal cloud) from the scripted experts
 
