@@ -83,7 +83,9 @@ def _eval(out: Path, task: str, episodes: int, policy: list[str]) -> dict:
     }
 
 
-def _goal_model(train_store: Path, heldout_store: Path, out: Path, steps: int, reuse: bool) -> dict:
+def _goal_model(
+    train_store: Path, heldout_store: Path, out: Path, steps: int, radius: float, snap: float, reuse: bool
+) -> dict:
     """Train (or reuse) the displacement goal-diffusion model; Chamfer/F-score on held-out scenes."""
     from vla.backbones.config import PointEncoderConfig
     from vla.data.store import EpisodeStore
@@ -106,13 +108,14 @@ def _goal_model(train_store: Path, heldout_store: Path, out: Path, steps: int, r
         cfg = GoalDiffusionConfig(
             num_points=N_POINTS, width=64, depth=3, heads=4, prediction="displacement",
             initial_point_tokens=False, points=PointEncoderConfig(num_groups=32, group_size=16, width=64),
+            align_radius=radius,
         )  # fmt: skip
         torch.manual_seed(0)
         model = GoalDiffusion(cfg)
         train_goal_diffusion(model, train, steps, batch_size=16, lr=1e-3, seed=0, progress=False)
         save_goal_diffusion(model, out, extra_config={"goals": {"pointcloud": pcfg, "steps": steps}})
     t_train = time.perf_counter() - t0
-    report = evaluate_goals(model, heldout, steps=50, tau=0.01)
+    report = evaluate_goals(model, heldout, steps=50, tau=0.01, snap=snap)
     imagined = report.pop("imagined_clouds")[..., :3]
     diff = (
         chamfer_distance(imagined, heldout.goal_points).numpy()
@@ -126,6 +129,8 @@ def _goal_model(train_store: Path, heldout_store: Path, out: Path, steps: int, r
         "imagined": {k: round(v, 4) for k, v in report["imagined"].items()},
         "copy_initial": {k: round(v, 4) for k, v in report["copy_initial"].items()},
         "chamfer_diff_vs_copy_ci95": [round(float(np.percentile(boots, q)), 4) for q in (2.5, 97.5)],
+        "align_radius": model.cfg.align_radius,
+        "snap": snap,
         "train_s": round(t_train, 1),
     }
 
@@ -139,6 +144,8 @@ def main() -> None:
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--steps", type=int, default=2000, help="VLA training steps, (a) and (b) alike")
     ap.add_argument("--gd-steps", type=int, default=1500, help="goal-diffusion training steps")
+    ap.add_argument("--align-radius", type=float, default=0.015, help="goal-diffusion target alignment (m)")
+    ap.add_argument("--snap", type=float, default=0.02, help="imagined displacements below this stay (m)")
     ap.add_argument("--model", nargs="*", default=[], help="extra `vla train` overrides for (a) and (b)")
     ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
@@ -153,15 +160,17 @@ def main() -> None:
     }
     secs["train_a"] = _train(out / "train.zarr", out / "vla_lang", args.steps, False, args.model, args.reuse)
     secs["train_b"] = _train(out / "train.zarr", out / "vla_goal", args.steps, True, args.model, args.reuse)
+    gd = out / "goal_diffusion"
     goals = _goal_model(
-        out / "train.zarr", out / "heldout.zarr", out / "goal_diffusion", args.gd_steps, args.reuse
+        out / "train.zarr", out / "heldout.zarr", gd, args.gd_steps, args.align_radius, args.snap, args.reuse
     )
     a = _eval(out / "eval_lang", args.task, args.eval_episodes, [f"checkpoint={out / 'vla_lang'}"])
     b = _eval(out / "eval_goal", args.task, args.eval_episodes, [f"checkpoint={out / 'vla_goal'}"])
     imagine = [
         "policy=goal_imagination",
         f"+policy_kwargs.checkpoint={out / 'vla_goal'}",
-        f"+policy_kwargs.goal_checkpoint={out / 'goal_diffusion'}",
+        f"+policy_kwargs.goal_checkpoint={gd}",
+        f"+policy_kwargs.snap={args.snap}",
     ]
     c = _eval(out / "eval_imagined", args.task, args.eval_episodes, imagine)
     result = {
