@@ -255,6 +255,20 @@ class VitEncoder(HFVisionEncoder):
         return {"add_pooling_layer": False}
 
 
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """images [B,C,H,W] -> [B,C,H,W], each shifted by its own random (dy, dx) in [-pad, pad] pixels,
+    edges replicated. Integer shifts via one batched gather, no interpolation."""
+    b, c, h, w = images.shape
+    padded = nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")  # [B,C,H+2p,W+2p]
+    off = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=images.device)  # [B,2]
+    rows = off[:, :1] + torch.arange(h, device=images.device)  # [B,H]
+    cols = off[:, 1:] + torch.arange(w, device=images.device)  # [B,W]
+    idx_r = rows[:, None, :, None].expand(b, c, h, w + 2 * pad)  # [B,C,H,W+2p]
+    out = padded.gather(2, idx_r)  # rows: [B,C,H,W+2p]
+    idx_c = cols[:, None, None, :].expand(b, c, h, w)  # [B,C,H,W]
+    return out.gather(3, idx_c)  # columns: [B,C,H,W]
+
+
 def spatial_softmax(feats: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Expected positions and pooled features of K softmax maps.
 
@@ -292,8 +306,12 @@ class ConvEncoder(VisionEncoder):
     """A small CNN for CPU: log2(patch_size) stride-2 conv blocks, 1x1 to E, plus fixed 2-D positions.
 
     `hf` keys: hidden_size (E, default 64), patch_size (total stride, a power of two, default 8),
-    channels (first block width, doubled per block up to E, default 16), keypoints (K, default 0) and
-    keypoint_stride (default 4).
+    channels (first block width, doubled per block up to E, default 16), keypoints (K, default 0),
+    keypoint_stride (default 4) and random_shift (default 0).
+
+    `random_shift` s > 0 augments in training mode only: each image is padded by s pixels (edge
+    replicated) and cropped back at a random offset, DrQ's shift augmentation (Kostrikov et al. 2020)
+    that diffusion policy and robomimic use against overfitting a few hundred demonstrations.
 
     With K > 0 the encoder appends K keypoint tokens to its h*w patch tokens (P = h*w + K): a spatial
     softmax (Levine et al. 2016, robomimic) over the feature map at `keypoint_stride` gives, per keypoint,
@@ -308,7 +326,8 @@ class ConvEncoder(VisionEncoder):
     def __init__(self, cfg: VisionConfig):
         if cfg.pretrained:
             raise ValueError("vision encoder 'conv' has no pretrained weights; set vision.pretrained=null")
-        unknown = set(cfg.hf) - {"hidden_size", "patch_size", "channels", "keypoints", "keypoint_stride"}
+        known = {"hidden_size", "patch_size", "channels", "keypoints", "keypoint_stride", "random_shift"}
+        unknown = set(cfg.hf) - known
         if unknown:
             raise ValueError(f"vision encoder 'conv': unknown hf keys {sorted(unknown)}")
         dim = int(cfg.hf.get("hidden_size", 64))
@@ -316,6 +335,9 @@ class ConvEncoder(VisionEncoder):
         ch = int(cfg.hf.get("channels", 16))
         self.keypoints = int(cfg.hf.get("keypoints", 0))
         kp_stride = int(cfg.hf.get("keypoint_stride", 4))
+        self.random_shift = int(cfg.hf.get("random_shift", 0))
+        if self.random_shift < 0:
+            raise ValueError(f"vision encoder 'conv': random_shift must be >= 0, got {self.random_shift}")
         if patch < 2 or patch & (patch - 1):
             raise ValueError(f"vision encoder 'conv': patch_size must be a power of two >= 2, got {patch}")
         if self.keypoints < 0 or kp_stride < 2 or kp_stride & (kp_stride - 1) or kp_stride > patch:
@@ -352,6 +374,8 @@ class ConvEncoder(VisionEncoder):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x, kp_feats = images, None
+        if self.training and self.random_shift:
+            x = random_shift(x, self.random_shift)
         for i, layer in enumerate(self.body):
             x = layer(x)
             if i + 1 == 3 * self.kp_block:  # 3 layers per stride-2 block
@@ -371,4 +395,6 @@ class ConvEncoder(VisionEncoder):
         hf["channels"] = int(self.cfg.hf.get("channels", 16))
         if self.keypoints:
             hf["keypoints"], hf["keypoint_stride"] = self.keypoints, self.kp_stride
+        if self.random_shift:
+            hf["random_shift"] = self.random_shift
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)

@@ -1,10 +1,10 @@
-"""The conv encoder's spatial-softmax keypoint tokens: count, positions that follow the image, config."""
+"""The conv encoder's spatial-softmax keypoint tokens and random-shift augmentation."""
 
 import pytest
 import torch
 
 from vla.backbones.config import VisionConfig
-from vla.backbones.vision import build_vision_encoder, spatial_softmax
+from vla.backbones.vision import build_vision_encoder, random_shift, spatial_softmax
 
 
 def _enc(**hf):
@@ -49,3 +49,37 @@ def test_bad_keypoint_settings():
         _enc(patch_size=8, keypoints=4, keypoint_stride=16)
     with pytest.raises(ValueError, match="keypoints"):
         _enc(patch_size=8, keypoints=-1)
+
+
+def test_random_shift_moves_whole_images_by_at_most_pad_pixels():
+    img = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)  # [B,C,H,W]
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = random_shift(img, 2, generator=g)
+        assert out.shape == img.shape
+        for b in range(2):  # the centre 4x4 is the input's 4x4 window at some offset in [-2, 2]^2
+            hits = [
+                (dy, dx)
+                for dy in range(-2, 3)
+                for dx in range(-2, 3)
+                if torch.equal(out[b, 0, 2:6, 2:6], img[b, 0, 2 + dy : 6 + dy, 2 + dx : 6 + dx])
+            ]
+            assert len(hits) == 1
+            seen.add(hits[0])
+    assert len(seen) > 5  # offsets vary
+
+
+def test_random_shift_only_in_training_and_in_the_config():
+    enc = _enc(patch_size=8, random_shift=3)
+    img = torch.randn(2, 3, 32, 32)
+    enc.eval()
+    with torch.no_grad():
+        assert torch.equal(enc(img), enc(img))  # evaluation: deterministic, no augmentation
+    enc.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        assert not torch.equal(enc(img), enc(img))
+    assert enc.resolved_config().hf["random_shift"] == 3
+    with pytest.raises(ValueError, match="random_shift"):
+        _enc(patch_size=8, random_shift=-1)
