@@ -203,6 +203,49 @@ def vqa(ckpt: str, test: str, out: Path) -> dict:
     }
 
 
+def table(line: dict) -> str:
+    """The experiment's markdown table (docs/vqa.md) from the JSON line."""
+
+    def cl(m: dict) -> str:
+        lo, hi = m["ci95"]
+        return f"{m['success']} ({100 * m['rate']:.0f}%, CI {100 * lo:.0f}-{100 * hi:.0f}%)"
+
+    a, b = line["robot_only"], line["cotrained"]
+    rows = [
+        ("closed loop: held-out concepts (`pick_concepts`)", cl(a["concepts"]), cl(b["concepts"])),
+    ]
+    for kind in sorted(set(a["concepts"].get("by_kind", {})) | set(b["concepts"].get("by_kind", {}))):
+        ka, kb = a["concepts"]["by_kind"].get(kind, {}), b["concepts"]["by_kind"].get(kind, {})
+        rows.append((f"... {kind}", ka.get("success", "-"), kb.get("success", "-")))
+    rows += [
+        ("closed loop: `pick` held-out seeds", cl(a["heldout"]), cl(b["heldout"])),
+        ("closed loop: `pick` training seeds (control)", cl(a["seen"]), cl(b["seen"])),
+        (
+            "grounding probe: seen words / held-out concepts",
+            f"{a['grounding']['seen']:.2f} / {a['grounding']['concept']:.2f}",
+            f"{b['grounding']['seen']:.2f} / {b['grounding']['concept']:.2f}",
+        ),
+        (
+            "VQA accuracy, held-out scenes",
+            f"{100 * a['vqa']['accuracy']:.1f}%",
+            f"{100 * b['vqa']['accuracy']:.1f}%",
+        ),
+        (
+            "... questions with / without a held-out concept",
+            f"{100 * (a['vqa']['with_concept'] or 0):.1f}% / {100 * a['vqa']['without_concept']:.1f}%",
+            f"{100 * (b['vqa']['with_concept'] or 0):.1f}% / {100 * b['vqa']['without_concept']:.1f}%",
+        ),
+        ("training throughput (samples/s)", f"{a['samples_per_s']}", f"{b['samples_per_s']}"),
+        (
+            "robot val action-token accuracy",
+            f"{a['val'].get('action_acc', 0):.3f}",
+            f"{b['val'].get('action_acc', 0):.3f}",
+        ),
+    ]
+    out = ["| | robot-only | co-trained |", "|---|---|---|"]
+    return "\n".join(out + [f"| {r} | {x} | {y} |" for r, x, y in rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
@@ -253,6 +296,7 @@ def main() -> None:
         "cotrained": arms["cotrain"],
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    print(table(line), file=sys.stderr)
     print(json.dumps(line))
 
 
