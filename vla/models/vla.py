@@ -40,6 +40,7 @@ from vla.models.checkpoint import (
     WEIGHTS_FILE,
     read_checkpoint_config,
 )
+from vla.models.losses import ordinal_action_loss
 from vla.models.text import IGNORE_INDEX
 from vla.models.vlm import VLM
 from vla.processor import ProcessorConfig, VLAProcessor
@@ -76,6 +77,18 @@ class VLA(nn.Module):
         self.processor = processor
         self._check_compatible("VLA")
         self.register_buffer("action_ids", processor.action_lm_ids, persistent=False)  # [K]
+        self.action_label_sigma = 0.0  # > 0: ordinal soft labels for bin tokens (vla.models.losses)
+
+    def set_action_label_sigma(self, sigma: float) -> None:
+        """Train bin tokens against Gaussian soft labels `sigma` bins wide (0: plain cross-entropy)."""
+        from action_tokenizers.bins import BinTokenizerBase
+
+        if sigma < 0:
+            raise ValueError(f"action_label_sigma must be >= 0, got {sigma}")
+        if sigma > 0 and not isinstance(self.processor.action_tokenizer, BinTokenizerBase):
+            name = self.processor.action_tokenizer.name
+            raise ValueError(f"action_label_sigma needs a bin tokenizer (uniform/quantile), not {name!r}")
+        self.action_label_sigma = float(sigma)
 
     @classmethod
     def build(
@@ -146,6 +159,9 @@ class VLA(nn.Module):
         is_action = torch.isin(target, self.action_ids)  # [B,M+L-1]
         pred = logits.argmax(dim=-1)
         result = {"loss": out.loss}
+        if self.action_label_sigma > 0:
+            lm_ids = torch.as_tensor(self.processor.vocab.lm_ids)  # [n_bins] in bin order
+            result["loss"] = ordinal_action_loss(logits, target, lm_ids, self.action_label_sigma)
         if bool(is_action.any()):
             result["action_acc"] = (pred[is_action] == target[is_action]).float().mean().detach()
         labelled = target != IGNORE_INDEX

@@ -89,6 +89,7 @@ class TrainConfig:
     mixture: list[dict[str, Any]] = field(default_factory=list)  # extra stores [{path, weight}]
     cotrain: CoTrainConfig | None = None  # VQA co-training: +data@cotrain=vqa_cotrain (docs/vqa.md)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest on a busy shared CPU)
+    action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
 
 
 def trainer_config(cfg: TrainConfig) -> TrainerConfig:
@@ -239,6 +240,7 @@ def run(cfg: TrainConfig) -> Any:
         )
         torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
         model = VLA.build(cfg.model, pcfg, tok, norm)
+    model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
     resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
     n_params = sum(p.numel() for p in model.parameters())
     if int(os.environ.get("RANK", "0")) == 0:
