@@ -43,7 +43,7 @@ class EvalConfig:
     reference_episodes: int | None = None  # default: same as `episodes`
     failure_videos: int = 3
     success_videos: int = 2
-    video_camera: str = "static"
+    video_camera: str | None = None  # camera filmed for videos; None: the first of env.cameras
     max_episode_steps: int | None = None
     out: str = "outputs/eval"
     progress: bool = True
@@ -125,7 +125,8 @@ def run_policy(
         latencies: list[float] = []
 
         def observers(seed: int, quota: _VideoQuota | None = quota) -> list:
-            return [_KeepSomeVideos(out, quota, cfg.video_camera)] if quota is not None else []
+            camera = cfg.video_camera or cfg.env.cameras[0]
+            return [_KeepSomeVideos(out, quota, camera)] if quota is not None else []
 
         if cfg.num_envs > 1:
             venv = make_vector_env(cfg.num_envs, **kw)
@@ -182,6 +183,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     for t in cfg.tasks:
         get_task(t)  # unknown task names fail before the first episode
     check_split(cfg.split)
+    if cfg.video_camera is not None and cfg.video_camera not in cfg.env.cameras:
+        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={list(cfg.env.cameras)}")
     if cfg.episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
     if cfg.checkpoint:
