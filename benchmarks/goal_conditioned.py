@@ -65,8 +65,8 @@ def _train(store: Path, out: Path, steps: int, goal: bool, model: list[str], reu
     return _run(args)
 
 
-def _eval(out: Path, task: str, episodes: int, policy: list[str]) -> dict:
-    args = ["eval", *policy, f"tasks=[{task}]", f"episodes={episodes}", "split=heldout", *ENV]
+def _eval(out: Path, task: str, episodes: int, policy: list[str], split: str = "heldout") -> dict:
+    args = ["eval", *policy, f"tasks=[{task}]", f"episodes={episodes}", f"split={split}", *ENV]
     args += ["references=[]", "failure_videos=1", "success_videos=1", "progress=false", f"out={out}"]
     wall = _run(args)
     res = json.loads((out / "results.json").read_text())
@@ -173,6 +173,13 @@ def main() -> None:
         f"+policy_kwargs.snap={args.snap}",
     ]
     c = _eval(out / "eval_imagined", args.task, args.eval_episodes, imagine)
+    # do the policies at least fit their training seeds? (the same episodes' layouts they were trained on)
+    fit = {
+        name: _eval(
+            out / f"evaltrain_{run}", args.task, args.eval_episodes, [f"checkpoint={out / run}"], "train"
+        )
+        for name, run in (("a_language", "vla_lang"), ("b_true_goal", "vla_goal"))
+    }
     result = {
         "benchmark": "goal_conditioned",
         "task": args.task,
@@ -181,6 +188,7 @@ def main() -> None:
         "vla_steps": args.steps,
         "model_overrides": args.model,
         "success": {"a_language": a, "b_true_goal": b, "c_imagined_goal": c},
+        "train_split_success": fit,
         "goal_imagination": goals,
         "seconds": {**{k: round(v, 1) for k, v in secs.items()}, "total": round(time.perf_counter() - t0, 1)},
         "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
