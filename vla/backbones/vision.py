@@ -102,14 +102,26 @@ class VisionEncoder(nn.Module, abc.ABC):
             )
         self.grid(tuple(images.shape[-2:]))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,3,H,W] float -> [B,P,E]."""
+    film_dim: int = 0  # > 0: the encoder takes a conditioning vector [B, film_dim] (FiLM)
+
+    def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """images [B,3,H,W] float (and cond [B,film_dim] for FiLM encoders) -> [B,P,E]."""
         self.check_images(images)
+        if self.film_dim:
+            if cond is None or cond.shape != (images.shape[0], self.film_dim):
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(
+                    f"vision encoder {self.name!r}: FiLM needs cond [B,{self.film_dim}] for "
+                    f"B={images.shape[0]}, got {got}"
+                )
+            return self.encode(images, cond)
+        if cond is not None:
+            raise ValueError(f"vision encoder {self.name!r} takes no conditioning (film_dim=0)")
         return self.encode(images)
 
     @abc.abstractmethod
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Checked images [B,3,H,W] -> patch features [B,P,E]."""
+    def encode(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Checked images [B,3,H,W] (cond [B,film_dim] where film_dim > 0) -> patch features [B,P,E]."""
 
     @abc.abstractmethod
     def resolved_config(self) -> VisionConfig:
@@ -309,6 +321,11 @@ class ConvEncoder(VisionEncoder):
     channels (first block width, doubled per block up to E, default 16), keypoints (K, default 0),
     keypoint_stride (default 4) and random_shift (default 0).
 
+    `film_dim` F > 0 conditions every conv block on a vector [B, F] (FiLM, Perez et al. 2018, as in RT-1):
+    x <- x * (1 + gamma) + beta with (gamma, beta) linear in the vector, zero-initialised so training
+    starts from the unconditioned encoder. The VLM passes the mean embedding of the prompt (the
+    instruction), so the feature maps and keypoints become "where is the thing the instruction names".
+
     `random_shift` s > 0 augments in training mode only: each image is padded by s pixels (edge
     replicated) and cropped back at a random offset, DrQ's shift augmentation (Kostrikov et al. 2020)
     that diffusion policy and robomimic use against overfitting a few hundred demonstrations.
@@ -326,7 +343,15 @@ class ConvEncoder(VisionEncoder):
     def __init__(self, cfg: VisionConfig):
         if cfg.pretrained:
             raise ValueError("vision encoder 'conv' has no pretrained weights; set vision.pretrained=null")
-        known = {"hidden_size", "patch_size", "channels", "keypoints", "keypoint_stride", "random_shift"}
+        known = {
+            "hidden_size",
+            "patch_size",
+            "channels",
+            "keypoints",
+            "keypoint_stride",
+            "random_shift",
+            "film_dim",
+        }
         unknown = set(cfg.hf) - known
         if unknown:
             raise ValueError(f"vision encoder 'conv': unknown hf keys {sorted(unknown)}")
@@ -336,6 +361,9 @@ class ConvEncoder(VisionEncoder):
         self.keypoints = int(cfg.hf.get("keypoints", 0))
         kp_stride = int(cfg.hf.get("keypoint_stride", 4))
         self.random_shift = int(cfg.hf.get("random_shift", 0))
+        self.film_dim = int(cfg.hf.get("film_dim", 0))
+        if self.film_dim < 0:
+            raise ValueError(f"vision encoder 'conv': film_dim must be >= 0, got {self.film_dim}")
         if self.random_shift < 0:
             raise ValueError(f"vision encoder 'conv': random_shift must be >= 0, got {self.random_shift}")
         if patch < 2 or patch & (patch - 1):
@@ -357,6 +385,11 @@ class ConvEncoder(VisionEncoder):
             if i + 1 == self.kp_block:
                 kp_channels = c_out
         self.body = nn.Sequential(*layers)
+        self.block_channels = [m.out_channels for m in layers if isinstance(m, nn.Conv2d)]
+        if self.film_dim:
+            self.film = nn.Linear(self.film_dim, 2 * sum(self.block_channels))  # -> (gamma, beta) per block
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         self.proj = nn.Conv2d(c_in, dim, 1)
         self.norm = nn.LayerNorm(dim)
         if self.keypoints:
@@ -372,12 +405,18 @@ class ConvEncoder(VisionEncoder):
         xy, pooled = spatial_softmax(feats, self.kp_logits(feats))  # [B,K,2], [B,K,C]
         return self.kp_proj(torch.cat([pooled, xy], dim=-1)) + self.kp_embed  # [B,K,E]
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x, kp_feats = images, None
         if self.training and self.random_shift:
             x = random_shift(x, self.random_shift)
+        films: list[torch.Tensor] = []
+        if self.film_dim and cond is not None:
+            films = list(self.film(cond.to(x.dtype)).split([2 * c for c in self.block_channels], dim=1))
         for i, layer in enumerate(self.body):
             x = layer(x)
+            if i % 3 == 2 and films:  # after each block's activation: FiLM with [B,2C] -> gamma, beta [B,C]
+                gamma, beta = films[i // 3].chunk(2, dim=1)
+                x = x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
             if i + 1 == 3 * self.kp_block:  # 3 layers per stride-2 block
                 kp_feats = x  # [B,C,H/kp_stride,W/kp_stride]
         x = self.proj(x)  # [B,E,h,w]
@@ -397,4 +436,6 @@ class ConvEncoder(VisionEncoder):
             hf["keypoints"], hf["keypoint_stride"] = self.keypoints, self.kp_stride
         if self.random_shift:
             hf["random_shift"] = self.random_shift
+        if self.film_dim:
+            hf["film_dim"] = self.film_dim
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)

@@ -73,6 +73,11 @@ class VLM(nn.Module, ComponentControls):
         self.lm = build_language_model(cfg.lm, self.tokenizer)
         hidden = self.lm.hidden_size
         self.vision = build_vision_encoder(cfg.vision)
+        if self.vision.film_dim and self.vision.film_dim != hidden:
+            raise ValueError(
+                f"VLM: vision.hf.film_dim={self.vision.film_dim} must equal the LM hidden size {hidden} "
+                "(the encoder is conditioned on the prompt's mean LM embedding)"
+            )
         self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
         self.state_encoder = StateEncoder(cfg.state, hidden) if cfg.state.dim > 0 else None
         self.point_encoder = build_point_encoder(cfg.points, hidden) if cfg.points.num_groups > 0 else None
@@ -137,8 +142,9 @@ class VLM(nn.Module, ComponentControls):
         m += self.cfg.points.num_groups if self.point_encoder is not None else 0
         return m + (self.cfg.goal_points.num_groups if self.goal_encoder is not None else 0)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,3,H,W] or [B,C,3,H,W] (C cameras, transformed) -> visual tokens [B,C*Q,H]."""
+    def encode_images(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """images [B,3,H,W] or [B,C,3,H,W] (C cameras, transformed) -> visual tokens [B,C*Q,H].
+        cond [B,H]: the prompt embedding a FiLM vision encoder (`vision.film_dim`) is conditioned on."""
         if images.ndim == 4:
             images = images.unsqueeze(1)  # [B,3,H,W] -> [B,1,3,H,W]
         if images.ndim != 5:
@@ -149,7 +155,14 @@ class VLM(nn.Module, ComponentControls):
                 f"VLM: got {c} cameras but the model was built with max_cameras={self.cfg.max_cameras}"
             )
         dtype = next(self.vision.parameters()).dtype  # float32 pixels into a bf16 model, for instance
-        feats = self.vision(images.flatten(0, 1).to(dtype))  # [B*C,3,H,W] -> [B*C,P,E]
+        film = None
+        if self.vision.film_dim:
+            if cond is None:
+                raise ValueError(
+                    "VLM: the vision encoder is FiLM-conditioned (film_dim > 0); pass the prompt"
+                )
+            film = cond.repeat_interleave(c, dim=0)  # [B,H] -> [B*C,H], one row per camera image
+        feats = self.vision(images.flatten(0, 1).to(dtype), film)  # [B*C,3,H,W] -> [B*C,P,E]
         tokens = self.connector(feats)  # [B*C,P,E] -> [B*C,Q,H]
         tokens = tokens.view(b, c, tokens.shape[1], tokens.shape[2])  # [B*C,Q,H] -> [B,C,Q,H]
         if self.camera_embed is not None:
@@ -163,12 +176,14 @@ class VLM(nn.Module, ComponentControls):
         state: torch.Tensor | None = None,
         points: torch.Tensor | None = None,
         goal_points: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input.
-        points / goal_points: [B,N,C] (C = the encoder's in_features: xyz, or xyz + rgb)."""
+        points / goal_points: [B,N,C] (C = the encoder's in_features: xyz, or xyz + rgb); cond [B,H] the
+        prompt embedding for a FiLM vision encoder."""
         parts: list[torch.Tensor] = []
         if images is not None:
-            parts.append(self.encode_images(images))
+            parts.append(self.encode_images(images, cond))
         for name, value, enc in (
             ("state", state, self.state_encoder),
             ("points", points, self.point_encoder),
@@ -211,9 +226,14 @@ class VLM(nn.Module, ComponentControls):
             attention_mask = torch.ones_like(input_ids)
         if attention_mask.shape != (b, l) or (labels is not None and labels.shape != (b, l)):
             raise ValueError(f"VLM: attention_mask and labels must match input_ids [B,L]={(b, l)}")
-        prefix = self.prefix_embeds(b, images, state, points, goal_points)  # [B,M,H]
-        m = prefix.shape[1]
         text = self.lm.embed(input_ids)  # [B,L,H]
+        cond = None
+        if images is not None and self.vision.film_dim:  # mean embedding of the prompt (never the answer)
+            is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
+            w = is_prompt.to(text.dtype).unsqueeze(-1)  # [B,L,1]
+            cond = (text * w).sum(1) / w.sum(1).clamp(min=1.0)  # [B,H]
+        prefix = self.prefix_embeds(b, images, state, points, goal_points, cond)  # [B,M,H]
+        m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
         mask = torch.cat([attention_mask.new_ones(b, m), attention_mask], dim=1)  # [B,M+L]
         full_labels = None

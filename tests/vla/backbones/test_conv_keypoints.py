@@ -83,3 +83,66 @@ def test_random_shift_only_in_training_and_in_the_config():
     assert enc.resolved_config().hf["random_shift"] == 3
     with pytest.raises(ValueError, match="random_shift"):
         _enc(patch_size=8, random_shift=-1)
+
+
+def test_film_starts_as_identity_and_then_conditions_the_features():
+    torch.manual_seed(0)
+    plain = _enc(patch_size=8, keypoints=2)
+    torch.manual_seed(0)
+    film = _enc(patch_size=8, keypoints=2, film_dim=5).eval()
+    img, cond = torch.randn(2, 3, 32, 32), torch.randn(2, 5)
+    missing = film.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert set(missing) == {"film.weight", "film.bias"}  # FiLM only adds its generator
+    with torch.no_grad():
+        assert torch.allclose(film(img, cond), plain.eval()(img), atol=1e-6)  # zero-initialised
+        film.film.weight.normal_()
+        a, b = film(img, cond), film(img, cond.flip(0))
+    assert not torch.allclose(a, b.flip(0), atol=1e-4)  # same images, other conditions: other features
+    assert film.resolved_config().hf["film_dim"] == 5
+    with pytest.raises(ValueError, match="FiLM needs cond"):
+        film(img)
+    with pytest.raises(ValueError, match="no conditioning"):
+        plain(img, cond)
+
+
+def test_vlm_film_reads_the_prompt_never_the_answer():
+    from vla.backbones.config import vlm_config_from_dict
+    from vla.models.vlm import VLM
+
+    cfg = {
+        "vision": {
+            "name": "conv",
+            "image_size": 32,
+            "hf": {"hidden_size": 32, "patch_size": 16, "film_dim": 32},
+        },
+        "lm": {
+            "arch": "llama",
+            "tokenizer": "builtin:tiny",
+            "hf": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+            },
+        },
+    }
+    torch.manual_seed(0)
+    vlm = VLM(vlm_config_from_dict(cfg, where="test")).eval()
+    with torch.no_grad():
+        vlm.vision.film.weight.normal_()
+    images = torch.randn(1, 1, 3, 32, 32)
+    ids = torch.tensor([[1, 40, 41, 42, 50, 51]])
+    labels = torch.tensor([[-100, -100, -100, -100, 50, 51]])  # the last two ids are the answer
+    other_answer = torch.tensor([[1, 40, 41, 42, 60, 61]])
+    other_prompt = torch.tensor([[1, 40, 99, 42, 50, 51]])
+    with torch.no_grad():
+        m = vlm.num_prefix_tokens(1)
+
+        def prefix(x):
+            return vlm.build_inputs(x, labels=labels, images=images)["inputs_embeds"][:, :m]
+
+        assert torch.equal(prefix(ids), prefix(other_answer))
+        assert not torch.allclose(prefix(ids), prefix(other_prompt))
+    bad = {**cfg, "vision": {**cfg["vision"], "hf": {**cfg["vision"]["hf"], "film_dim": 16}}}
+    with pytest.raises(ValueError, match="film_dim"):
+        VLM(vlm_config_from_dict(bad, where="test"))

@@ -67,7 +67,7 @@ def overfit_run(pick_store, tmp_path_factory):
             "val_episodes=0",
             "model.vision.image_size=32",
             "model.vision.hf.patch_size=8",
-            "trainer.steps=110",
+            "trainer.steps=160",
             "trainer.batch_size=32",
             "trainer.lr=3e-3",
             "trainer.warmup_steps=10",
