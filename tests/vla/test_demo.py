@@ -13,7 +13,8 @@ def _argv(out):
         "episodes=3",
         "num_envs=1",
         "steps=4",
-        'train=["trainer.save_every=2","trainer.progress=false","val_episodes=1","trainer.batch_size=8"]',
+        'train=["trainer.save_every=2","trainer.progress=false","val_episodes=1","trainer.batch_size=8",'
+        '"action_label_sigma=1.5"]',
         "eval_episodes=1",
         "references=[expert]",
         f"out={out}",
@@ -33,6 +34,7 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     assert "pick_colour" in (out / "eval" / "report.md").read_text()
     assert (out / "loss.png").stat().st_size > 1000
     assert (out / "train" / "checkpoints" / "step_00000004" / "model.safetensors").exists()
+    assert "action_label_sigma=1.5" in summary["train_command"]  # extra `vla train` overrides pass through
     # A second run keeps the complete store and resumes training at its last step (no new steps).
     assert demo.main(_argv(out)) == 0
     again = json.loads((out / "summary.json").read_text())

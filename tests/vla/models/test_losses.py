@@ -46,3 +46,27 @@ def test_gradient_reaches_the_logits():
     ordinal_action_loss(logits, target, torch.arange(10, 30), 2.0).backward()
     assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
     assert float(logits.grad[:, 3].abs().sum()) == 0.0  # ignored positions get no gradient
+
+
+def test_vla_uses_the_ordinal_loss_only_for_bin_tokenizers():
+    """The VLA's training loss switches to soft labels with sigma > 0; FAST (no bin order) is refused."""
+    from tests.vla.models.test_vla import _tiny
+
+    vla = _tiny("uniform", chunk_len=1)
+    proc = vla.processor
+    obs = {
+        "images/static": torch.zeros(1, 32, 32, 3, dtype=torch.uint8),
+        "images/wrist": torch.zeros(1, 32, 32, 3, dtype=torch.uint8),
+        "state": torch.zeros(1, 15),
+        "action": torch.full((1, 7), 0.01),
+        "instruction": "lift the red cube",
+    }
+    batch = proc.collate([obs, {**obs, "action": torch.full((1, 7), -0.02)}])
+    plain = float(vla(batch)["loss"])
+    vla.set_action_label_sigma(2.0)
+    soft = float(vla(batch)["loss"])
+    assert soft != pytest.approx(plain, rel=1e-3) and soft > 0
+    with pytest.raises(ValueError, match=">= 0"):
+        vla.set_action_label_sigma(-1.0)
+    with pytest.raises(ValueError, match="bin tokenizer"):
+        _tiny("fast", chunk_len=4).set_action_label_sigma(2.0)
