@@ -1,13 +1,10 @@
 """Videos: mp4/gif files that decode back to the frames' count and size; the recorder observer; demo."""
 
-import json
-
 import av
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from vla import cli
 from vla.eval.video import VideoRecorder, write_video
 
 
@@ -70,14 +67,3 @@ def test_recorder_in_a_rollout_ends_with_the_final_state(tmp_path):
     res = run_episode(env, make_expert("pick"), 0, observers=[rec])
     env.close()
     assert res.success and len(rec.frames) == res.length + 1 and rec.written.is_file()
-
-
-def test_vla_demo_command(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = cli.main(["demo", "tasks=[pick]", "episodes=1", "image_size=32", "video_format=gif", f"out={out}"])
-    assert code == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["per_task"]["pick"]["success_rate"] == 1.0
-    assert (out / "pick" / "seed0.gif").is_file() and (out / "config.yaml").is_file()
-    assert "pick" in capsys.readouterr().out
-    assert cli.main(["demo", "tasks=[juggle]", f"out={out}"]) == 1
