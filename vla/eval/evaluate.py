@@ -165,13 +165,18 @@ def run_policy(
 
 
 def _with_checkpoint(cfg: EvalConfig) -> EvalConfig:
-    """`checkpoint=` selects the "vla" policy; its cameras and action space must match the env."""
+    """`checkpoint=` selects the "vla" policy; its cameras, action space and point clouds must match the
+    env (checked before the first episode)."""
     import dataclasses
 
     from policies.vla import check_env_compatible, resolve_checkpoint
+    from vla.models.checkpoint import read_checkpoint_config
+    from vla.pointcloud.model_inputs import check_env_provides_clouds
 
     path = resolve_checkpoint(cfg.checkpoint)
     check_env_compatible(path, list(cfg.env.cameras), cfg.env.action_space)
+    processor = (read_checkpoint_config(path, model_type="vla").get("vla") or {}).get("processor") or {}
+    check_env_provides_clouds(processor, dataclasses.asdict(cfg.env), list(cfg.tasks))  # goal/scene clouds
     kwargs = {**cfg.policy_kwargs, "checkpoint": str(path)}
     return dataclasses.replace(cfg, policy="vla", policy_kwargs=kwargs)
 
@@ -184,7 +189,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         get_task(t)  # unknown task names fail before the first episode
     check_split(cfg.split)
     if cfg.video_camera is not None and cfg.video_camera not in cfg.env.cameras:
-        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={list(cfg.env.cameras)}")
+        cams = list(cfg.env.cameras)
+        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={cams}")
     if cfg.episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
     if cfg.checkpoint:

@@ -127,3 +127,12 @@ def test_bad_input_fails_before_the_first_episode(tmp_path):
         evaluate(_cfg(tmp_path, "split=nope"))
     with pytest.raises(ValueError, match="unknown policy"):
         evaluate(_cfg(tmp_path, "policy=nope"))
+
+
+def test_video_camera_must_be_rendered():
+    from vla.config import compose, to_dataclass
+    from vla.eval.evaluate import EvalConfig, evaluate
+
+    cfg = to_dataclass(compose("eval", ["env.cameras=[wrist]", "video_camera=static"]), EvalConfig)
+    with pytest.raises(ValueError, match="video_camera"):
+        evaluate(cfg)

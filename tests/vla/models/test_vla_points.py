@@ -180,8 +180,10 @@ def goal_store(tmp_path_factory):
 
 def test_goal_conditioned_vla_trains_on_a_goal_store_and_runs_through_vla_eval(goal_store, tmp_path):
     from vla.cli import main as cli
+    from vla.config import compose, to_dataclass
     from vla.data.store import EpisodeStore
     from vla.data.windows import WindowDataset, WindowSpec
+    from vla.eval.evaluate import EvalConfig, evaluate
     from vla.pointcloud.episode_clouds import EpisodeClouds
 
     store = EpisodeStore.open(goal_store)
@@ -221,9 +223,12 @@ def test_goal_conditioned_vla_trains_on_a_goal_store_and_runs_through_vla_eval(g
     results = json.loads((out / "results.json").read_text())
     ep = results["episodes"][0]
     assert ep["error"] is None and ep["length"] == 4
-    # no depth: the checkpoint's observation cloud cannot be built (an error, not a silent empty cloud)
+    # no depth, or a task without a goal cloud: `vla eval` stops before the first episode with the fix
     shutil.rmtree(out)
     no_depth = [a for a in env if not a.startswith("env.depth")] + ["env.depth=false"]
-    assert cli(["eval", f"checkpoint={run}", *no_depth, *eval_args, f"out={out}", "progress=false"]) == 0
-    ep = json.loads((out / "results.json").read_text())["episodes"][0]
-    assert ep["error"] is not None and "depth" in ep["error"]
+    with pytest.raises(ValueError, match="env.depth=true"):
+        evaluate(to_dataclass(compose("eval", [f"checkpoint={run}", *no_depth, *eval_args]), EvalConfig))
+    no_goal = [a if a != "tasks=[arrange_one]" else "tasks=[pick]" for a in eval_args]
+    with pytest.raises(ValueError, match="no goal cloud"):
+        evaluate(to_dataclass(compose("eval", [f"checkpoint={run}", *env, *no_goal]), EvalConfig))
+    assert not out.exists()
