@@ -192,9 +192,16 @@ class PickTask(Task):
         x, y = self._place(rng, [], 0.03)
         target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
         taken = [(x, y, target.radius)]
-        objs = [target] + self._distractors(rng, split, taken, {(c, s)}, int(rng.integers(1, 4)))
+        objs = [target] + self._distractors(
+            rng, split, taken, self._not_distractors(c, s), int(rng.integers(1, 4))
+        )
         text, t = self._instruction(rng, o=target.name)
         return Layout(tuple(objs), (), 0, "lift", -1, text, t)
+
+    @staticmethod
+    def _not_distractors(colour: str, shape: str) -> set[tuple[str, str]]:
+        """Colour-shape pairs no distractor may have: the target's own."""
+        return {(colour, shape)}
 
     def success(self, snap):
         spec = snap.layout.objects[snap.layout.target]
@@ -208,15 +215,9 @@ class PickColourTask(PickTask):
     target (`pick` may show a purple cylinder beside the purple cube: at 64 px only shape tells them apart).
     The default task of `vla demo`; held-out seeds still use colour-shape pairs never seen in train."""
 
-    def sample(self, rng, split):
-        c, s = self._pair(rng, split, set())
-        x, y = self._place(rng, [], 0.03)
-        target = ObjectSpec(s, c, x, y, float(rng.uniform(-math.pi, math.pi)))
-        taken = [(x, y, target.radius)]
-        same_colour = {(c, k) for k in SHAPE_NAMES}
-        objs = [target] + self._distractors(rng, split, taken, same_colour, int(rng.integers(1, 4)))
-        text, t = self._instruction(rng, o=target.name)
-        return Layout(tuple(objs), (), 0, "lift", -1, text, t)
+    @staticmethod
+    def _not_distractors(colour: str, shape: str) -> set[tuple[str, str]]:
+        return {(colour, k) for k in SHAPE_NAMES}
 
 
 def _resting(snap: Snapshot, i: int, surface: float) -> bool:
