@@ -160,8 +160,8 @@ class VLA(nn.Module):
         pred = logits.argmax(dim=-1)
         result = {"loss": out.loss}
         if self.action_label_sigma > 0:
-            lm_ids = torch.as_tensor(self.processor.vocab.lm_ids)  # [n_bins] in bin order
-            result["loss"] = ordinal_action_loss(logits, target, lm_ids, self.action_label_sigma)
+            # action_ids: the vocab's LM ids in bin order [n_bins], already on the model's device
+            result["loss"] = ordinal_action_loss(logits, target, self.action_ids, self.action_label_sigma)
         if bool(is_action.any()):
             result["action_acc"] = (pred[is_action] == target[is_action]).float().mean().detach()
         labelled = target != IGNORE_INDEX
