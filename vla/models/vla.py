@@ -32,6 +32,7 @@ from torch import nn
 from action_tokenizers.vocab import make_action_vocab
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.data.normalizer import Normalizer
+from vla.models.action_head import L1ActionHead, check_action_head
 from vla.models.checkpoint import (
     CONFIG_FILE,
     FORMAT,
@@ -44,6 +45,7 @@ from vla.models.losses import ordinal_action_loss
 from vla.models.text import IGNORE_INDEX
 from vla.models.vlm import VLM
 from vla.processor import ProcessorConfig, VLAProcessor
+from vla.types import ACTION_KEY
 from vla.utils.io import atomic_directory, atomic_write_json
 
 MODEL_TYPE = "vla"
@@ -71,10 +73,17 @@ def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig
 class VLA(nn.Module):
     """VLM + VLAProcessor; `forward(batch)` follows the trainer's contract (dict with scalar "loss")."""
 
-    def __init__(self, vlm: VLM, processor: VLAProcessor):
+    def __init__(self, vlm: VLM, processor: VLAProcessor, action_head: str = "tokens"):
         super().__init__()
         self.vlm = vlm
         self.processor = processor
+        self.action_head_name = check_action_head(action_head)
+        # "l1": T query embeddings + MLP regress the normalised chunk in one pass (vla.models.action_head)
+        self.action_head = (
+            L1ActionHead(vlm.lm.hidden_size, processor.chunk_len, processor.action_dim)
+            if action_head == "l1"
+            else None
+        )
         self._check_compatible("VLA")
         self.register_buffer("action_ids", processor.action_lm_ids, persistent=False)  # [K]
         self.action_label_sigma = 0.0  # > 0: ordinal soft labels for bin tokens (vla.models.losses)
@@ -85,6 +94,8 @@ class VLA(nn.Module):
 
         if sigma < 0:
             raise ValueError(f"action_label_sigma must be >= 0, got {sigma}")
+        if sigma > 0 and self.action_head is not None:
+            raise ValueError("action_label_sigma applies to action tokens, not action_head='l1'")
         if sigma > 0 and not isinstance(self.processor.action_tokenizer, BinTokenizerBase):
             name = self.processor.action_tokenizer.name
             raise ValueError(f"action_label_sigma needs a bin tokenizer (uniform/quantile), not {name!r}")
@@ -92,9 +103,15 @@ class VLA(nn.Module):
 
     @classmethod
     def build(
-        cls, model_cfg: VLMConfig, proc_cfg: ProcessorConfig, action_tokenizer: Any, normalizer: Normalizer
+        cls,
+        model_cfg: VLMConfig,
+        proc_cfg: ProcessorConfig,
+        action_tokenizer: Any,
+        normalizer: Normalizer,
+        action_head: str = "tokens",
     ) -> VLA:
-        """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary."""
+        """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary;
+        `action_head` "l1" adds the continuous head (vla.models.action_head)."""
         from vla.backbones.language import load_text_tokenizer
 
         cfg = vlm_config_for(model_cfg, proc_cfg)
@@ -104,7 +121,7 @@ class VLA(nn.Module):
         text_tok, vocab = make_action_vocab(proc_cfg.vocab_mode, base, action_tokenizer.vocab_size)
         vlm = VLM(cfg, tokenizer=text_tok)
         proc = VLAProcessor(proc_cfg, text_tok, action_tokenizer, vocab, normalizer, vlm.vision.transform)
-        return cls(vlm, proc)
+        return cls(vlm, proc, action_head)
 
     def _check_compatible(self, where: str) -> None:
         p, c, proc = self.processor.cfg, self.vlm.cfg, self.processor
@@ -135,16 +152,22 @@ class VLA(nn.Module):
             problems.append(
                 f"action vocab needs {proc.vocab.lm_vocab_size} ids, LM has {self.vlm.lm.vocab_size}"
             )
+        if self.action_head is not None and ACTION_KEY not in proc.normalizer:
+            problems.append(f"action_head 'l1' regresses normalised actions; normalizer lacks {ACTION_KEY!r}")
         if problems:
             raise ValueError(f"{where}: incompatible config: " + "; ".join(problems))
 
     # ----------------------------------------------------------------- training
     def components(self) -> dict[str, nn.Module]:
-        return self.vlm.components()
+        comps = self.vlm.components()
+        return {**comps, "action_head": self.action_head} if self.action_head is not None else comps
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch from VLAProcessor.collate -> loss, action-token accuracy (teacher forced) and, in eval
-        mode with a fixed-length tokenizer, the L1 error of the decoded (constrained argmax) actions."""
+        mode with a fixed-length tokenizer, the L1 error of the decoded (constrained argmax) actions.
+        With the continuous head: the L1 loss on normalised actions, and action_l1 in raw units."""
+        if self.action_head is not None:
+            return self._forward_continuous(batch)
         out = self.vlm(
             batch["input_ids"],
             batch["attention_mask"],
@@ -175,6 +198,33 @@ class VLA(nn.Module):
                 acts, _ = self.processor.decode_actions(ids)  # [B,T,D] raw
                 err = np.abs(acts - batch["actions"].detach().cpu().numpy()).mean()
                 result["action_l1"] = torch.tensor(float(err))
+        return result
+
+    def regress_actions(self, inputs: Mapping[str, torch.Tensor], prompt_mask: torch.Tensor) -> torch.Tensor:
+        """Continuous head: model inputs + prompt mask [B,L] (1 on BOS + prompt) -> normalised [B,T,D]."""
+        assert self.action_head is not None
+        dev = self.action_ids.device
+        opt = {k: inputs[k].to(dev) for k in ("state", "points", "goal_points") if k in inputs}
+        hidden = self.vlm.query_hidden_states(
+            self.action_head.queries,
+            inputs["input_ids"].to(dev),
+            prompt_mask.to(dev),
+            images=inputs["images"].to(dev),
+            **opt,
+        )  # [B,T,H]
+        return self.action_head(hidden)  # [B,T,D]
+
+    def _forward_continuous(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        assert self.action_head is not None
+        # the collated rows are [BOS + prompt][action ids][EOS][pads]: keep only the prompt visible
+        prompt_mask = batch["attention_mask"] * (batch["labels"] == IGNORE_INDEX)  # [B,L]
+        pred = self.regress_actions(batch, prompt_mask)  # [B,T,D] normalised
+        raw = batch["actions"].to(pred.device)  # [B,T,D]
+        target = self.processor.normalizer.normalize(ACTION_KEY, raw).to(pred.dtype)
+        result = {"loss": self.action_head.loss(pred, target)}
+        if not self.training:
+            acts = self.processor.normalizer.unnormalize(ACTION_KEY, pred.detach().float())
+            result["action_l1"] = (acts - raw.float()).abs().mean()
         return result
 
     # ----------------------------------------------------------------- inference
@@ -216,6 +266,10 @@ class VLA(nn.Module):
         self.eval()
         try:
             inputs = self.processor.observation(history, instruction)
+            if self.action_head is not None:  # one forward pass, no decoding
+                pred = self.regress_actions(inputs, inputs["attention_mask"])  # [1,T,D] normalised
+                acts = self.processor.normalizer.unnormalize(ACTION_KEY, pred.float().cpu().numpy())
+                return np.asarray(acts[0], dtype=np.float32)  # [T,D]
             ids = self.generate_action_ids(inputs, use_cache=use_cache)  # [1,L]
         finally:
             self.train(was_training)
@@ -235,6 +289,7 @@ class VLA(nn.Module):
                 "action_tokenizer": p.action_tokenizer.name,
                 "action_dim": p.action_dim,
                 "chunk_len": p.chunk_len,
+                "action_head": self.action_head_name,
             },
         }
 
@@ -250,7 +305,9 @@ class VLA(nn.Module):
 
         d = Path(directory)
         sd = dict(state_dict if state_dict is not None else self.state_dict())
+        # VLM parameter names, plus the continuous head's own action_head.* (when there is one)
         vlm_sd = {k[len("vlm.") :]: v for k, v in sd.items() if k.startswith("vlm.")}
+        vlm_sd.update({k: v for k, v in sd.items() if k.startswith("action_head.")})
         # clone: tied weights share storage, which safetensors refuses
         save_file(
             {k: v.detach().cpu().contiguous().clone() for k, v in vlm_sd.items()},
@@ -274,7 +331,7 @@ class VLA(nn.Module):
         file = Path(path) / WEIGHTS_FILE
         if not file.is_file():
             raise FileNotFoundError(f"checkpoint {path} is missing {WEIGHTS_FILE}")
-        sd = {f"vlm.{k}": v for k, v in load_file(str(file)).items()}
+        sd = {k if k.startswith("action_head.") else f"vlm.{k}": v for k, v in load_file(str(file)).items()}
         missing, unexpected = self.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise ValueError(
@@ -299,7 +356,11 @@ class VLA(nn.Module):
             vlm = VLM(cfg, tokenizer=tok)
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path / CONFIG_FILE}: cannot build the model: {e!r}") from None
-        model = cls(vlm, proc)
+        head = config.get("vla", {}).get("action_head", "tokens")  # absent in older checkpoints
+        try:
+            model = cls(vlm, proc, head)
+        except ValueError as e:
+            raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
         model._check_compatible(str(path))
         model.load_weights(path)
         return model.eval()

@@ -286,6 +286,38 @@ class VLM(nn.Module, ComponentControls):
             loss=loss, logits=logits, labels=inp["labels"], num_prefix_tokens=inp["num_prefix_tokens"]
         )
 
+    def query_hidden_states(
+        self,
+        queries: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
+        goal_points: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final hidden states [B,Q,H] of Q query embeddings [Q,H] appended after the (right-padded) prompt.
+
+        The sequence is [prefix][prompt, pads masked][queries]; the queries see the whole prefix and prompt
+        and each other causally (one forward pass: OpenVLA-OFT's parallel decoding). Used by the VLA's
+        continuous action head (vla.models.action_head)."""
+        inp = self.build_inputs(input_ids, attention_mask, None, images, state, points, goal_points)
+        embeds, mask = inp["inputs_embeds"], inp["mask2d"]  # [B,M+L,H], [B,M+L]
+        b, q = embeds.shape[0], queries.shape[0]
+        embeds = torch.cat([embeds, queries.to(embeds.dtype)[None].expand(b, q, -1)], dim=1)  # [B,M+L+Q,H]
+        full = torch.cat([mask, mask.new_ones(b, q)], dim=1)  # [B,M+L+Q]
+        attn: torch.Tensor = full
+        if self.cfg.prefix_lm:  # prefix and prompt attend both ways; the queries causally
+            is_prefix = torch.cat([mask.bool(), torch.zeros(b, q, dtype=torch.bool, device=mask.device)], 1)
+            attn = prefix_lm_mask(full.bool(), is_prefix, embeds.dtype)  # [B,1,M+L+Q,M+L+Q]
+        out = self.lm.model.base_model(
+            inputs_embeds=embeds,
+            attention_mask=attn,
+            position_ids=position_ids_from_mask(full),
+            use_cache=False,
+        )
+        return out.last_hidden_state[:, -q:]  # [B,M+L+Q,H] -> [B,Q,H]
+
     @torch.no_grad()
     def generate(
         self,

@@ -90,6 +90,7 @@ class TrainConfig:
     cotrain: CoTrainConfig | None = None  # VQA co-training: +data@cotrain=vqa_cotrain (docs/vqa.md)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest on a busy shared CPU)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
+    action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
 
 
 def trainer_config(cfg: TrainConfig) -> TrainerConfig:
@@ -239,7 +240,7 @@ def run(cfg: TrainConfig) -> Any:
             **point_training_setup(cfg.model, EpisodeStore.open(cfg.data.path)).processor_fields,
         )
         torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
-        model = VLA.build(cfg.model, pcfg, tok, norm)
+        model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head)
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
     resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
     n_params = sum(p.numel() for p in model.parameters())
@@ -257,6 +258,8 @@ def run(cfg: TrainConfig) -> Any:
     }
     fit_model = model
     if cfg.cotrain is not None:  # robot windows + VQA samples in every batch (vla.training.mixture)
+        if model.action_head is not None:
+            raise ValueError("VQA co-training needs action tokens (action_head=tokens), not action_head=l1")
         fit_model, train, fit_kw = cotrain_fit(cfg.cotrain, model, train, tcfg, **fit_kw)
     return trainer.fit(fit_model, train, val, **fit_kw)
 
