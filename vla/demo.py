@@ -141,11 +141,16 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
     steps = [r["step"] for r in train]
     ax[0].plot(steps, [r["loss"] for r in train])
     ax[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
-    ax[1].plot(steps, [r.get("action_acc", float("nan")) for r in train], label="train")
-    val = [r for r in rows if r.get("split") == "val" and "action_acc" in r]
-    if val:
-        ax[1].plot([r["step"] for r in val], [r["action_acc"] for r in val], "o-", label="val")
-    ax[1].set(xlabel="step", ylabel="action-token accuracy", ylim=(0, 1), title="accuracy")
+    if any("action_acc" in r for r in train):  # token head: teacher-forced action-token accuracy
+        ax[1].plot(steps, [r.get("action_acc", float("nan")) for r in train], label="train")
+        val = [r for r in rows if r.get("split") == "val" and "action_acc" in r]
+        if val:
+            ax[1].plot([r["step"] for r in val], [r["action_acc"] for r in val], "o-", label="val")
+        ax[1].set(xlabel="step", ylabel="action-token accuracy", ylim=(0, 1), title="accuracy")
+    else:  # continuous head: validation L1 of the raw actions
+        val = [r for r in rows if r.get("split") == "val" and "action_l1" in r]
+        ax[1].plot([r["step"] for r in val], [r["action_l1"] for r in val], "o-", label="val")
+        ax[1].set(xlabel="step", ylabel="action L1 (raw units)", yscale="log", title="validation error")
     ax[1].legend()
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,9 @@ def _argv(out):
         "episodes=3",
         "num_envs=1",
         "steps=4",
-        'train=["trainer.save_every=2","trainer.progress=false","val_episodes=1","trainer.batch_size=8",'
-        '"action_label_sigma=1.5"]',
+        # the default preset's model (FiLM conv, continuous head, no state) plus toy-size settings
+        'train=["model=tiny_vla_film","action_head=l1","use_state=false","trainer.save_every=2",'
+        '"trainer.progress=false","val_episodes=1","trainer.batch_size=8","trainer.warmup_steps=1"]',
         "eval_episodes=1",
         "references=[expert]",
         f"out={out}",
@@ -34,7 +35,9 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     assert "pick_colour" in (out / "eval" / "report.md").read_text()
     assert (out / "loss.png").stat().st_size > 1000
     assert (out / "train" / "checkpoints" / "step_00000004" / "model.safetensors").exists()
-    assert "action_label_sigma=1.5" in summary["train_command"]  # extra `vla train` overrides pass through
+    assert "trainer.warmup_steps=1" in summary["train_command"]  # extra `vla train` overrides pass through
+    config = json.loads((out / "train" / "checkpoints" / "step_00000004" / "config.json").read_text())
+    assert config["vla"]["action_head"] == "l1" and config["vla"]["processor"]["use_state"] is False
     # A second run keeps the complete store and resumes training at its last step (no new steps).
     assert demo.main(_argv(out)) == 0
     again = json.loads((out / "summary.json").read_text())
@@ -48,6 +51,10 @@ def test_demo_presets_and_bad_input():
     assert full.tasks == ["pick", "place", "push", "stack"] and full.preset == "full"
     default = to_dataclass(compose("demo", []), demo.DemoConfig)
     assert default.tasks == ["pick_colour"] and default.eval_episodes >= 50
+    from vla.training.cli import load_config
+
+    trained = load_config(demo.train_overrides(default))  # the preset's `vla train` command composes
+    assert trained.action_head == "l1" and not trained.use_state and trained.model.vision.hf["film_dim"] == 64
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
     with pytest.raises(ValueError, match="tasks"):
