@@ -57,16 +57,6 @@ def _obs(sample):
 
 
 @pytest.fixture(scope="module")
-def pick_store(tmp_path_factory):
-    from vla.data.collect import main as collect
-
-    out = tmp_path_factory.mktemp("pick_l1") / "two.zarr"
-    args = ["task=pick", "episodes=2", "env.image_size=32", "env.depth=false", f"out={out}"]
-    assert collect(args) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def l1_run(pick_store, tmp_path_factory):
     from vla.training.cli import load_config, run
 
