@@ -6,8 +6,8 @@ the action positions are instead T learned query embeddings appended after the p
 forward pass ("parallel decoding"), and their final hidden states are mapped by a small MLP to continuous
 actions trained with an L1 loss. On this project's tiny from-scratch default this is the difference between
 a policy that reads the scene and one that does not: on held-out `pick_colour` layouts, the same FiLM-conv
-features regressed the approach action to 4.7 / 6.1 mm (x / y) after 2,000 steps, while classification
-heads were at 8.6 / 13.5 mm (32 bins) and 11.3 / 11.7 mm (256 bins, Gaussian soft labels), against labels
+features regressed the approach action to 4.6 / 6.2 mm (x / y) after 2,000 steps, while classification
+heads were at 12.8 / 18.3 mm (32 bins) and 8.5 / 15.2 mm (256 bins, Gaussian soft labels), against labels
 of 18 / 28 mm (benchmarks/head_probe.py, docs/training.md).
 
 Shapes (legend: B batch, T chunk steps, D action dim, H LM hidden):
