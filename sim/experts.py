@@ -31,6 +31,7 @@ GAIN = 0.5
 SAFE_Z = 0.16  # carrying height of the grasp point
 OPEN, CLOSED = 1.0, 0.0
 CLOSED_BELOW = 0.075  # gripper width (m; 0.08 open) under which the fingers have closed on something
+OPENED_ABOVE = 0.075  # gripper width above which the fingers have opened again after a release
 
 
 def _wrap(angle: float, period: float) -> float:
@@ -128,7 +129,8 @@ class ScriptedExpert:
         if self.phase == "close":
             # Lift as soon as the fingers have closed (observable: the gripper width in the state), not
             # after a hidden timer: a wait of k identical-looking frames teaches a policy to wait forever.
-            if (self.phase_steps >= 1 and float(priv["gripper_width"]) < CLOSED_BELOW) or self.phase_steps >= 4:
+            closed = self.phase_steps >= 1 and float(priv["gripper_width"]) < CLOSED_BELOW
+            if closed or self.phase_steps >= 4:
                 self._set("lift")
                 return self._grasp(priv)
             return np.array([pos[0], pos[1], grasp_z]), 0.0, CLOSED
@@ -201,8 +203,11 @@ class _CarryExpert(ScriptedExpert):
                 self._set("release")
             return goal, 0.0, CLOSED
         if self.phase == "release":
-            if self.phase_steps >= 3:
+            # retreat once the gripper width shows the fingers open again (observable, as in "close")
+            opened = self.phase_steps >= 1 and float(priv["gripper_width"]) > OPENED_ABOVE
+            if opened or self.phase_steps >= 3:
                 self._set("retreat")
+                return self._act(priv)
             return ee.copy(), 0.0, OPEN
         # retreat; if the object did not stay where it was put (it slid or toppled), start over
         if ee[2] > 0.1 and not self._placed(priv, pos, goal_xy):
