@@ -35,6 +35,7 @@ from vla.data.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
+from vla.models.action_head import check_action_head
 from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
@@ -129,6 +130,11 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
     )
     if cfg.chunk_len < 1:
         raise ValueError(f"chunk_len must be >= 1, got {cfg.chunk_len}")
+    check_action_head(cfg.action_head)
+    if cfg.cotrain is not None and cfg.action_head != "tokens":
+        raise ValueError("VQA co-training needs action tokens (action_head=tokens), not action_head=l1")
+    if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
+        raise ValueError("action_label_sigma applies to action tokens, not action_head=l1")
     cfg.tokenizer = {**cfg.tokenizer, "chunk_len": cfg.chunk_len}
     cfg.data = dataclasses.replace(cfg.data, n_action=cfg.chunk_len)
     return cfg
@@ -258,8 +264,6 @@ def run(cfg: TrainConfig) -> Any:
     }
     fit_model = model
     if cfg.cotrain is not None:  # robot windows + VQA samples in every batch (vla.training.mixture)
-        if model.action_head is not None:
-            raise ValueError("VQA co-training needs action tokens (action_head=tokens), not action_head=l1")
         fit_model, train, fit_kw = cotrain_fit(cfg.cotrain, model, train, tcfg, **fit_kw)
     return trainer.fit(fit_model, train, val, **fit_kw)
 

@@ -42,6 +42,9 @@ def _train(store, tmp_path, *extra):
         (["model.vision.name=nope"], "nope"),
         (["val_episodes=3"], "val_episodes"),
         (["trainer.precision=fp8"], "precision"),
+        (["action_head=diffusion"], "action_head must be one of"),
+        (["action_head=l1", "action_label_sigma=2"], "action tokens"),
+        (["action_head=l1", "+data@cotrain=vqa_cotrain", "cotrain.vqa.0.source.path=x"], "action tokens"),
     ],
 )
 def test_bad_input_fails_before_training(store, tmp_path, capsys, overrides, message):
