@@ -414,7 +414,7 @@ class ConvEncoder(VisionEncoder):
             # Standardise the condition first: a mean of freshly initialised LM embeddings is ~0.01 in
             # size, which would leave FiLM's gradients (and so its learning) near zero.
             c = nn.functional.layer_norm(cond.to(x.dtype), (self.film_dim,))  # [B,F]
-            films = list(self.film(c).split([2 * c for c in self.block_channels], dim=1))
+            films = list(self.film(c).split([2 * ch for ch in self.block_channels], dim=1))
         for i, layer in enumerate(self.body):
             x = layer(x)
             if i % 3 == 2 and films:  # after each block's activation: FiLM with [B,2C] -> gamma, beta [B,C]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE = -100
+from vla.models.text import IGNORE_INDEX
 
 
 def gaussian_bin_targets(bins: torch.Tensor, n_bins: int, sigma: float) -> torch.Tensor:
@@ -33,12 +33,12 @@ def ordinal_action_loss(
 ) -> torch.Tensor:
     """Mean loss over labelled positions; action positions get Gaussian soft labels over their bins.
 
-    logits [B,L,V] (position t scores target t), target [B,L] LM ids or IGNORE, lm_ids [n_bins] the LM
+    logits [B,L,V] (position t scores target t), target [B,L] LM ids or IGNORE_INDEX, lm_ids [n_bins] the LM
     id of each bin in bin order (ActionVocab.lm_ids), sigma the label width in bins (> 0).
     """
     if sigma <= 0:
         raise ValueError(f"ordinal_action_loss: sigma must be > 0 bins, got {sigma}")
-    labelled = target != IGNORE  # [B,L]
+    labelled = target != IGNORE_INDEX  # [B,L]
     if not bool(labelled.any()):
         return logits.sum() * 0.0
     logp = torch.log_softmax(logits[labelled].float(), dim=-1)  # [N,V]

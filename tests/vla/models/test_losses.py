@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vla.models.losses import IGNORE, gaussian_bin_targets, ordinal_action_loss
+from vla.models.losses import gaussian_bin_targets, ordinal_action_loss
+from vla.models.text import IGNORE_INDEX as IGNORE
 
 
 @settings(max_examples=50, deadline=None)
