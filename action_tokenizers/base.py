@@ -16,7 +16,7 @@ token ids and back. Every tokenizer registered here follows one contract (tested
   expected shape. `decode` never raises on token content (a model may emit anything): unknown ids,
   wrong lengths or non-integers give the best valid chunk and `valid=False` for that chunk.
 * `input_space` says where in the pipeline the tokenizer sits: "normalized" tokenizers (uniform, FAST)
-  expect actions already mapped to [-1, 1] by the dataset's `vla.data.normalizer.Normalizer`;
+  expect actions already mapped to [-1, 1] by the dataset's `vla.core.normalizer.Normalizer`;
   "raw" tokenizers (quantile/openvla) embed their own q01/q99 normaliser and take raw actions, so the
   processor must not normalise actions a second time for them.
 * Persistence is JSON only; the `type` field names the registry entry, so `load_tokenizer` needs no
@@ -32,8 +32,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla.utils.io import atomic_write_json, read_json
-from vla.utils.registry import Registry
+from vla.core.io import atomic_write_json, read_json
+from vla.core.registry import Registry
 
 FORMAT = "vla.action_tokenizer"
 FORMAT_VERSION = 1

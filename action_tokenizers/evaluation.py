@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from action_tokenizers.base import ActionTokenizer
-from vla.data.normalizer import Normalizer, StatsAccumulator
-from vla.types import ACTION_KEY
+from vla.core.normalizer import Normalizer, StatsAccumulator
+from vla.core.types import ACTION_KEY
 
 
 def chunk_episodes(episodes: Sequence[np.ndarray], chunk_len: int, stride: int | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
 """`QuantileBinTokenizer` and its OpenVLA preset: q01/q99 normalisation, then 256 bins on [-1, 1].
 
-Input space: **raw** actions. The tokenizer owns a q99 `vla.data.normalizer.Normalizer` fitted in
+Input space: **raw** actions. The tokenizer owns a q99 `vla.core.normalizer.Normalizer` fitted in
 `fit` (the project's one normaliser, saved inside the tokenizer JSON) and returns raw actions from
 `decode`; the processor must not normalise actions again for it.
 
@@ -35,8 +35,8 @@ import numpy as np
 
 from action_tokenizers.base import fit_rows, header, register_tokenizer
 from action_tokenizers.bins import BinTokenizerBase
-from vla.data.normalizer import Normalizer, StatsAccumulator
-from vla.types import ACTION_KEY
+from vla.core.normalizer import Normalizer, StatsAccumulator
+from vla.core.types import ACTION_KEY
 
 EDGE_MODES = ("linspace", "quantile")
 

@@ -1,7 +1,7 @@
 """`UniformBinTokenizer`: RT-2's scheme, N equal-width bins per dimension over a fixed range.
 
 Input space: **normalised** actions. The processor maps raw actions to [-1, 1] with the dataset's
-`vla.data.normalizer.Normalizer` (q99 mode by default) before this tokenizer, and un-maps after decode;
+`vla.core.normalizer.Normalizer` (q99 mode by default) before this tokenizer, and un-maps after decode;
 the default range is therefore [-1, 1]. A per-dimension `low`/`high` may be given instead (then the
 tokenizer can take raw actions), or learnt from data with `fit_range=True` (per-dim min/max of `fit`).
 

@@ -1,7 +1,7 @@
 """Benchmark of the action tokenizers on scripted-expert trajectories; prints ONE JSON line.
 
 Trajectories: the simulator's scripted experts (`sim.experts.make_expert`) run through the shared rollout
-loop (`vla.eval.rollout.run_episode`) on pick/place/push/stack, noise-free and with demonstration noise
+loop (`vla.core.rollout.run_episode`) on pick/place/push/stack, noise-free and with demonstration noise
 0.003; an observer records the actions. Of the `--episodes` per task (seeds seed..seed+n-1), 80% fit the
 dataset q99 Normalizer and the bin tokenizers, 20% are held out; every figure is measured on the same
 held-out 1-s chunks (10 steps at 10 Hz, 7-D EE-delta actions, every window), errors in q99-normalised
@@ -42,7 +42,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from action_tokenizers import make_tokenizer  # noqa: E402
 from action_tokenizers.evaluation import TokenizerPipeline, chunk_episodes, evaluate, fit_normalizer  # noqa: E402
-from vla.types import ACTION_KEY  # noqa: E402
+from vla.core.types import ACTION_KEY  # noqa: E402
 
 TASKS = ("pick", "place", "push", "stack")
 FAST_SCALES = (10, 20, 30, 40, 50, 60, 75, 90, 100, 150, 200, 300)
@@ -79,7 +79,7 @@ def expert_episodes(n_per_task: int, seed: int, noise: float) -> tuple[list[np.n
 
     import sim  # noqa: F401  (registers the env id)
     from sim.experts import make_expert
-    from vla.eval.rollout import run_episode
+    from vla.core.rollout import run_episode
 
     eps, success = [], 0
     desc = f"expert rollouts (noise {noise}, seeds {seed}..)"

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from sim.config import EnvConfig, TaskConfig
-from vla.data.collect import CollectConfig, collect
+from vla.commands.collect import CollectConfig, collect
 
 
 def main() -> None:

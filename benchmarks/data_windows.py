@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from vla.data.store import EpisodeStore
 from vla.data.windows import WindowDataset, WindowSpec
-from vla.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
+from vla.core.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
 
 
 def rendered_frames(size: int, cameras: Sequence[str], n: int) -> dict[str, np.ndarray]:

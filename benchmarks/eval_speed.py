@@ -19,7 +19,7 @@ import time
 import torch
 
 from sim.config import EnvConfig
-from vla.eval.evaluate import EvalConfig, evaluate
+from vla.commands.eval import EvalConfig, evaluate
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import sim
 from sim.experts import make_expert
-from vla.eval.rollout import run_episode, summarize
+from vla.core.rollout import run_episode, summarize
 
 
 def main() -> None:

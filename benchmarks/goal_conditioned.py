@@ -95,7 +95,7 @@ def _goal_model(
         load_goal_diffusion,
         save_goal_diffusion,
     )
-    from vla.pointcloud.goal_train import evaluate_goals, train_goal_diffusion
+    from vla.training.goal_diffusion import evaluate_goals, train_goal_diffusion
     from vla.pointcloud.goals import goal_set_from_store
     from vla.pointcloud.metrics import chamfer_distance
 

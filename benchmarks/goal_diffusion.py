@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla.config import compose, to_dataclass
+from vla.core.config import compose, to_dataclass
 from vla.models.goal_diffusion import GoalDiffusion
-from vla.pointcloud.cli import GoalsConfig
-from vla.pointcloud.goal_train import evaluate_goals, train_goal_diffusion
+from vla.commands.goals import GoalsConfig
+from vla.training.goal_diffusion import evaluate_goals, train_goal_diffusion
 from vla.pointcloud.goals import GoalSet, generate_goal_scenes
 from vla.pointcloud.metrics import chamfer_distance, f_score
 

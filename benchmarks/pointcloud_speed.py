@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from sim.env import TabletopEnv
-from vla.config import compose, to_dataclass
+from vla.core.config import compose, to_dataclass
 from vla.pointcloud import PointCloudConfig, PointCloudPipeline, frames_from_env
 
 

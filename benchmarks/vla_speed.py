@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vla.data.store import EpisodeStore  # noqa: E402
-from vla.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType  # noqa: E402
+from vla.core.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType  # noqa: E402
 
 
 def synthetic_store(path: Path, size: int, episodes: int = 6, length: int = 40) -> Path:
@@ -71,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from vla.models.vla import VLA
-    from vla.training.cli import load_config, run
+    from vla.commands.train import load_config, run
 
     tmp = Path(tempfile.mkdtemp(prefix="vla_speed_"))
     base = load_config([])  # the default train config (tiny model, 64 px, two cameras, state)

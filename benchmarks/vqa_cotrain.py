@@ -38,7 +38,7 @@ from vla.data.windows import WindowDataset  # noqa: E402
 from vla.eval.vqa import predict, score  # noqa: E402
 from vla.models.vla import VLA  # noqa: E402
 from vla.processor import ProcessorConfig  # noqa: E402
-from vla.training.cli import fit_action_tokenizer  # noqa: E402
+from vla.commands.train import fit_action_tokenizer  # noqa: E402
 from vla.training.trainer import Trainer, TrainerConfig  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from vla.data.collect import main as collect
+    from vla.commands.collect import main as collect
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from vla.utils.io import atomic_write_json, read_json  # noqa: E402
+from vla.core.io import atomic_write_json, read_json  # noqa: E402
 
 GEN_ARGS = [  # the scene-VQA set of configs/experiment/transfer_cotrain.yaml
     "tasks=[pick]",
@@ -68,8 +68,8 @@ def make_data(out: Path, demos: int, scenes: int) -> dict[str, str]:
 
 def train(arm: str, data: dict[str, str], out: Path, steps: int) -> dict:
     """One arm through the real `vla train` path (load_config + run); returns its training figures."""
-    from vla.config import save_resolved
-    from vla.training.cli import load_config, run
+    from vla.core.config import save_resolved
+    from vla.commands.train import load_config, run
 
     overrides = [
         f"+experiment=transfer_{arm}",
@@ -102,8 +102,8 @@ def train(arm: str, data: dict[str, str], out: Path, steps: int) -> dict:
 def closed_loop(ckpt: str, task: str, split: str, episodes: int, out: Path) -> dict:
     """`vla eval` of a checkpoint on one task/split: success with its 95% Wilson interval."""
     from sim.concept_tasks import instruction_concepts
-    from vla.config import compose, to_dataclass
-    from vla.eval.evaluate import EvalConfig, evaluate
+    from vla.core.config import compose, to_dataclass
+    from vla.commands.eval import EvalConfig, evaluate
     from vla.eval.metrics import wilson_interval
     from vla.eval.report import write_report
 
@@ -278,7 +278,7 @@ def main() -> None:
         fig["vqa"] = vqa(ck, data["vqa_test"], out / f"eval_{arm}_vqa")
         arms[arm] = fig
         print(f"[vqa_transfer] {arm} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    from vla.training.cli import load_config
+    from vla.commands.train import load_config
 
     model = load_config(["+experiment=transfer_robot"]).model
     line = {

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import register_policy
-from vla.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY, INSTRUCTION_KEY, depth_key
+from vla.core.policy import register_policy
+from vla.core.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY, INSTRUCTION_KEY, depth_key
 
 
 def sim_camera_models(names: list[str], width: int, height: int) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from policies.base import register_policy
+from vla.core.policy import register_policy
 from policies.wrappers import ActionChunkQueue, TemporalEnsemble
-from vla.types import check_action
+from vla.core.types import check_action
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -47,7 +47,7 @@ def check_env_compatible(path: str | Path, env_cameras: list[str], action_space:
     """Before the first episode: the checkpoint's cameras must be rendered by the env and its action
     dimension must be the env's (ValueError naming both otherwise)."""
     from vla.models.checkpoint import read_checkpoint_config
-    from vla.types import ActionSpace
+    from vla.core.types import ActionSpace
 
     config = read_checkpoint_config(path, model_type="vla")
     vla_cfg = config.get("vla") or {}

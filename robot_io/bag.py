@@ -220,7 +220,7 @@ def import_rosbag(
     from tqdm import tqdm
 
     from vla.data.store import EpisodeStore
-    from vla.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
+    from vla.core.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
 
     episodes = bag_to_episodes(read_bag(bag_path), topics or TopicNames(), camera, kin, rate_hz)
     first = episodes[0][0]

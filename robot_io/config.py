@@ -19,7 +19,7 @@ from typing import Any
 
 from robot_io.safety import SafetyLimits
 from sim.config import EnvConfig, TaskConfig
-from vla.config import register_config
+from vla.core.config import register_config
 
 
 @dataclass
@@ -44,7 +44,7 @@ class NodeConfig:
 
     transport: str = "dds"  # dds | rclpy
     domain_id: int | None = None  # None: $ROS_DOMAIN_ID or 0
-    policy: str = "constant"  # any name in the policy registry (policies.base)
+    policy: str = "constant"  # any name in the policy registry (vla.core.policy)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # passed to the policy factory as `checkpoint=` when set
     robot: SafetyLimits = field(default_factory=SafetyLimits)  # hydra group configs/robot/: robot=panda

@@ -1,4 +1,4 @@
-"""Conversions between ROS 2 messages (`robot_io.msgs`) and the numpy arrays of `vla.types`.
+"""Conversions between ROS 2 messages (`robot_io.msgs`) and the numpy arrays of `vla.core.types`.
 
 Images: `rgb8`/`bgr8` <-> uint8 [H, W, 3] RGB (bgr8 is swapped to RGB on decode), `32FC1` <-> float32
 [H, W] metres, `16UC1` <-> uint16 millimetres decoded to float32 [H, W] metres (0 = no reading -> 0.0).

@@ -11,7 +11,7 @@ observation and runs one step:
 Any failure on the way (malformed message, stale input, disabled, no instruction, policy exception,
 non-finite action, IK failure) is counted and the step publishes no command (hold: the arm's
 trajectory controller keeps its last, safety-passed goal). Nothing reaches the command topics
-without passing `SafetyFilter`. Observation layout follows `vla.types` (images/<camera> uint8
+without passing `SafetyFilter`. Observation layout follows `vla.core.types` (images/<camera> uint8
 [H, W, 3], depth/<camera> float32 [H, W], state [15], instruction).
 """
 
@@ -32,7 +32,7 @@ from robot_io.config import NodeConfig
 from robot_io.kinematics import Kinematics
 from robot_io.safety import SafetyFilter, SafetyLimits, Watchdog
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
-from vla.types import STATE_DIM, depth_key, image_key
+from vla.core.types import STATE_DIM, depth_key, image_key
 
 log = logging.getLogger(__name__)
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")

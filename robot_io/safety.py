@@ -243,7 +243,7 @@ def load_limits(robot: str) -> SafetyLimits:
     """Limits from `configs/robot/<robot>.yaml` (a name) or a YAML file path; validated."""
     from omegaconf import OmegaConf
 
-    from vla.config import config_dir
+    from vla.core.config import config_dir
 
     path = Path(robot) if robot.endswith((".yaml", ".yml")) else config_dir() / "robot" / f"{robot}.yaml"
     if not path.is_file():

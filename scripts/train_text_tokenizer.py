@@ -23,7 +23,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vla.utils.io import atomic_directory  # noqa: E402
+from vla.core.io import atomic_directory  # noqa: E402
 
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]
 COLOURS = [

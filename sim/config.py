@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from vla.config import register_config
+from vla.core.config import register_config
 
 
 @register_config("tabletop", group="env")

@@ -3,7 +3,7 @@
 Each env owns one PyBullet DIRECT client (so `AsyncVectorEnv` sub-processes never share state). `reset(seed)`
 rebuilds the world from scratch (robot, table, the seed's objects and fixtures), so a seed fully determines
 the episode. `step(action)` runs one 10 Hz control step = 24 physics steps at 240 Hz. Observations follow
-`vla.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional `seg/<cam>` int32,
+`vla.core.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional `seg/<cam>` int32,
 `state` float32 [15], `instruction` str, and for goal-specified tasks (sim.goal_tasks) `goal/points` float32
 [N,3] + `goal/colors` uint8 [N,3], the goal scene rendered once at reset (sim.goal_cloud). `info` carries
 `is_success`, `task`, `seed`, `split`, `instruction`, `privileged` (plain numpy/python values for experts)
@@ -32,7 +32,7 @@ from sim.goal_cloud import render_goal_cloud as _render_goal_cloud
 from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
 from sim.scene import ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
-from vla.types import (
+from vla.core.types import (
     CONTROL_HZ,
     GOAL_COLORS_KEY,
     GOAL_POINTS_KEY,
@@ -43,7 +43,7 @@ from vla.types import (
     image_key,
     seg_key,
 )
-from vla.types import (
+from vla.core.types import (
     check_action as _check_action,
 )
 

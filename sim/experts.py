@@ -2,7 +2,7 @@
 
 Each expert implements the Policy protocol (`reset`, `select_action(obs, info)`) and reads only the
 `info["privileged"]` dict the env returns (object poses, sizes, goal position, EE pose), so it runs
-unchanged through `AsyncVectorEnv`. Actions are 7-D EE deltas (vla.types.ACTION_NAMES). `noise` adds
+unchanged through `AsyncVectorEnv`. Actions are 7-D EE deltas (vla.core.types.ACTION_NAMES). `noise` adds
 Gaussian noise (metres; radians x5 for yaw) to the commanded motion for demonstration diversity, and a
 small per-episode jitter of approach heights; a missed grasp or a drifting push re-plans from the start.
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import register_policy
+from vla.core.policy import register_policy
 from sim.scene import YAW_SYMMETRY, fixture_top
 from sim.tasks import get_task
 

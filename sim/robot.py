@@ -19,7 +19,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from vla.utils.io import atomic_write_text
+from vla.core.io import atomic_write_text
 
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from sim.scene import COLOUR_NAMES, SHAPE_NAMES, fixture_contains, fixture_top
-from vla.config import register_config
-from vla.utils.io import atomic_directory, atomic_write_bytes, atomic_write_json
+from vla.core.config import register_config
+from vla.core.io import atomic_directory, atomic_write_bytes, atomic_write_json
 
 # Held-out concepts: absent from every task template, colour and shape name the demonstrations use.
 HELDOUT_COLOURS: dict[str, tuple[str, ...]] = {
@@ -471,17 +471,3 @@ def generate(cfg: SceneVQAConfig) -> dict[str, Any]:
         for env in envs.values():
             env.close()
     return {"out": str(out), "scenes": cfg.scenes, **{f"{k}_records": v for k, v in counts.items()}}
-
-
-def main(argv: list[str]) -> int:
-    """`vla vqa generate [OUT] scenes=N ...`: write a scene-VQA set in LLaVA format."""
-    from vla.config import compose, split_positionals, to_dataclass
-
-    cfg = to_dataclass(compose("vqa_generate", split_positionals(argv, ["out"])), SceneVQAConfig)
-    s = generate(cfg)
-    print(
-        f"[vqa generate] {s['scenes']} scenes -> {s['train_records']} train / {s['test_records']} test "
-        f"records in {s['out']} (LLaVA JSON + PNG; held-out concepts in concepts.json)",
-        file=sys.stderr,
-    )
-    return 0

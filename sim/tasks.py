@@ -27,7 +27,7 @@ from sim.scene import (
     fixture_contains,
     fixture_top,
 )
-from vla.utils.registry import Registry
+from vla.core.registry import Registry
 
 SPLITS = ("train", "heldout")
 HELDOUT_SEED_OFFSET = 1_000_000

@@ -2,7 +2,7 @@
 
 Each sub-process owns its own PyBullet client. Observations hold a `gymnasium.spaces.Text` instruction,
 which shared memory cannot carry, so the env uses pipes (`shared_memory=False`); autoreset is disabled
-so `vla.eval.rollout.run_episodes_vector` decides which seed each sub-env runs next.
+so `vla.core.rollout.run_episodes_vector` decides which seed each sub-env runs next.
 
     venv = make_vector_env(2, task="pick", image_size=128)
     results = run_episodes_vector(venv, lambda i: make_expert("pick"), seeds=task_seeds("pick", "train", 8))

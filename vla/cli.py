@@ -17,23 +17,23 @@ from collections.abc import Sequence
 
 # name -> (target "module:function", one-line help). Subcommands are written "group sub".
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ros2 run": ("robot_io.cli:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
-    "ros2 sim-robot": ("robot_io.cli:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
-    "import rosbag": ("robot_io.cli:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
-    "train": ("vla.training.cli:main", "train a VLA: data.path=STORE out=DIR trainer.steps=N"),
-    "eval": ("vla.eval.evaluate:main", "closed-loop evaluation: policy=expert tasks=[pick] episodes=20"),
+    "collect": ("vla.commands.collect:main", "expert demos into an episode store: task=pick episodes=20"),
+    "train": ("vla.commands.train:main", "train a VLA: data.path=STORE out=DIR trainer.steps=N"),
+    "eval": ("vla.commands.eval:main", "closed-loop evaluation: policy=expert tasks=[pick] episodes=20"),
+    "demo": ("vla.commands.demo:main", "the main job: collect, train and evaluate one VLA (preset=pick|full)"),
+    "goals": ("vla.commands.goals:main", "3D goal clouds: generate|train|sample k=v (goal imagination)"),
+    "tokenizer fit": ("vla.commands.tokenizer:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
+    "tokenizer report": ("vla.commands.tokenizer:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
+    "dataset info": ("vla.commands.dataset:info_main", "summarise an episode store: PATH [stats=true]"),
+    "import lerobot": ("vla.commands.dataset:import_lerobot_main", "LeRobot v2.x/v3.0 dataset to a store: PATH out=..."),
+    "export lerobot": ("vla.commands.dataset:export_lerobot_main", "episode store to LeRobot v3.0: STORE out=DIR"),
+    "import rosbag": ("vla.commands.ros2:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
+    "vqa generate": ("vla.commands.vqa:generate_main", "scene-VQA from the simulator (LLaVA JSON): OUT scenes=200"),
+    "eval-vqa": ("vla.commands.vqa:eval_main", "VQAv2 accuracy of a VLM: [DATA.json] checkpoint=DIR | predictions=F"),
+    "ros2 run": ("vla.commands.ros2:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
+    "ros2 sim-robot": ("vla.commands.ros2:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
+    "model-info": ("vla.commands.model_info:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
-    "model-info": ("vla.models.cli:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),
-    "collect": ("vla.data.collect:main", "expert demos into an episode store: task=pick episodes=20"),
-    "import lerobot": ("vla.data.lerobot_import:main", "LeRobot v2.x/v3.0 dataset to a store: PATH out=..."),
-    "export lerobot": ("vla.data.lerobot_export:main", "episode store to LeRobot v3.0: STORE out=DIR"),
-    "dataset info": ("vla.data.info:main", "summarise an episode store: PATH [stats=true]"),
-    "demo": ("vla.demo:main", "scripted experts in every task, one video each: tasks=[pick] episodes=2"),
-    "tokenizer fit": ("action_tokenizers.cli:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
-    "eval-vqa": ("vla.eval.vqa:main", "VQAv2 accuracy of a VLM: [DATA.json] checkpoint=DIR | predictions=F"),
-    "vqa generate": ("sim.scene_vqa:main", "scene-VQA from the simulator (LLaVA JSON): OUT scenes=200"),
-    "tokenizer report": ("action_tokenizers.cli:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
-    "goals": ("vla.pointcloud.cli:main", "3D goal clouds: generate|train|sample k=v (goal imagination)"),
 }
 
 
@@ -46,7 +46,7 @@ def register_all_schemas() -> None:
 
 
 def show_config(argv: Sequence[str]) -> int:
-    from vla.config import compose, to_yaml
+    from vla.core.config import compose, to_yaml
 
     if not argv:
         print("usage: vla show-config CONFIG_NAME [key=value ...]", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The VLA processor: observations, prompts and actions to model tensors and back, saved with the checkpoint.
 
-One object does every conversion between the env/robot dict format of `vla.types` and the model, so
+One object does every conversion between the env/robot dict format of `vla.core.types` and the model, so
 training (`collate` over `vla.data.windows` samples), evaluation and deployment (`observation` over one
 env observation or a history of them, `decode_actions` after generation) preprocess identically:
 
@@ -41,11 +41,11 @@ import torch
 from action_tokenizers.base import load_tokenizer
 from action_tokenizers.vocab import ActionVocab, make_action_vocab
 from vla.backbones.transforms import ImageTransform
-from vla.data.normalizer import Normalizer
-from vla.models.text import IGNORE_INDEX
+from vla.core.normalizer import Normalizer
+from vla.backbones.text import IGNORE_INDEX
 from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
-from vla.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
-from vla.utils.io import atomic_write_json, read_json
+from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
+from vla.core.io import atomic_write_json, read_json
 
 PROCESSOR_FILE = "processor.json"
 NORMALIZER_FILE = "normalizer.json"

@@ -144,7 +144,7 @@ def test_openvla_mask_leaves_dims_unnormalised():
 
 
 def test_raw_input_space_and_normaliser_is_the_project_one():
-    from vla.data.normalizer import Normalizer
+    from vla.core.normalizer import Normalizer
 
     tok = QuantileBinTokenizer(action_dim=D).fit(raw_data())
     assert tok.input_space == "raw" and isinstance(tok.normalizer, Normalizer)

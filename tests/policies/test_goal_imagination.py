@@ -13,7 +13,7 @@ from policies.vla import VLAPolicy
 from vla.backbones.config import PointEncoderConfig
 from vla.data.store import EpisodeStore
 from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig, save_goal_diffusion
-from vla.pointcloud.goal_train import train_goal_diffusion
+from vla.training.goal_diffusion import train_goal_diffusion
 from vla.pointcloud.goals import goal_set_from_store
 
 N = 64

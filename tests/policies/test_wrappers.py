@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.base import Policy
+from vla.core.policy import Policy
 from policies.wrappers import ActionChunkQueue, ChunkPolicy, TemporalEnsemble
 
 

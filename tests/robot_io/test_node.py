@@ -59,7 +59,7 @@ def wire(domain):
 
 
 def _node(tr, action, **kw):
-    from policies.base import make_policy
+    from vla.core.policy import make_policy
 
     cfg = NodeConfig(rate_hz=50.0, **kw)
     return VlaNode(cfg, make_policy("constant", action=action), tr, LIMITS)
@@ -187,7 +187,7 @@ class Capture:
 
 
 def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire):
-    from policies.base import make_policy
+    from vla.core.policy import make_policy
 
     node_tr, _ = wire
     policy = make_policy("constant")

@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 
 from sim.config import EnvConfig, TaskConfig, env_kwargs, make_env
 from sim.tasks import list_tasks
-from vla.config import config_dir
+from vla.core.config import config_dir
 
 
 def _compose(name, overrides=()):

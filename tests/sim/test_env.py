@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import sim
 from sim.env import TabletopEnv
-from vla.types import STATE_DIM
+from vla.core.types import STATE_DIM
 
 SMALL = dict(cameras=("static",), image_size=32, depth=False)
 

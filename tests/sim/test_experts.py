@@ -7,7 +7,7 @@ from policies import Policy, make_policy
 from sim.env import TabletopEnv
 from sim.experts import make_expert
 from sim.tasks import task_seeds
-from vla.eval.rollout import run_episode
+from vla.core.rollout import run_episode
 
 TASKS = ["pick", "place", "push", "stack"]
 SMALL = dict(cameras=(), depth=False)  # state-only: experts read privileged state, no rendering needed

@@ -15,8 +15,8 @@ from sim.scene import COLOURS
 from sim.tasks import REGION_X, REGION_Y, Snapshot, get_task, heldout_pair, heldout_stack_pair, task_rng_seed
 from sim.tasks import task_seeds as seeds_of
 from sim.vector import make_vector_env
-from vla.eval.rollout import run_episode
-from vla.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY
+from vla.core.rollout import run_episode
+from vla.core.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY
 
 GOAL_TASKS = ["arrange", "stack_goal"]
 FAST = dict(cameras=(), depth=False, goal_image_size=96, goal_points=256)  # state + goal cloud only

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from vla import cli
-from vla.config import compose, register_config, save_resolved, split_positionals, to_dataclass
-from vla.utils.io import atomic_directory, atomic_write_json, read_json
+from vla.core.config import compose, register_config, save_resolved, split_positionals, to_dataclass
+from vla.core.io import atomic_directory, atomic_write_json, read_json
 
 
 def test_help_lists_commands(capsys):
@@ -77,7 +77,7 @@ def test_console_script_runs():
 
 
 def _top_level_configs() -> list[str]:
-    from vla.config import config_dir
+    from vla.core.config import config_dir
 
     return sorted(p.stem for p in config_dir().glob("*.yaml"))
 

@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 from action_tokenizers import make_tokenizer
 from vla.backbones.language import load_text_tokenizer
 from vla.backbones.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
-from vla.data.normalizer import Normalizer, compute_stats
-from vla.models.text import IGNORE_INDEX
+from vla.core.normalizer import Normalizer, compute_stats
+from vla.backbones.text import IGNORE_INDEX
 from vla.processor import ProcessorConfig, VLAProcessor
 
 RNG = np.random.default_rng(0)

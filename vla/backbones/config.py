@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from vla.config import register_config
+from vla.core.config import register_config
 
 
 @dataclass
@@ -127,7 +127,7 @@ def compose_model_config(preset: str = "tiny", overrides: list[str] | tuple[str,
     """Compose `configs/model/<preset>.yaml` with hydra overrides (`vision.name=siglip`) into a VLMConfig."""
     from omegaconf import OmegaConf
 
-    from vla.config import compose, config_dir
+    from vla.core.config import compose, config_dir
 
     presets = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
     if preset not in presets:

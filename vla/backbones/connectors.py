@@ -25,7 +25,7 @@ from torch import nn
 
 from vla.backbones.config import ConnectorConfig
 from vla.backbones.vision import sincos_2d
-from vla.utils.registry import Registry
+from vla.core.registry import Registry
 
 CONNECTORS: Registry[type[Connector]] = Registry("connector")
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
-from vla.utils.registry import Registry
+from vla.core.registry import Registry
 
 POINT_ENCODERS: Registry[type[PointNetEncoder]] = Registry("point-cloud encoder")
 

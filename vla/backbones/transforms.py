@@ -2,7 +2,7 @@
 
 Each encoder owns one `ImageTransform`; the processor saves `transform.to_dict()` in `processor.json` so
 training, evaluation and deployment preprocess identically. Input: uint8 images [H,W,3] or [B,H,W,3]
-(numpy or torch, the `images/<camera>` layout of vla.types) or float tensors [B,3,H,W] already in [0,1].
+(numpy or torch, the `images/<camera>` layout of vla.core.types) or float tensors [B,3,H,W] already in [0,1].
 Output: float32 [B,3,S,S] normalised, S = `size`.
 
     t = ImageTransform(size=224, mean=SIGLIP_MEAN, std=SIGLIP_STD)

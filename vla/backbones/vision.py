@@ -36,8 +36,8 @@ from vla.backbones.transforms import (
     SIGLIP_STD,
     ImageTransform,
 )
-from vla.utils.io import read_json
-from vla.utils.registry import Registry
+from vla.core.io import read_json
+from vla.core.registry import Registry
 
 VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
 

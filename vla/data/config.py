@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vla.config import register_config
-from vla.data.normalizer import Normalizer
+from vla.core.config import register_config
+from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.windows import WindowDataset, WindowSpec
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vla.data.store import EpisodeStore
-from vla.types import FeatureType
+from vla.core.types import FeatureType
 
 
 def describe(path: str, stats: bool = False) -> dict[str, Any]:
@@ -70,14 +70,3 @@ def format_info(d: dict[str, Any]) -> str:
         lines.append(f"stats {k}:")
         lines += [f"  {n:<5} {v}" for n, v in st.items()]
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str]) -> int:
-    """`vla dataset info PATH [stats=true]`."""
-    pos = [a for a in argv if "=" not in a]
-    opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    unknown = sorted(set(opts) - {"stats"})
-    if len(pos) != 1 or unknown:
-        raise ValueError(f"usage: vla dataset info PATH [stats=true] (got {list(argv)})")
-    print(format_info(describe(pos[0], stats=opts.get("stats", "false").lower() in ("1", "true", "yes"))))
-    return 0

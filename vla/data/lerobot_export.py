@@ -28,12 +28,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vla.config import compose, register_config, split_positionals, to_dataclass
-from vla.data.normalizer import StatsAccumulator
+from vla.core.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.normalizer import StatsAccumulator
 from vla.data.store import EpisodeStore
 from vla.data.video import VideoEncoder
-from vla.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureType
-from vla.utils.io import atomic_directory
+from vla.core.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureType
+from vla.core.io import atomic_directory
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -352,18 +352,3 @@ def _info(
 
 def _codec_name(encoder: str) -> str:
     return {"libx264": "h264", "h264": "h264", "libsvtav1": "av1", "libx265": "hevc"}.get(encoder, encoder)
-
-
-def main(argv: Sequence[str]) -> int:
-    """`vla export lerobot STORE out=DIR [key=value ...]`."""
-    argv = ["++" + a if a.startswith("mapping=") else a for a in argv]
-    cfg = to_dataclass(compose("export_lerobot", split_positionals(argv, ["path"])), ExportLeRobotConfig)
-    if not cfg.path:
-        raise ValueError("usage: vla export lerobot STORE out=DIR [codec=libx264] [episodes=[0,1]]")
-    s = export_lerobot(cfg)
-    print(
-        f"exported {s['episodes']} episodes ({s['frames']} frames, {s['tasks']} tasks) to {s['out']} "
-        f"as LeRobot v3.0 in {s['wall_s']:.1f}s, {s['bytes'] / 1e6:.1f} MB"
-        + (f"\nnot exported: {', '.join(s['skipped'])}" if s["skipped"] else "")
-    )
-    return 0

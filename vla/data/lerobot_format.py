@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vla.data.video import decode_video
-from vla.utils.io import read_json
+from vla.core.io import read_json
 
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from vla.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.config import compose, register_config, split_positionals, to_dataclass
 from vla.data.lerobot_format import LeRobotSource, feature_names
 from vla.data.store import EpisodeStore
-from vla.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureSpec, FeatureType
+from vla.core.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureSpec, FeatureType
 
 
 @register_config("import_lerobot")
@@ -193,23 +193,3 @@ def _resize(frames: np.ndarray, hw: Sequence[int]) -> np.ndarray:
     from vla.data.windows import resize_frames
 
     return resize_frames(torch.from_numpy(frames), hw, FeatureType.VISUAL).numpy()
-
-
-def main(argv: Sequence[str]) -> int:
-    """`vla import lerobot PATH [key=value ...]`."""
-    from omegaconf import OmegaConf
-
-    # a dict override must add keys to the (empty, struct) mapping: `mapping=` means `++mapping=`
-    argv = ["++" + a if a.startswith("mapping=") else a for a in argv]
-    node = compose("import_lerobot", split_positionals(argv, ["path"]))
-    cfg = to_dataclass(node, ImportLeRobotConfig)
-    if not cfg.path:
-        raise ValueError("usage: vla import lerobot PATH [out=...] [episodes=[1,2]] [mapping={...}]")
-    s = import_lerobot(cfg, OmegaConf.to_container(node, resolve=True))
-    print(
-        f"imported {s['episodes']} episodes ({s['frames']} frames) into {s['out']} in {s['wall_s']:.1f}s, "
-        f"{s['bytes'] / 1e6:.1f} MB\nfeatures: "
-        + ", ".join(f"{a} -> {b}" for a, b in s["features"].items())
-        + (f"\nskipped: {', '.join(s['skipped'])}" if s["skipped"] else "")
-    )
-    return 0

@@ -1,6 +1,6 @@
 """The recorder: a rollout Observer that buffers one episode and appends it to an episode store.
 
-It plugs into `vla.eval.rollout.run_episode` / `run_episodes_vector` (one recorder per episode, from an
+It plugs into `vla.core.rollout.run_episode` / `run_episodes_vector` (one recorder per episode, from an
 observer factory). Each step records the observation the action was chosen from plus that action, for
 every frame feature of the store; at episode end the episode is appended atomically with its metadata
 (instruction, task, split, seed, success, length, error), successful episodes only unless
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from vla.data.store import EpisodeStore
-from vla.types import (
+from vla.core.types import (
     ACTION_KEY,
     DEPTH_PREFIX,
     IMAGE_PREFIX,

@@ -41,9 +41,9 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from vla.data.chunks import FrameReader
-from vla.data.normalizer import Normalizer, StatsAccumulator
-from vla.types import FeatureSpec, FeatureType
-from vla.utils.io import atomic_directory
+from vla.core.normalizer import Normalizer, StatsAccumulator
+from vla.core.types import FeatureSpec, FeatureType
+from vla.core.io import atomic_directory
 
 FORMAT = "vla.episode_store"
 VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vla.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
+from vla.core.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
 
 
 def features(h: int = 16, w: int = 16, extra: bool = False) -> dict[str, FeatureSpec]:

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from vla.data.chunks import FrameReader
 from vla.data.store import EpisodeStore, is_frame_feature
-from vla.types import ACTION_KEY, GOAL_COLORS_KEY, GOAL_POINTS_KEY, FeatureType
+from vla.core.types import ACTION_KEY, GOAL_COLORS_KEY, GOAL_POINTS_KEY, FeatureType
 
 _RESIZED = (FeatureType.VISUAL, FeatureType.DEPTH, FeatureType.SEGMENTATION)
 

@@ -1,5 +1,2 @@
-"""Evaluation: the shared rollout loop (`rollout`), episode videos (`video`)."""
-
-from vla.eval.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
-
-__all__ = ["EpisodeResult", "Observer", "run_episode", "run_episodes_vector", "summarize"]
+"""Evaluation: success metrics with Wilson intervals (`metrics`), reports and charts (`report`), episode
+videos (`video`) and VQA scoring (`vqa`). The rollout loop they observe is `vla.core.rollout`."""

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vla.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vla.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def _pct(x: float) -> str:

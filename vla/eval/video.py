@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.types import image_key
+from vla.core.types import image_key
 
 SUFFIXES = (".mp4", ".gif")
 

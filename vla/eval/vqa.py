@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla.config import register_config
+from vla.core.config import register_config
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.sample import VQASample
 
@@ -307,7 +307,7 @@ class EvalVQAConfig:
 def run(cfg: EvalVQAConfig) -> VQAScores:
     """Read the questions, answer them (model or predictions file), score, write results to `cfg.out`."""
     from vla.data.vqa.readers import read_vqa
-    from vla.utils.io import atomic_write_json, atomic_write_text
+    from vla.core.io import atomic_write_json, atomic_write_text
 
     if (cfg.checkpoint is None) == (cfg.predictions is None):
         raise ValueError("eval-vqa: give exactly one of checkpoint=DIR or predictions=FILE.jsonl")
@@ -342,18 +342,6 @@ def run(cfg: EvalVQAConfig) -> VQAScores:
     ]
     atomic_write_text(out / "predictions.jsonl", "\n".join(lines) + "\n")
     return scores
-
-
-def main(argv: list[str]) -> int:
-    """`vla eval-vqa [DATA_PATH] checkpoint=DIR | predictions=FILE ...`."""
-    from vla.config import compose, save_resolved, split_positionals, to_dataclass
-
-    cfg = to_dataclass(compose("eval_vqa", split_positionals(argv, ["data.path"])), EvalVQAConfig)
-    scores = run(cfg)
-    save_resolved(cfg, cfg.out)
-    print(scores.table())
-    print(f"[eval-vqa] {scores.n} questions -> {Path(cfg.out) / 'vqa_results.json'}", file=sys.stderr)
-    return 0
 
 
 def summarize(results: Mapping[str, Any]) -> str:

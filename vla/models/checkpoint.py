@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.backbones.config import vlm_config_from_dict
-from vla.utils.io import atomic_directory, atomic_write_json, read_json
+from vla.core.io import atomic_directory, atomic_write_json, read_json
 
 FORMAT = "vla-checkpoint"
 FORMAT_VERSION = 1

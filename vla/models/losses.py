@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from vla.models.text import IGNORE_INDEX
+from vla.backbones.text import IGNORE_INDEX
 
 
 def gaussian_bin_targets(bins: torch.Tensor, n_bins: int, sigma: float) -> torch.Tensor:

@@ -31,7 +31,7 @@ from torch import nn
 
 from action_tokenizers.vocab import make_action_vocab
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
-from vla.data.normalizer import Normalizer
+from vla.core.normalizer import Normalizer
 from vla.models.action_head import L1ActionHead, check_action_head
 from vla.models.checkpoint import (
     CONFIG_FILE,
@@ -42,11 +42,11 @@ from vla.models.checkpoint import (
     read_checkpoint_config,
 )
 from vla.models.losses import ordinal_action_loss
-from vla.models.text import IGNORE_INDEX
+from vla.backbones.text import IGNORE_INDEX
 from vla.models.vlm import VLM
 from vla.processor import ProcessorConfig, VLAProcessor
-from vla.types import ACTION_KEY
-from vla.utils.io import atomic_directory, atomic_write_json
+from vla.core.types import ACTION_KEY
+from vla.core.io import atomic_directory, atomic_write_json
 
 MODEL_TYPE = "vla"
 

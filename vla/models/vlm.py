@@ -9,7 +9,7 @@ The observation cloud and the goal cloud (3D-VLA) have separate point encoders, 
 apart by weights, not by a type embedding. Visual, state and point tokens are always real (no padding);
 text may be right-padded (training) or left-padded (generation). Labels are -100 on every non-text token,
 and the text labels come from the caller with -100 on the prompt, so the loss covers only the answer
-(vla.models.text.encode_prompt_answer).
+(vla.backbones.text.encode_prompt_answer).
 Attention is causal, or prefix-LM (`cfg.prefix_lm`): bidirectional over visual/state/point tokens and the
 prompt, causal over the answer.
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.utils.io import atomic_write_bytes
+from vla.core.io import atomic_write_bytes
 
 CLOUDS_DIR = "episode_clouds"
 CLOUD_NAMES = ("goal", "final")  # the env's goal cloud; the episode's final scene

@@ -1,7 +1,7 @@
 """Goal-scene data: (initial cloud, instruction, goal cloud) triples from the simulator's scripted experts.
 
 `generate_goal_scenes` runs the scripted expert of each task (`sim.experts.make_expert`) through the one
-rollout loop (`vla.eval.rollout.run_episode`) with a `GoalCapture` observer, which turns the first
+rollout loop (`vla.core.rollout.run_episode`) with a `GoalCapture` observer, which turns the first
 observation and the observation after the last action into clouds with a `PointCloudPipeline` (the arm
 removed by its segmentation id, so the clouds hold the table-top scene only). Successful episodes are
 kept (failed ones too with `keep_failed`); a scene whose first or final cloud has too few points (the
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vla.pointcloud.pipeline import Cloud, PointCloudConfig, PointCloudPipeline, frames_from_env
-from vla.utils.io import atomic_write_bytes
+from vla.core.io import atomic_write_bytes
 
 _CLOUD_KEYS = ("initial_points", "initial_colors", "goal_points", "goal_colors")
 
@@ -173,7 +173,7 @@ def generate_goal_scenes(
 
     import sim
     from sim.experts import make_expert
-    from vla.eval.rollout import run_episode
+    from vla.core.rollout import run_episode
 
     cfg = pointcloud or PointCloudConfig()
     pipe = PointCloudPipeline(cfg)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from vla.config import register_config
+from vla.core.config import register_config
 from vla.pointcloud.geometry import DEFAULT_MAX_DEPTH, CameraModel
-from vla.types import DEPTH_PREFIX, IMAGE_PREFIX, SEG_PREFIX
+from vla.core.types import DEPTH_PREFIX, IMAGE_PREFIX, SEG_PREFIX
 
 TABLE_REMOVAL = ("none", "height", "ransac")
 

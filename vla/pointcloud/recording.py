@@ -1,6 +1,6 @@
 """Point clouds in the episode store: the episode's goal clouds once per episode, per-frame clouds on request.
 
-`PointCloudRecorder` is a rollout Observer (see `vla.eval.rollout`) that wraps the data package's
+`PointCloudRecorder` is a rollout Observer (see `vla.core.rollout`) that wraps the data package's
 `EpisodeRecorder` through its public Observer interface and forwards every frame to it, adding
 
     pointcloud/points  float32 [N,3]   the frame's own cloud (base frame, metres)   only with per_frame=True
@@ -35,7 +35,7 @@ import numpy as np
 from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds, write_episode_clouds
 from vla.pointcloud.geometry import CameraModel
 from vla.pointcloud.pipeline import Cloud, PointCloudPipeline, frames_from_obs
-from vla.types import FeatureSpec, FeatureType
+from vla.core.types import FeatureSpec, FeatureType
 
 POINTS_KEY, COLORS_KEY = "pointcloud/points", "pointcloud/colors"
 GOAL_POINTS_KEY, GOAL_COLORS_KEY = "goal/points", "goal/colors"

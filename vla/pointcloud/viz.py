@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.utils.io import atomic_write_bytes
+from vla.core.io import atomic_write_bytes
 
 VIEWS = ((25.0, -60.0), (60.0, 0.0), (10.0, -120.0))  # (elevation, azimuth) in degrees
 

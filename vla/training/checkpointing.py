@@ -5,7 +5,7 @@
                                        + train_state.pt (optimiser, scheduler, step, RNG, EMA; resume only)
     <out>/checkpoints/latest           text file naming the newest complete checkpoint
 
-Each checkpoint directory is filled in a temporary sibling and renamed into place (vla.utils.io), then the
+Each checkpoint directory is filled in a temporary sibling and renamed into place (vla.core.io), then the
 `latest` pointer is replaced atomically, then old checkpoints beyond `keep_last` are deleted. A run killed
 at any moment leaves the previous checkpoint intact and `latest` pointing at a complete directory.
 `train_state.pt` holds only tensors, numbers and strings and is read with `torch.load(weights_only=True)`.
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from vla.utils.io import atomic_directory, atomic_write_text
+from vla.core.io import atomic_directory, atomic_write_text
 
 TRAIN_STATE = "train_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")

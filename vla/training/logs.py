@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vla.utils.io import atomic_write_text
+from vla.core.io import atomic_write_text
 
 
 class RunLogger:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from vla.data.normalizer import Normalizer
+from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.windows import WindowDataset, WindowSpec
 

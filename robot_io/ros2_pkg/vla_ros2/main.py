@@ -20,7 +20,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 def _run(command: str, argv: list[str] | None) -> int:
     import rclpy
 
-    from robot_io import cli
+    from vla.commands import ros2 as cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides, ros_argv = _split(argv)

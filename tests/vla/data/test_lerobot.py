@@ -18,7 +18,7 @@ from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
 from vla.data.video import VideoEncoder, decode_video
 from vla.data.windows import resize_frames
-from vla.types import FeatureType
+from vla.core.types import FeatureType
 
 G1 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lerobot_g1_v21"
 needs_g1 = pytest.mark.skipif(not G1.is_dir(), reason=f"shared LeRobot sample not present at {G1}")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
 from vla.data.windows import WindowDataset, WindowSpec, resize_frames, window_indices
-from vla.types import FeatureType
+from vla.core.types import FeatureType
 
 LENGTHS = [5, 1, 8]
 
@@ -130,7 +130,7 @@ def test_dataloader_with_workers_matches_single_process(store_path):
 
 
 def test_data_config_group_builds_dataset_and_normalizer(store_path, tmp_path, monkeypatch):
-    from vla.config import compose, config_dir
+    from vla.core.config import compose, config_dir
     from vla.data.config import make_dataset, make_normalizer
 
     (tmp_path / "data").mkdir()

@@ -60,7 +60,7 @@ def test_recorder_in_a_rollout_ends_with_the_final_state(tmp_path):
 
     import sim
     from sim.experts import make_expert
-    from vla.eval.rollout import run_episode
+    from vla.core.rollout import run_episode
 
     env = gym.make(sim.ENV_ID, task="pick", cameras=("wrist",), image_size=32, depth=False)
     rec = VideoRecorder(tmp_path / "pick.gif", camera="wrist")

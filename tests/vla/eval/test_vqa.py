@@ -191,7 +191,7 @@ def test_tiny_vlm_cotrained_on_scene_vqa_scores_through_eval_vqa(tmp_path, capsy
 
 def test_eval_vqa_runs_the_vlm_inside_a_vla_checkpoint(tmp_path, one_thread):
     from action_tokenizers import make_tokenizer
-    from vla.data.normalizer import Normalizer, compute_stats
+    from vla.core.normalizer import Normalizer, compute_stats
     from vla.eval.vqa import load_model
     from vla.models.vla import VLA
     from vla.processor import ProcessorConfig

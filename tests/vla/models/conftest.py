@@ -16,7 +16,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def pick_store(tmp_path_factory):
     """Two real expert `pick` episodes at 32 px (vla collect), shared by the token- and L1-head tests."""
-    from vla.data.collect import main as collect
+    from vla.commands.collect import main as collect
 
     out = tmp_path_factory.mktemp("pick") / "two.zarr"
     args = ["task=pick", "episodes=2", "env.image_size=32", "env.depth=false", f"out={out}"]

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from action_tokenizers import make_tokenizer
 from vla.backbones.config import compose_model_config
-from vla.data.normalizer import Normalizer, compute_stats
+from vla.core.normalizer import Normalizer, compute_stats
 from vla.data.windows import WindowDataset, WindowSpec
 from vla.models.action_head import L1ActionHead, check_action_head
 from vla.models.vla import VLA
@@ -58,7 +58,7 @@ def _obs(sample):
 
 @pytest.fixture(scope="module")
 def l1_run(pick_store, tmp_path_factory):
-    from vla.training.cli import load_config, run
+    from vla.commands.train import load_config, run
 
     out = tmp_path_factory.mktemp("overfit_l1")
     threads = torch.get_num_threads()

@@ -8,8 +8,8 @@ import torch
 
 from vla.backbones.presets import CONNECTOR_NAMES, VISION_NAMES, tiny_vlm_config
 from vla.models import VLM, load_checkpoint, read_checkpoint_config, save_checkpoint
-from vla.models.text import encode_prompt_answer, pad_batch
-from vla.utils.io import atomic_write_json
+from vla.backbones.text import encode_prompt_answer, pad_batch
+from vla.core.io import atomic_write_json
 
 
 def _inputs(model):

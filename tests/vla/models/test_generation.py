@@ -9,7 +9,7 @@ from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
 from vla.backbones.presets import tiny_vlm_config
 from vla.models import VLM
 from vla.models.generation import constrain
-from vla.models.text import encode_prompt_answer, pad_batch
+from vla.backbones.text import encode_prompt_answer, pad_batch
 
 PROMPTS = [
     "Question: What colour is the cube? Answer:",

@@ -18,7 +18,7 @@ from vla.models.goal_diffusion import (
 )
 from vla.models.point_transformer import PointTransformer
 from vla.pointcloud import PointCloudConfig, chamfer_distance
-from vla.pointcloud.goal_train import evaluate_goals, train_goal_diffusion
+from vla.training.goal_diffusion import evaluate_goals, train_goal_diffusion
 from vla.pointcloud.goals import GoalSet, generate_goal_scenes
 
 N = 64

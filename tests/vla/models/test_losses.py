@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla.models.losses import gaussian_bin_targets, ordinal_action_loss
-from vla.models.text import IGNORE_INDEX as IGNORE
+from vla.backbones.text import IGNORE_INDEX as IGNORE
 
 
 @settings(max_examples=50, deadline=None)

@@ -7,7 +7,7 @@ import torch
 from vla.backbones import compose_model_config
 from vla.backbones.presets import tiny_vlm_config
 from vla.models import VLM, token_accuracy
-from vla.models.text import encode_prompt_answer, pad_batch
+from vla.backbones.text import encode_prompt_answer, pad_batch
 
 COLOURS = {
     "red": (1.0, 0.0, 0.0),

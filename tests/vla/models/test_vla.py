@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from action_tokenizers import make_tokenizer
 from vla.backbones.config import compose_model_config
-from vla.data.normalizer import Normalizer, compute_stats
+from vla.core.normalizer import Normalizer, compute_stats
 from vla.data.windows import WindowDataset, WindowSpec
 from vla.models.vla import VLA
 from vla.processor import ProcessorConfig
@@ -45,7 +45,7 @@ def _obs(seed):
 
 @pytest.fixture(scope="module")
 def overfit_run(pick_store, tmp_path_factory):
-    from vla.training.cli import load_config, run
+    from vla.commands.train import load_config, run
 
     out = tmp_path_factory.mktemp("overfit")
     threads = torch.get_num_threads()

@@ -11,7 +11,7 @@ import torch
 
 from action_tokenizers import make_tokenizer
 from vla.backbones.config import compose_model_config
-from vla.data.normalizer import Normalizer, compute_stats
+from vla.core.normalizer import Normalizer, compute_stats
 from vla.models.vla import VLA
 from vla.pointcloud.model_inputs import check_env_provides_clouds
 from vla.processor import ProcessorConfig
@@ -166,7 +166,7 @@ def test_env_check_before_the_first_episode():
 
 @pytest.fixture(scope="module")
 def goal_store(tmp_path_factory):
-    from vla.data.collect import main as collect
+    from vla.commands.collect import main as collect
 
     out = tmp_path_factory.mktemp("arrange") / "a.zarr"
     args = [
@@ -180,10 +180,10 @@ def goal_store(tmp_path_factory):
 
 def test_goal_conditioned_vla_trains_on_a_goal_store_and_runs_through_vla_eval(goal_store, tmp_path):
     from vla.cli import main as cli
-    from vla.config import compose, to_dataclass
+    from vla.core.config import compose, to_dataclass
     from vla.data.store import EpisodeStore
     from vla.data.windows import WindowDataset, WindowSpec
-    from vla.eval.evaluate import EvalConfig, evaluate
+    from vla.commands.eval import EvalConfig, evaluate
     from vla.pointcloud.episode_clouds import EpisodeClouds
 
     store = EpisodeStore.open(goal_store)

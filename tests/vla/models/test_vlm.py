@@ -9,7 +9,7 @@ from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
 from vla.backbones.presets import tiny_vlm_config
 from vla.models import VLM, token_accuracy
 from vla.models.masks import position_ids_from_mask, prefix_lm_mask
-from vla.models.text import IGNORE_INDEX, encode_prompt_answer, pad_batch
+from vla.backbones.text import IGNORE_INDEX, encode_prompt_answer, pad_batch
 
 
 def _batch(tok, side="right"):

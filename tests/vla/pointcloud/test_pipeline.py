@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.camera import depth_to_pointcloud
-from vla.config import compose, to_dataclass
+from vla.core.config import compose, to_dataclass
 from vla.pointcloud import CameraFrame, CameraModel, PointCloudConfig, PointCloudPipeline, frames_from_env
 from vla.pointcloud.pipeline import farthest_point_indices, voxel_downsample
 

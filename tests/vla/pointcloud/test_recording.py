@@ -8,7 +8,7 @@ from sim.env import TabletopEnv
 from sim.experts import make_expert
 from vla.data.recorder import EpisodeRecorder, features_from_spaces
 from vla.data.store import EpisodeStore
-from vla.eval.rollout import run_episode
+from vla.core.rollout import run_episode
 from vla.pointcloud import PointCloudConfig, PointCloudPipeline, frames_from_env
 from vla.pointcloud.episode_clouds import EpisodeClouds, clouds_file
 from vla.pointcloud.goals import GoalCapture
@@ -23,7 +23,7 @@ from vla.pointcloud.recording import (
     pointcloud_features,
     read_goal_cloud,
 )
-from vla.types import FeatureType
+from vla.core.types import FeatureType
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,7 @@ def test_bad_cotrain_config_is_a_clear_error(colour_world, tmp_path, capsys):
 def test_cotrained_checkpoint_acts_in_the_simulator_and_answers(colour_world, tmp_path):
     """A co-trained VLA with the simulator's cameras (static + wrist) and state: `vla eval` runs it closed
     loop on the held-out-concept task and `vla eval-vqa` on questions, from the same checkpoint."""
-    from vla.types import FeatureSpec, FeatureType
+    from vla.core.types import FeatureSpec, FeatureType
 
     feats = synthetic.features(16, 16)
     cams = {f"images/{c}": feats["images/front"] for c in ("static", "wrist")}
@@ -240,7 +240,7 @@ def test_bad_vqa_records_raise_naming_file_and_sample_or_are_skipped(colour_worl
 
 
 def test_transfer_presets_differ_only_by_cotraining():
-    from vla.training.cli import load_config
+    from vla.commands.train import load_config
 
     robot = load_config(["+experiment=transfer_robot"])
     cot = load_config(["+experiment=transfer_cotrain"])

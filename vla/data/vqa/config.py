@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vla.config import register_config
+from vla.core.config import register_config
 
 # VQAv2/COCO image names: COCO_val2014_000000393225.jpg
 COCO_IMAGE_PATTERN = "COCO_{split}_{image_id:012d}.jpg"

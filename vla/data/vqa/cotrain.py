@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from vla.config import register_config
+from vla.core.config import register_config
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.dataset import VQACollator, VQADataset
 from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule, weighted_loss

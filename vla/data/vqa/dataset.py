@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from vla.data.vqa.config import VQAPromptConfig
 from vla.data.vqa.sample import Turn, VQASample
-from vla.models.text import IGNORE_INDEX, pad_batch
+from vla.backbones.text import IGNORE_INDEX, pad_batch
 
 
 class VQADataset(Dataset):

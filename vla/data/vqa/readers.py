@@ -26,8 +26,8 @@ from typing import Any
 
 from vla.data.vqa.config import VQASourceConfig
 from vla.data.vqa.sample import IMAGE_TOKEN, ErrorPolicy, Turn, VQASample, check_images_exist
-from vla.utils.io import read_json
-from vla.utils.registry import Registry
+from vla.core.io import read_json
+from vla.core.registry import Registry
 
 Reader = Callable[[VQASourceConfig, ErrorPolicy], Iterator[VQASample]]
 READERS: Registry[Reader] = Registry("VQA format")

@@ -4,7 +4,7 @@ A `VQASample` is a conversation about zero or more images: ordered `turns` of (p
 reference `answers` used for scoring the *last* turn (VQAv2 keeps ten human answers; LLaVA and JSONL keep
 one or a few), a question type for per-type metrics, the source format and an id that names the sample in
 errors. Images are file paths, loaded lazily (`load_images`) as uint8 [H,W,3] RGB arrays (the
-`images/<camera>` layout of vla.types), so reading a large annotation file costs no image decoding.
+`images/<camera>` layout of vla.core.types), so reading a large annotation file costs no image decoding.
 
 Readers call `ErrorPolicy.handle(message)` on bad input: with `on_error="raise"` it raises a ValueError
 naming the file and sample; with `"skip"` it counts the sample (by reason) and the reader moves on.

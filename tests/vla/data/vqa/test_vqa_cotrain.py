@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import default_collate
 
 from vla.backbones import compose_model_config
-from vla.config import config_dir
+from vla.core.config import config_dir
 from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
 from vla.data.vqa.cotrain import CoTrainConfig, build_cotrain, cotrain_collator

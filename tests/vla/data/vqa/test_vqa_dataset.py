@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vla.data.vqa import VQACollator, VQADataset, VQAPromptConfig, VQASourceConfig, encode_turns, read_vqa
-from vla.models.text import IGNORE_INDEX
+from vla.backbones.text import IGNORE_INDEX
 
 
 def test_labels_cover_exactly_the_answers(tiny_vlm, llava_file):

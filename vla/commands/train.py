@@ -29,9 +29,9 @@ import torch
 from omegaconf import OmegaConf
 
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
-from vla.config import compose, register_config, save_resolved, split_positionals
+from vla.core.config import compose, register_config, save_resolved, split_positionals
 from vla.data.config import DataConfig, window_spec
-from vla.data.normalizer import Normalizer
+from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
@@ -41,7 +41,7 @@ from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
 from vla.training.mixture import MixtureSource, build_mixture, cotrain_fit
 from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
-from vla.types import ACTION_KEY, STATE_KEY, image_key
+from vla.core.types import ACTION_KEY, STATE_KEY, image_key
 
 
 @dataclass

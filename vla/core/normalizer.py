@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.utils.io import atomic_write_json, read_json
+from vla.core.io import atomic_write_json, read_json
 
 STAT_NAMES: tuple[str, ...] = ("mean", "std", "min", "max", "q01", "q99", "count")
 MODES: dict[str, tuple[str, ...]] = {

@@ -8,9 +8,9 @@ import pytest
 from action_tokenizers import load_tokenizer
 from action_tokenizers.evaluation import chunk_episodes
 from vla import cli
-from vla.data.normalizer import Normalizer
+from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
-from vla.types import ACTION_NAMES, FeatureSpec, FeatureType
+from vla.core.types import ACTION_NAMES, FeatureSpec, FeatureType
 
 D = 7
 

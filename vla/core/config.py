@@ -24,7 +24,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from vla.utils.io import atomic_write_text
+from vla.core.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ def config_dir() -> Path:
     env = os.environ.get("VLA_CONFIG_DIR")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the `vla` package
     for cand in (here / "configs", here.parent / "configs"):
         if cand.is_dir():
             return cand

@@ -5,10 +5,10 @@ import pytest
 
 from sim.config import EnvConfig, TaskConfig
 from vla import cli
-from vla.data.collect import CollectConfig, collect
+from vla.commands.collect import CollectConfig, collect
 from vla.data.recorder import EpisodeRecorder, features_from_spaces
 from vla.data.store import EpisodeStore
-from vla.types import ACTION_NAMES
+from vla.core.types import ACTION_NAMES
 
 
 def test_collect_cli_writes_successful_episodes(tmp_path, capsys):

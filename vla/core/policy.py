@@ -1,8 +1,8 @@
 """The Policy protocol and the policy registry.
 
-A policy maps one observation (the dict of `vla.types`: `images/<cam>` [H,W,3] uint8, `depth/<cam>`
+A policy maps one observation (the dict of `vla.core.types`: `images/<cam>` [H,W,3] uint8, `depth/<cam>`
 [H,W] float32, `state` [S] float32, `instruction` str) to one EnvAction [D] float32. The same object runs
-in simulation rollouts (`vla.eval.rollout`), in `vla eval`, and inside the ROS 2 node.
+in simulation rollouts (`vla.core.rollout`), in `vla eval`, and inside the ROS 2 node.
 
     policy = make_policy("random", action_dim=7, seed=0)
     policy.reset()
@@ -20,8 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla.types import ACTION_DIM
-from vla.utils.registry import Registry
+from vla.core.types import ACTION_DIM
+from vla.core.registry import Registry
 
 
 @runtime_checkable

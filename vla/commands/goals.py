@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vla.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.models.goal_diffusion import GoalDiffusionConfig
 from vla.pointcloud.pipeline import PointCloudConfig
 
@@ -93,7 +93,7 @@ def run_train(cfg: GoalsConfig) -> int:
     import torch
 
     from vla.models.goal_diffusion import GoalDiffusion, save_goal_diffusion
-    from vla.pointcloud.goal_train import train_goal_diffusion
+    from vla.training.goal_diffusion import train_goal_diffusion
     from vla.pointcloud.goals import GoalSet
 
     t = cfg.train
@@ -116,11 +116,11 @@ def run_train(cfg: GoalsConfig) -> int:
 
 def run_sample(cfg: GoalsConfig) -> int:
     from vla.models.goal_diffusion import load_goal_diffusion
-    from vla.pointcloud.goal_train import evaluate_goals
+    from vla.training.goal_diffusion import evaluate_goals
     from vla.pointcloud.goals import GoalSet
     from vla.pointcloud.pipeline import Cloud
     from vla.pointcloud.viz import render_clouds_png, write_ply
-    from vla.utils.io import atomic_write_json
+    from vla.core.io import atomic_write_json
 
     s = cfg.sample
     model = load_goal_diffusion(s.checkpoint)

@@ -11,7 +11,7 @@ import torch
 from vla.cli import main as cli
 from vla.data import synthetic
 from vla.data.store import EpisodeStore
-from vla.training.cli import load_config, trainer_config
+from vla.commands.train import load_config, trainer_config
 from vla.training.mixture import mixture_weights
 from vla.training.sampler import ResumableBatchSampler
 
@@ -107,7 +107,7 @@ def test_mixture_weights_draw_sources_in_proportion():
 def test_model_preset_replaces_the_default_whole():
     """`model=<preset>` must not inherit the CPU default's sizes (a SigLIP with hidden 64 would build)."""
     from vla.cli import register_all_schemas
-    from vla.config import compose
+    from vla.core.config import compose
 
     register_all_schemas()
     big = compose("train", ["model=siglip_qwen2_0p5b"]).model

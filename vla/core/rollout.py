@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla.types import check_action
+from vla.core.types import check_action
 
 
 @dataclass

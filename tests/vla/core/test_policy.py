@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from policies import Policy, list_policies, make_policy, register_policy
-from vla.types import ACTION_DIM
+from vla.core.types import ACTION_DIM
 
 
 @pytest.mark.parametrize("name", ["random", "constant"])

@@ -9,8 +9,8 @@ import pytest
 
 from policies import register_policy
 from vla.cli import main as cli_main
-from vla.config import compose, to_dataclass
-from vla.eval.evaluate import EvalConfig, evaluate
+from vla.core.config import compose, to_dataclass
+from vla.commands.eval import EvalConfig, evaluate
 from vla.eval.metrics import wilson_interval
 from vla.eval.report import write_report
 
@@ -130,8 +130,8 @@ def test_bad_input_fails_before_the_first_episode(tmp_path):
 
 
 def test_video_camera_must_be_rendered():
-    from vla.config import compose, to_dataclass
-    from vla.eval.evaluate import EvalConfig, evaluate
+    from vla.core.config import compose, to_dataclass
+    from vla.commands.eval import EvalConfig, evaluate
 
     cfg = to_dataclass(compose("eval", ["env.cameras=[wrist]", "video_camera=static"]), EvalConfig)
     with pytest.raises(ValueError, match="video_camera"):

@@ -1,6 +1,6 @@
 """`vla collect`: scripted-expert demonstrations from the simulator into an episode store.
 
-Runs the task's scripted expert through the shared rollout loop (`vla.eval.rollout`; an
+Runs the task's scripted expert through the shared rollout loop (`vla.core.rollout`; an
 `AsyncVectorEnv` of `num_envs` sub-processes, or one in-process env when num_envs=1) with an
 `EpisodeRecorder` per episode. Successful episodes are kept (all of them with keep_failed=true); when
 fewer than `episodes` succeed, further seeds are tried, up to `max_attempts` rollouts in total. An
@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from sim.config import EnvConfig, TaskConfig, env_kwargs
-from vla.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.config import compose, register_config, split_positionals, to_dataclass
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
 from vla.data.store import EpisodeStore
 from vla.pointcloud.pipeline import PointCloudConfig
-from vla.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
+from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 
 
 @register_config("collect")
@@ -145,7 +145,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
 
     import sim
     from sim.experts import make_expert
-    from vla.eval.rollout import run_episode, run_episodes_vector
+    from vla.core.rollout import run_episode, run_episodes_vector
 
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"collect: episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vla.config import compose, register_config, save_resolved, to_dataclass
-from vla.utils.io import atomic_write_json, read_json
+from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.io import atomic_write_json, read_json
 
 
 @register_config("demo")
@@ -74,7 +74,7 @@ def store_path(cfg: DemoConfig, task: str) -> Path:
 
 def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
     """Stage 1 for one task; a store that already holds `episodes` episodes is kept."""
-    from vla.data import collect
+    from vla.commands import collect
     from vla.data.store import EpisodeStore
 
     path = store_path(cfg, task)
@@ -163,8 +163,8 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Collect -> train -> evaluate; returns the summary also written to `<out>/summary.json`."""
-    from vla.eval import evaluate
-    from vla.training import cli as train_cli
+    from vla.commands import eval as evaluate
+    from vla.commands import train as train_cli
 
     _check(cfg)
     out = Path(cfg.out)

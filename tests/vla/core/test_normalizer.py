@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from vla.data.normalizer import MODES, Normalizer, StatsAccumulator, compute_stats, rank_error_bound
+from vla.core.normalizer import MODES, Normalizer, StatsAccumulator, compute_stats, rank_error_bound
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
 

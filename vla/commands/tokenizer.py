@@ -24,10 +24,10 @@ from omegaconf import OmegaConf
 
 from action_tokenizers.base import load_tokenizer, make_tokenizer
 from action_tokenizers.evaluation import TokenizerPipeline, chunk_episodes, evaluate, fit_normalizer
-from vla.config import compose, register_config, split_positionals
-from vla.data.normalizer import Normalizer
-from vla.types import ACTION_KEY, ACTION_NAMES
-from vla.utils.io import atomic_write_json
+from vla.core.config import compose, register_config, split_positionals
+from vla.core.normalizer import Normalizer
+from vla.core.types import ACTION_KEY, ACTION_NAMES
+from vla.core.io import atomic_write_json
 
 
 @register_config("tokenizer_fit")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from robot_io import config as _config  # noqa: F401  (registers the ros2_* schemas on import)
-from vla.config import compose, split_positionals, to_dataclass
+from vla.core.config import compose, split_positionals, to_dataclass
 
 log = logging.getLogger("robot_io")
 POLICY_MODULES = ("sim", "policies.vla")  # imported on demand to register more policies
@@ -60,7 +60,7 @@ def _transport(name: str, domain_id: int | None, node_name: str) -> Any:
 
 def build_policy(name: str, kwargs: dict[str, Any], checkpoint: str | None) -> Any:
     """A policy from the registry; modules that register more policies are imported on demand."""
-    from policies.base import list_policies, make_policy
+    from vla.core.policy import list_policies, make_policy
 
     for module in POLICY_MODULES:
         if name in list_policies():
@@ -141,7 +141,7 @@ def ros2_sim_robot(argv: Sequence[str]) -> int:
     ok = sum(r["success"] for r in results)
     print(f"vla ros2 sim-robot: {ok}/{len(results)} episodes succeeded: {json.dumps(results)}")
     if cfg.result:
-        from vla.utils.io import atomic_write_json
+        from vla.core.io import atomic_write_json
 
         atomic_write_json(
             cfg.result, {"results": results, "commands": robot.commands, "malformed": robot.malformed}

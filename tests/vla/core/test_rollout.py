@@ -6,10 +6,10 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv
 
 import sim  # noqa: F401  (registers vla/Tabletop-v0)
-from policies.base import ConstantPolicy
+from vla.core.policy import ConstantPolicy
 from sim.experts import make_expert
 from sim.vector import make_vector_env
-from vla.eval.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
+from vla.core.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
 
 SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from vla import demo
-from vla.config import compose, to_dataclass
+from vla.commands import demo
+from vla.core.config import compose, to_dataclass
 
 
 def _argv(out):
@@ -51,7 +51,7 @@ def test_demo_presets_and_bad_input():
     assert full.tasks == ["pick", "place", "push", "stack"] and full.preset == "full"
     default = to_dataclass(compose("demo", []), demo.DemoConfig)
     assert default.tasks == ["pick_colour"] and default.eval_episodes >= 50
-    from vla.training.cli import load_config
+    from vla.commands.train import load_config
 
     trained = load_config(demo.train_overrides(default))  # the preset's `vla train` command composes
     assert trained.action_head == "l1" and not trained.use_state and trained.model.vision.hf["film_dim"] == 64

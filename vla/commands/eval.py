@@ -2,7 +2,7 @@
 
 For each policy (the one under test, then the references, by default the scripted expert as the upper
 line and a random policy as the lower one) and each task, the same fixed list of seeds of the chosen split
-(`sim.tasks.task_seeds`) runs through the one rollout loop (`vla.eval.rollout`), in one env or in an
+(`sim.tasks.task_seeds`) runs through the one rollout loop (`vla.core.rollout`), in one env or in an
 AsyncVectorEnv of `num_envs` processes. Per task: success rate with a 95% Wilson interval, mean episode
 length, errors, inference latency p50/p95 and control rate. A few failure and success videos of the policy
 under test, `results.json`, `report.md` and `success_rate.png` go to `out`. An exception inside one
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.config import EnvConfig, env_kwargs
-from vla.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
 from vla.eval.report import write_report
-from vla.eval.rollout import EpisodeResult, run_episode, run_episodes_vector
+from vla.core.rollout import EpisodeResult, run_episode, run_episodes_vector
 from vla.eval.video import VideoRecorder
 
 
