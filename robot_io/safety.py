@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla.core.config import config_dir
+
 PANDA_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 
 
@@ -242,8 +244,6 @@ class SafetyFilter:
 def load_limits(robot: str) -> SafetyLimits:
     """Limits from `configs/robot/<robot>.yaml` (a name) or a YAML file path; validated."""
     from omegaconf import OmegaConf
-
-    from vla.core.config import config_dir
 
     path = Path(robot) if robot.endswith((".yaml", ".yml")) else config_dir() / "robot" / f"{robot}.yaml"
     if not path.is_file():

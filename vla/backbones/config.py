@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from vla.core.config import register_config
+from vla.core.config import compose, config_dir, register_config
 
 
 @dataclass
@@ -126,8 +126,6 @@ def vlm_config_to_dict(cfg: VLMConfig) -> dict[str, Any]:
 def compose_model_config(preset: str = "tiny", overrides: list[str] | tuple[str, ...] = ()) -> VLMConfig:
     """Compose `configs/model/<preset>.yaml` with hydra overrides (`vision.name=siglip`) into a VLMConfig."""
     from omegaconf import OmegaConf
-
-    from vla.core.config import compose, config_dir
 
     presets = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
     if preset not in presets:

@@ -12,6 +12,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from vla.backbones import compose_model_config
+from vla.models.vlm import VLM
+
 
 def summarise(model) -> dict:
     """Parameter counts per component, token counts and the image transform of a built VLM."""
@@ -29,8 +32,6 @@ def summarise(model) -> dict:
 
 
 def model_info(argv: Sequence[str]) -> int:
-    from vla.backbones import compose_model_config
-    from vla.models.vlm import VLM
 
     pos = [a for a in argv if "=" not in a]
     overrides = [a for a in argv if "=" in a]

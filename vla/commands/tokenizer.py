@@ -25,9 +25,10 @@ from omegaconf import OmegaConf
 from action_tokenizers.base import load_tokenizer, make_tokenizer
 from action_tokenizers.evaluation import TokenizerPipeline, chunk_episodes, evaluate, fit_normalizer
 from vla.core.config import compose, register_config, split_positionals
+from vla.core.io import atomic_write_json
 from vla.core.normalizer import Normalizer
 from vla.core.types import ACTION_KEY, ACTION_NAMES
-from vla.core.io import atomic_write_json
+from vla.data.store import EpisodeStore
 
 
 @register_config("tokenizer_fit")
@@ -98,8 +99,6 @@ def load_episodes(source: str, max_episodes: int = 0) -> list[np.ndarray]:
 
 def _store_episodes(path: Path, max_episodes: int) -> list[np.ndarray]:
     from tqdm import tqdm
-
-    from vla.data.store import EpisodeStore
 
     store = EpisodeStore.open(path)
     n = store.num_episodes

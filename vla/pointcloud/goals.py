@@ -27,8 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from vla.pointcloud.pipeline import Cloud, PointCloudConfig, PointCloudPipeline, frames_from_env
+import sim
+from sim.experts import make_expert
 from vla.core.io import atomic_write_bytes
+from vla.core.rollout import run_episode
+from vla.pointcloud.episode_clouds import EpisodeClouds
+from vla.pointcloud.model_inputs import camera_from_dict
+from vla.pointcloud.pipeline import (
+    Cloud,
+    PointCloudConfig,
+    PointCloudPipeline,
+    frames_from_env,
+    frames_from_obs,
+)
+from vla.pointcloud.recording import COLORS_KEY, POINTS_KEY
 
 _CLOUD_KEYS = ("initial_points", "initial_colors", "goal_points", "goal_colors")
 
@@ -171,10 +183,6 @@ def generate_goal_scenes(
     `drop_robot` removes the arm (segmentation ids) so the clouds hold the table-top scene only."""
     import gymnasium as gym
 
-    import sim
-    from sim.experts import make_expert
-    from vla.core.rollout import run_episode
-
     cfg = pointcloud or PointCloudConfig()
     pipe = PointCloudPipeline(cfg)
     records, failed, unusable = [], 0, 0
@@ -236,10 +244,6 @@ def goal_set_from_store(store: Any, source: str = "auto", seed: int = 0) -> tupl
     initial cloud = frame 0's `pointcloud/points` if stored, else frame 0's depth through the pipeline and
     camera models saved in the store's `meta.pointcloud`; goal = the episode's goal cloud (`source`: auto =
     the env's goal where given, else the final scene). Returns the set and the pipeline settings used."""
-    from vla.pointcloud.episode_clouds import EpisodeClouds
-    from vla.pointcloud.model_inputs import camera_from_dict
-    from vla.pointcloud.pipeline import frames_from_obs
-    from vla.pointcloud.recording import COLORS_KEY, POINTS_KEY
 
     meta = dict(store.meta.get("pointcloud") or {})
     if not meta:

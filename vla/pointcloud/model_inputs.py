@@ -28,6 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim.tasks import get_task
+from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
+from vla.pointcloud.geometry import CameraModel
+from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline, frames_from_obs
+
 POINTS_KEY, COLORS_KEY = "pointcloud/points", "pointcloud/colors"
 GOAL_POINTS_KEY, GOAL_COLORS_KEY = "goal/points", "goal/colors"
 DEFAULT_CENTER = (0.5, 0.0, 0.05)  # metres, base frame: the middle of the table-top work region
@@ -63,7 +68,6 @@ def camera_to_dict(camera: Any) -> dict[str, Any]:
 
 
 def camera_from_dict(data: Mapping[str, Any]) -> Any:
-    from vla.pointcloud.geometry import CameraModel
 
     try:
         return CameraModel(data["K"], data["width"], data["height"], data["base_T_cam"], data["name"])
@@ -155,12 +159,10 @@ class PointInputs:
                 "models (point_cameras) to build it from depth"
             )
         if self._pipeline is None:
-            from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline
 
             pcfg = PointCloudConfig(**{**self.cfg.point_pipeline, "num_points": self.cfg.obs_points})
             self._pipeline = PointCloudPipeline(pcfg)
             self._cameras = {c["name"]: camera_from_dict(c) for c in self.cfg.point_cameras}
-        from vla.pointcloud.pipeline import frames_from_obs
 
         cloud = self._pipeline.process(frames_from_obs(obs, self._cameras), seed=seed)
         return cloud.points, cloud.colors
@@ -218,7 +220,6 @@ def point_training_setup(model_cfg: Any, store: Any) -> PointTrainingSetup:
         )
         keys = [POINTS_KEY, COLORS_KEY]
     if goal_on:
-        from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
 
         if has_episode_clouds(store.path) and store.num_episodes > 0:
             n = int(EpisodeClouds.open(store).goal(0)[0].shape[0])
@@ -243,7 +244,6 @@ def check_env_provides_clouds(
     need. Goal clouds: every task must be goal-specified (Task.has_goal_cloud) with env.goal_points = N,
     unless `goal_given` (an imagination wrapper supplies the goal). Observation clouds: env.depth=true,
     the saved cameras rendered, at the image size they were calibrated for. ValueError naming the fix."""
-    from sim.tasks import get_task
 
     cfg = PointInputConfig(
         **{k: processor_cfg[k] for k in PointInputConfig.__dataclass_fields__ if k in processor_cfg}

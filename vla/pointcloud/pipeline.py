@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from vla.core.config import register_config
-from vla.pointcloud.geometry import DEFAULT_MAX_DEPTH, CameraModel
 from vla.core.types import DEPTH_PREFIX, IMAGE_PREFIX, SEG_PREFIX
+from vla.pointcloud.geometry import DEFAULT_MAX_DEPTH, CameraModel
 
 TABLE_REMOVAL = ("none", "height", "ransac")
 

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.camera import DEFAULT_CAMERAS
+from vla.core.types import FeatureSpec, FeatureType
 from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds, write_episode_clouds
 from vla.pointcloud.geometry import CameraModel
 from vla.pointcloud.pipeline import Cloud, PointCloudPipeline, frames_from_obs
-from vla.core.types import FeatureSpec, FeatureType
 
 POINTS_KEY, COLORS_KEY = "pointcloud/points", "pointcloud/colors"
 GOAL_POINTS_KEY, GOAL_COLORS_KEY = "goal/points", "goal/colors"
@@ -54,7 +55,6 @@ def pointcloud_features(num_points: int, per_frame: bool = False) -> dict[str, F
 
 def fixed_cameras(env: Any, cameras: Sequence[str]) -> dict[str, CameraModel]:
     """Camera models of static cameras, read once from the env (safe for vector envs: poses never move)."""
-    from sim.camera import DEFAULT_CAMERAS
 
     moving = [c for c in cameras if c in DEFAULT_CAMERAS and DEFAULT_CAMERAS[c].mounted_on_hand]
     if moving:
