@@ -185,7 +185,9 @@ def export_lerobot(cfg: ExportLeRobotConfig) -> dict[str, Any]:
                 if enc is None:
                     vc, vf = video_files[k].chunk_file
                     path = root / VIDEO_PATH.format(video_key=names[k], chunk_index=vc, file_index=vf)
-                    enc = encoders[k] = VideoEncoder(path, fps, h, w, codec=cfg.codec, crf=cfg.crf)
+                    # a short GOP: cheap seeks into multi-episode files
+                    enc = VideoEncoder(path, fps, h, w, codec=cfg.codec, crf=cfg.crf, gop=2)
+                    encoders[k] = enc
                     codecs[k] = _codec_name(enc.codec)
                 vc, vf = video_files[k].chunk_file
                 start = enc.frames

@@ -1,18 +1,25 @@
-"""Video decoding and encoding with PyAV, for LeRobot import (AV1, H.264, HEVC, ...) and export.
+"""The one video module (PyAV): decoding for LeRobot import (AV1, H.264, HEVC, ...), and the one mp4 encoder,
+used by the LeRobot exporter and by every episode video (evaluation, `vla demo`).
 
     frames = decode_video(path, start_s=2.0, end_s=4.0, size=(96, 128))   # uint8 [T, H, W, 3] RGB
     with VideoEncoder(path, fps=10, height=128, width=128, codec="libx264") as enc:
         enc.write(frame)                                                 # uint8 [H, W, 3] RGB
+    write_video("out/ep0.mp4", frames, fps=10)                            # a whole episode, atomically
 
 A frame belongs to [start_s, end_s) when its presentation time t satisfies
 start_s - 0.5/fps <= t < end_s - 0.5/fps (half a frame of tolerance for rounded timestamps), which is how
 a multi-episode LeRobot v3.0 file is cut into episodes. Decoding converts to RGB (and resizes, when
 `size` is given) in the codec's own scaler, one frame at a time, so memory holds only the output.
+`write_video` takes a list of frames for people to look at: .mp4 through `VideoEncoder` (odd sizes padded
+by edge replication, H.264 when available, else MPEG-4 Part 2) or .gif (imageio); the file appears
+atomically (written to a temporary sibling, then renamed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -99,7 +106,10 @@ def pick_encoder(preferred: str | None = None) -> str:
 
 
 class VideoEncoder:
-    """Writes RGB frames [H, W, 3] uint8 to an mp4 at a constant rate (pts = frame number)."""
+    """Writes RGB frames [H, W, 3] uint8 to an mp4 at a constant rate (pts = frame number).
+
+    `crf` applies to the encoders that take it (x264, x265, SVT-AV1); `preset` (e.g. "veryfast") and `gop`
+    (key-frame interval; short: cheap seeks into multi-episode files) are passed on when given."""
 
     def __init__(
         self,
@@ -107,9 +117,11 @@ class VideoEncoder:
         fps: float,
         height: int,
         width: int,
-        codec: str = "libx264",
+        codec: str | None = "libx264",
         crf: int = 18,
         pix_fmt: str = "yuv420p",
+        preset: str | None = None,
+        gop: int | None = None,
     ) -> None:
         if pix_fmt == "yuv420p" and (height % 2 or width % 2):
             raise ValueError(f"{path}: yuv420p video needs even height and width, got {height}x{width}")
@@ -121,10 +133,13 @@ class VideoEncoder:
         rate = int(round(fps))
         self._stream = self._container.add_stream(self.codec, rate=rate)
         self._stream.height, self._stream.width, self._stream.pix_fmt = self.height, self.width, pix_fmt
-        if self.codec in ("libx264", "libx265", "libsvtav1"):
-            self._stream.options = {"crf": str(int(crf))}
-            if self.codec == "libx264":
-                self._stream.options["g"] = "2"  # short GOP: cheap seeks into multi-episode files
+        options = {"crf": str(int(crf))} if self.codec in ("libx264", "libx265", "libsvtav1") else {}
+        if preset is not None:
+            options["preset"] = preset
+        if gop is not None:
+            options["g"] = str(int(gop))
+        if options:
+            self._stream.options = options
         self.frames = 0
         self.bytes_out = 0  # encoded bytes muxed so far (lags the input by the encoder's lookahead)
 
@@ -157,3 +172,61 @@ class VideoEncoder:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+# ---- whole episodes, for people to look at --------------------------------------------------------------
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if len(frames) == 0:
+        raise ValueError("frames: expected at least one frame")
+    out = []
+    shape = np.asarray(frames[0]).shape
+    for i, f in enumerate(frames):
+        arr = np.asarray(f)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"frames[{i}]: expected uint8 [H, W, 3], got {arr.dtype} {arr.shape}")
+        if arr.shape != shape:
+            raise ValueError(f"frames[{i}]: expected shape {shape} like frame 0, got {arr.shape}")
+        out.append(arr)
+    return out
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: pad by edge replication (a copy; the input is untouched)."""
+    h, w = frame.shape[:2]
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _write_gif(tmp: str, frames: list[np.ndarray], fps: int) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+
+
+def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int = 10) -> Path:
+    """Write frames (uint8 [H,W,3] each) to `path` (.mp4 or .gif), atomically. Returns the path."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"video path {path}: expected a suffix in {VIDEO_SUFFIXES}")
+    if fps <= 0:
+        raise ValueError(f"fps: expected > 0, got {fps}")
+    checked = _check_frames(frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".mp4":
+            h, w = _pad_even(checked[0]).shape[:2]
+            with VideoEncoder(tmp, int(fps), h, w, codec=None, crf=20, preset="veryfast") as enc:
+                for f in checked:
+                    enc.write(_pad_even(f))
+        else:
+            _write_gif(tmp, checked, int(fps))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
