@@ -31,7 +31,8 @@ from robot_io.dds import DdsTransport, loopback_config  # noqa: E402
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA, QosProfile, spin_until  # noqa: E402
 
 HOME_Q = np.array([0.0, -0.25, 0.0, -2.3, 0.0, 2.05, 0.785])
-NAMES = [f"panda_joint{i}" for i in range(1, 8)]
+NAMES = [f"panda_joint{i}" for i in range(1, 8)] + list(convert.FINGER_JOINTS)  # the fingers: gripper width
+POSITIONS = np.r_[HOME_Q, 0.04, 0.04]
 SIZE = 224
 
 
@@ -68,7 +69,7 @@ def control_loop(
 
         def tick() -> None:
             now = convert.now_time()
-            pub_js.publish(convert.joint_state_msg(NAMES, HOME_Q, stamp=now))
+            pub_js.publish(convert.joint_state_msg(NAMES, POSITIONS, stamp=now))
             pub_img.publish(convert.image_to_msg(rgb, "rgb8", now))
 
         next_t = time.monotonic()

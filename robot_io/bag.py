@@ -9,7 +9,10 @@ Import (`vla import rosbag BAG out=STORE`): one episode per instruction segment.
 recorded commands when the bag has them (`vla/ee_delta` TwistStamped + gripper Float64, one frame per
 command, observation = latest image/joint state before it), otherwise from the joint states resampled
 at `rate_hz` (action = EE pose difference to the next frame, gripper from the finger width), which is
-how teleoperated real-robot data (no policy commands) becomes training data.
+how teleoperated real-robot data (no policy commands) becomes training data. The state is packed by
+`vla.core.state.pack_state` exactly as the node packs it (EE pose by forward kinematics, the gripper
+width from the finger joints of the same JointState); a joint state without a gripper width is an
+error naming the topic and the time: the width is required, never estimated (vla.core.state).
 
     with BagRecorder("outputs/run1_bag", storage="mcap") as rec:
         rec.write("joint_states", js_msg)
@@ -26,11 +29,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pybullet as p
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
 
 from robot_io import convert, msgs
 from robot_io.config import TopicNames
+from vla.core.state import pack_state
+from vla.core.types import (
+    ACTION_KEY,
+    ACTION_NAMES,
+    STATE_KEY,
+    STATE_NAMES,
+    FeatureSpec,
+    FeatureType,
+    depth_key,
+    image_key,
+)
+from vla.data.store import EpisodeStore
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
@@ -112,8 +129,6 @@ def _latest_before(series: list[tuple[int, Any]], times: np.ndarray) -> np.ndarr
 
 def _euler_delta(q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
     """Rotation from quaternion q0 to q1 (xyzw) as roll/pitch/yaw about the base axes [3]."""
-    import pybullet as p
-
     inv = p.invertTransform((0, 0, 0), q0.tolist())[1]
     _, dq = p.multiplyTransforms((0, 0, 0), q1.tolist(), (0, 0, 0), inv)
     return np.array(p.getEulerFromQuaternion(dq), dtype=np.float64)
@@ -147,20 +162,12 @@ def bag_to_episodes(
         raise ValueError("bag: no frames after the first image and joint state")
     ii, jj = _latest_before(images, times), _latest_before(joints, times)
     names = list(kin.joint_names)
-    q = np.stack([convert.joint_positions(joints[j][1], names) for j in jj])  # [T, J]
-    width = []
-    for j in jj:
-        js = joints[j][1]
-        fingers = [
-            js.position[js.name.index(f)]
-            for f in ("panda_finger_joint1", "panda_finger_joint2")
-            if f in js.name
-        ]
-        width.append(float(sum(fingers)) if len(fingers) == 2 else 0.0)
+    q = np.stack([convert.joint_positions(joints[j][1], names, topics.joint_states) for j in jj])  # [T, J]
+    width = np.array([_gripper_width(joints[j], topics.joint_states) for j in jj])  # [T]
     poses = [kin.forward(qi) for qi in q]
-    pos = np.stack([p for p, _ in poses])  # [T, 3]
+    pos = np.stack([x for x, _ in poses])  # [T, 3]
     quat = np.stack([r for _, r in poses])  # [T, 4]
-    state = np.concatenate([pos, quat, np.array(width)[:, None], q], axis=1).astype(np.float32)  # [T, 15]
+    state = pack_state(ee_position=pos, ee_orientation=quat, gripper_width=width, joint_positions=q)
     gripper = np.ones(times.size)
     if grips:
         gi = _latest_before(grips, times)
@@ -173,16 +180,16 @@ def bag_to_episodes(
         lin = np.diff(pos, axis=0, append=pos[-1:])
         ang = np.stack([_euler_delta(quat[t], quat[min(t + 1, len(quat) - 1)]) for t in range(len(quat))])
         if not grips:
-            gripper = (np.array(width) > 0.5 * max(np.max(width), 1e-6)).astype(np.float64)
+            gripper = (width > 0.5 * max(np.max(width), 1e-6)).astype(np.float64)
     action = np.concatenate([lin, ang, gripper[:, None]], axis=1).astype(np.float32)  # [T, 7]
     frames = {
-        f"images/{camera}": np.stack([convert.msg_to_image(images[i][1], topics.image) for i in ii]),
-        "state": state,
-        "action": action,
+        image_key(camera): np.stack([convert.msg_to_image(images[i][1], topics.image) for i in ii]),
+        STATE_KEY: state,
+        ACTION_KEY: action,
     }
     if depth:
         di = np.maximum(_latest_before(depth, times), 0)
-        frames[f"depth/{camera}"] = np.stack([convert.msg_to_image(depth[d][1], topics.depth) for d in di])
+        frames[depth_key(camera)] = np.stack([convert.msg_to_image(depth[d][1], topics.depth) for d in di])
     instr = bag.get(topics.instruction.strip("/"), [])
     segments = _segments(times, instr)
     episodes = []
@@ -190,6 +197,19 @@ def bag_to_episodes(
         ep = {k: v[lo:hi] for k, v in frames.items()}
         episodes.append((ep, {"instruction": text, "source": "rosbag", "start_ns": int(times[lo])}))
     return episodes
+
+
+def _gripper_width(stamped: tuple[int, Any], topic: str) -> float:
+    """The measured width of one recorded joint state; a missing one is an error (vla.core.state)."""
+    t_ns, msg = stamped
+    width = convert.gripper_width(msg)
+    if width is None:
+        raise ValueError(
+            f"bag: {topic} message at t={t_ns} ns has no gripper width (needs finite "
+            f"{list(convert.FINGER_JOINTS)}; has {list(msg.name)}): the state's gripper_width is required, "
+            f"never estimated (see vla.core.state)"
+        )
+    return width
 
 
 def _segments(times: np.ndarray, instr: list[tuple[int, Any]]) -> list[tuple[int, int, str]]:
@@ -217,24 +237,16 @@ def import_rosbag(
 ) -> list[int]:
     """Convert a rosbag2 recording into episodes of the episode store at `out` (created if missing).
     Returns the new episode indices."""
-    from tqdm import tqdm
-
-    from vla.data.store import EpisodeStore
-    from vla.core.types import ACTION_NAMES, STATE_NAMES, FeatureSpec, FeatureType
-
     episodes = bag_to_episodes(read_bag(bag_path), topics or TopicNames(), camera, kin, rate_hz)
     first = episodes[0][0]
+    image, depth = image_key(camera), depth_key(camera)
     features = {
-        "action": FeatureSpec(FeatureType.ACTION, (len(ACTION_NAMES),), "float32", ACTION_NAMES),
-        "state": FeatureSpec(FeatureType.STATE, (len(STATE_NAMES),), "float32", STATE_NAMES),
-        f"images/{camera}": FeatureSpec(
-            FeatureType.VISUAL, tuple(first[f"images/{camera}"].shape[1:]), "uint8"
-        ),
+        ACTION_KEY: FeatureSpec(FeatureType.ACTION, (len(ACTION_NAMES),), "float32", ACTION_NAMES),
+        STATE_KEY: FeatureSpec(FeatureType.STATE, (len(STATE_NAMES),), "float32", STATE_NAMES),
+        image: FeatureSpec(FeatureType.VISUAL, tuple(first[image].shape[1:]), "uint8"),
     }
-    if f"depth/{camera}" in first:
-        features[f"depth/{camera}"] = FeatureSpec(
-            FeatureType.DEPTH, tuple(first[f"depth/{camera}"].shape[1:]), "float32"
-        )
+    if depth in first:
+        features[depth] = FeatureSpec(FeatureType.DEPTH, tuple(first[depth].shape[1:]), "float32")
     out = Path(out)
     if (out / "zarr.json").is_file():
         store = EpisodeStore.open(out, mode="a")

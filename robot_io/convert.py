@@ -9,6 +9,7 @@ so the node can count and drop it. Big-endian payloads are byte-swapped.
     msg = image_to_msg(rgb, "rgb8", stamp=now_time(), frame_id="camera")
     rgb = msg_to_image(msg, topic="camera/color/image_raw")    # [H, W, 3] uint8, a fresh array
     q = joint_positions(js, ["panda_joint1", ...])               # [J] float64, ValueError on NaN/unknown
+    w = gripper_width(js)                                        # metres, or None without finger joints
 """
 
 from __future__ import annotations
@@ -192,6 +193,21 @@ def positions_by_name(
 def joint_positions(msg: JointState, names: Sequence[str], topic: str = "joint_states") -> np.ndarray:
     """A JointState's positions [J] float64 in the order of `names` (see `positions_by_name`)."""
     return positions_by_name(msg.name, msg.position, names, topic)
+
+
+# The Panda's two prismatic finger joints (each 0..0.04 m); their sum is the gripper width.
+FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+
+
+def gripper_width(msg: JointState, fingers: Sequence[str] = FINGER_JOINTS) -> float | None:
+    """The measured gripper width in metres: the sum of the finger joint positions of a JointState.
+
+    None when the message lacks a finger joint, has a non-finite one, or its names and positions differ
+    in length. There is no fallback: a missing width stays missing (the rule of vla.core.state)."""
+    if len(msg.name) != len(msg.position) or not all(f in msg.name for f in fingers):
+        return None
+    width = float(sum(msg.position[msg.name.index(f)] for f in fingers))
+    return width if np.isfinite(width) else None
 
 
 def twist_stamped_msg(action: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> TwistStamped:

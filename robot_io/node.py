@@ -12,7 +12,10 @@ Any failure on the way (malformed message, stale input, disabled, no instruction
 non-finite action, IK failure) is counted and the step publishes no command (hold: the arm's
 trajectory controller keeps its last, safety-passed goal). Nothing reaches the command topics
 without passing `SafetyFilter`. Observation layout follows `vla.core.types` (images/<camera> uint8
-[H, W, 3], depth/<camera> float32 [H, W], state [15], instruction).
+[H, W, 3], depth/<camera> float32 [H, W], state [15], instruction); the state is packed by
+`vla.core.state.pack_state` from the joint states (EE pose by forward kinematics, the gripper width from
+the finger joints). A joint state without a gripper width holds the arm (`hold_no_gripper_width`): the
+width is required, never estimated (the rule of vla.core.state).
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from robot_io.config import NodeConfig
 from robot_io.kinematics import Kinematics
 from robot_io.safety import SafetyFilter, SafetyLimits, Watchdog
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
-from vla.core.types import STATE_DIM, depth_key, image_key
+from vla.core.state import pack_state
+from vla.core.types import INSTRUCTION_KEY, STATE_KEY, depth_key, image_key
 
 log = logging.getLogger(__name__)
-FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 
 
 def decode_info(text: str) -> dict[str, Any]:
@@ -90,13 +93,12 @@ class VlaNode:
         self._image_seq = 0  # images received (freshness does not rely on the sender's clock)
         self._depth: np.ndarray | None = None  # [H, W] float32
         self._q: np.ndarray | None = None  # [J] float64
-        self._gripper_width: float | None = None
+        self._gripper_width: float | None = None  # metres; None: the joint state had no finger joints
         self._instruction = cfg.instruction
         self._enabled = bool(cfg.enabled)
         self._info: dict[str, Any] | None = None
         self._needs_reset = True
         self._episode: Any = None
-        self._last_gripper = 1.0
         self._last_used_seq = 0  # image sequence number the last policy step consumed
         self.steps = 0  # commands published
         self.ticks = 0
@@ -167,10 +169,7 @@ class VlaNode:
         except ValueError as e:
             self._malformed("joint_states", e)
             return
-        width = None
-        if all(f in msg.name for f in FINGER_JOINTS) and len(msg.name) == len(msg.position):
-            w = sum(msg.position[msg.name.index(f)] for f in FINGER_JOINTS)
-            width = float(w) if np.isfinite(w) else None
+        width = convert.gripper_width(msg)
         with self._lock:
             self._q, self._gripper_width = q, width
             self.watchdog.feed("joint_states", self.clock())
@@ -230,6 +229,15 @@ class VlaNode:
         if reason is None and (image is None or q is None or (self.cfg.use_sim_info and info is None)):
             reason = "hold_no_observation"
             self.safety.count(reason)
+        if reason is None and width is None:
+            reason = "hold_no_gripper_width"
+            self.safety.count(reason)
+            if self.safety.counters[reason] == 1:
+                log.warning(
+                    "holding: %s carries no gripper width (needs finite %s); the width is required",
+                    self.cfg.topics.joint_states,
+                    list(convert.FINGER_JOINTS),
+                )
         if reason is None and seq <= self._last_used_seq:
             # Latest-observation semantics: each policy step consumes a fresh image; a tick without
             # one publishes nothing (the watchdog catches a feed that stopped altogether).
@@ -244,10 +252,12 @@ class VlaNode:
             self.policy.reset()
         self._last_used_seq = seq
         ee_pos, ee_quat = self.kin.forward(q)
-        gw = width if width is not None else 0.08 * self._last_gripper
-        state = np.concatenate([ee_pos, ee_quat, [gw], q]).astype(np.float32)  # [15]
-        assert state.shape == (STATE_DIM,)
-        obs: dict[str, Any] = {image_key(self.cfg.camera): image, "state": state, "instruction": instruction}
+        state = pack_state(ee_position=ee_pos, ee_orientation=ee_quat, gripper_width=width, joint_positions=q)
+        obs: dict[str, Any] = {
+            image_key(self.cfg.camera): image,
+            STATE_KEY: state,
+            INSTRUCTION_KEY: instruction,
+        }
         if depth is not None:
             obs[depth_key(self.cfg.camera)] = depth
         try:
@@ -296,7 +306,6 @@ class VlaNode:
         self.pub_gripper.publish(grip)
         for topic, m in ((t.ee_delta, twist), (t.joint_trajectory, traj), (t.gripper, grip)):
             self._record(topic, m)
-        self._last_gripper = float(gripper)
         if image_stamp > 0:  # a camera driver that does not stamp images gives no latency figure
             self.latencies_ms.append((time.time() - image_stamp) * 1e3)
         self.steps += 1

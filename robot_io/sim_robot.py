@@ -3,8 +3,10 @@
 Per control tick (`rate_hz`; above 10 runs faster than real time, each tick is one 10 Hz env step) it
 applies the latest joint-trajectory goal and gripper command (env action space `joint_pos`), steps the
 env and publishes what a real arm's drivers would: the camera image (rgb8/bgr8), depth (32FC1 or 16UC1
-mm), camera_info and joint_states (7 arm joints + 2 finger joints). Until the first command it holds the
-reset pose. It also publishes the instruction (latched) at each episode start, like an operator.
+mm), camera_info and joint_states (7 arm joints + 2 finger joints, each finger at half the gripper
+width, from `vla.core.state.unpack_state` of the env's state: `joint_state_from_state`). Until the
+first command it holds the reset pose. It also publishes the instruction (latched) at each episode
+start, like an operator.
 
 SIMULATION ONLY: with `publish_sim_info` it publishes the env's `info` (privileged object poses etc.) as
 JSON in std_msgs/String on `topics.sim_info`, so a scripted expert inside the node (`use_sim_info=true`)
@@ -26,10 +28,13 @@ import numpy as np
 from robot_io import convert, msgs
 from robot_io.config import SimRobotConfig
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
+from sim.config import env_kwargs
+from sim.env import TabletopEnv
+from vla.core.state import unpack_state
+from vla.core.types import STATE_KEY, depth_key, image_key
 
 log = logging.getLogger(__name__)
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
-FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 
 
 def _jsonable(v: Any) -> Any:
@@ -44,6 +49,17 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def joint_state_from_state(state: np.ndarray, stamp: msgs.Time | None = None) -> msgs.JointState:
+    """The JointState a Panda's drivers would publish for one state vector [15]: the 7 arm joints, then
+    the two finger joints at half the gripper width each (their sum is the width again)."""
+    parts = unpack_state(state)
+    if parts.joint_positions.shape != (len(ARM_JOINTS),):
+        raise ValueError(f"{STATE_KEY}: expected shape (15,) (one frame), got {np.shape(state)}")
+    half = float(parts.gripper_width) / 2
+    names = list(ARM_JOINTS) + list(convert.FINGER_JOINTS)
+    return convert.joint_state_msg(names, np.r_[parts.joint_positions, half, half], stamp=stamp)
+
+
 def info_to_json(info: dict[str, Any], episode: int) -> str:
     """The env's info dict (numpy inside) -> JSON text, tagged with the episode index."""
     return json.dumps({**_jsonable(info), "episode": int(episode)})
@@ -53,9 +69,6 @@ class SimRobot:
     """See the module docstring."""
 
     def __init__(self, cfg: SimRobotConfig, transport: Any):
-        from sim.config import env_kwargs
-        from sim.env import TabletopEnv
-
         if cfg.encoding not in ("rgb8", "bgr8") or cfg.depth_encoding not in ("32FC1", "16UC1"):
             raise ValueError(
                 f"sim robot: encoding must be rgb8/bgr8 and depth_encoding 32FC1/16UC1, "
@@ -110,15 +123,12 @@ class SimRobot:
         frame = f"{cam}_camera_optical_frame"
         if self.pub_sim is not None:
             self.pub_sim.publish(msgs.String(data=info_to_json(info, episode)))
-        state = np.asarray(obs["state"], dtype=np.float64)  # [15]: ee pos, quat, width, q1..q7
-        names = list(ARM_JOINTS) + list(FINGER_JOINTS)
-        positions = np.concatenate([state[8:15], [state[7] / 2, state[7] / 2]])
-        self.pub_joints.publish(convert.joint_state_msg(names, positions, stamp=stamp))
-        depth = obs[f"depth/{cam}"]
+        self.pub_joints.publish(joint_state_from_state(obs[STATE_KEY], stamp))
+        depth = obs[depth_key(cam)]
         k = self.env.camera_intrinsics(cam)
         self.pub_info.publish(convert.camera_info_msg(k, depth.shape[1], depth.shape[0], stamp, frame))
         self.pub_depth.publish(convert.image_to_msg(depth, self.cfg.depth_encoding, stamp, frame))
-        self.pub_image.publish(convert.image_to_msg(obs[f"images/{cam}"], self.cfg.encoding, stamp, frame))
+        self.pub_image.publish(convert.image_to_msg(obs[image_key(cam)], self.cfg.encoding, stamp, frame))
 
     def _spin_until(self, deadline: float) -> None:
         """Deliver commands until `deadline`; always at least one pass, even when running late."""
@@ -130,7 +140,7 @@ class SimRobot:
     def run_episode(self, episode: int) -> dict[str, Any]:
         seed = self.cfg.seed + episode
         obs, info = self.env.reset(seed=seed)
-        self._target = np.asarray(obs["state"][8:15], dtype=np.float64).copy()  # hold the reset pose
+        self._target = unpack_state(obs[STATE_KEY]).joint_positions  # [7]: hold the reset pose
         self._gripper = 1.0
         self.pub_instruction.publish(msgs.String(data=str(obs["instruction"])))
         self.publish(obs, info, episode)

@@ -3,8 +3,9 @@
 Each env owns one PyBullet DIRECT client (so `AsyncVectorEnv` sub-processes never share state). `reset(seed)`
 rebuilds the world from scratch (robot, table, the seed's objects and fixtures), so a seed fully determines
 the episode. `step(action)` runs one 10 Hz control step = 24 physics steps at 240 Hz. Observations follow
-`vla.core.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional `seg/<cam>` int32,
-`state` float32 [15], `instruction` str, and for goal-specified tasks (sim.goal_tasks) `goal/points` float32
+`vla.core.types`: `images/<cam>` uint8 [H,W,3], `depth/<cam>` float32 [H,W] metres, optional
+`seg/<cam>` int32, `state` float32 [15] (packed by `vla.core.state.pack_state` in sim/robot.py),
+`instruction` str, and for goal-specified tasks (sim.goal_tasks) `goal/points` float32
 [N,3] + `goal/colors` uint8 [N,3], the goal scene rendered once at reset (sim.goal_cloud). `info` carries
 `is_success`, `task`, `seed`, `split`, `instruction`, `privileged` (plain numpy/python values for experts)
 and `error` after a physics blow-up.
@@ -29,7 +30,7 @@ import pybullet_data
 from sim import camera as cam
 from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat
 from sim.goal_cloud import render_goal_cloud as _render_goal_cloud
-from sim.robot import ROBOT_VISUALS, ControlLimits, Panda
+from sim.robot import LOWER, ROBOT_VISUALS, UPPER, ControlLimits, Panda
 from sim.scene import ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
 from vla.core.types import (
@@ -180,8 +181,6 @@ class TabletopEnv(gym.Env):
             t, r = self._limits.max_translation, self._limits.max_rotation
             low = np.array([-t, -t, -t, -r, -r, -r, 0.0], dtype=np.float32)
             return gym.spaces.Box(low, np.array([t, t, t, r, r, r, 1.0], dtype=np.float32), dtype=np.float32)
-        from sim.robot import LOWER, UPPER
-
         low = np.array([*LOWER, 0.0], dtype=np.float32)
         return gym.spaces.Box(low, np.array([*UPPER, 1.0], dtype=np.float32), dtype=np.float32)
 

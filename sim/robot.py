@@ -20,6 +20,7 @@ import pybullet as p
 import pybullet_data
 
 from vla.core.io import atomic_write_text
+from vla.core.state import pack_state
 
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
@@ -140,13 +141,19 @@ class Panda:
         return np.array([s[0] for s in states], dtype=np.float64)
 
     def gripper_width(self) -> float:
+        """Measured opening in metres: the sum of the two finger joint positions (see vla.core.state)."""
         states = p.getJointStates(self.uid, FINGER_JOINTS, physicsClientId=self.client)
         return float(states[0][0] + states[1][0])
 
     def state(self) -> np.ndarray:
-        """Proprioception [15] float32 in STATE_NAMES order."""
+        """Proprioception float32 [15], packed by `vla.core.state.pack_state`."""
         pos, quat = self.ee_pose()
-        return np.concatenate([pos, quat, [self.gripper_width()], self.joint_positions()]).astype(np.float32)
+        return pack_state(
+            ee_position=pos,
+            ee_orientation=quat,
+            gripper_width=self.gripper_width(),
+            joint_positions=self.joint_positions(),
+        )
 
     # ---- control -------------------------------------------------------------------------------
     def apply_ee_delta(self, delta: np.ndarray, gripper: float) -> None:

@@ -1,4 +1,5 @@
-"""rosbag2 recording (MCAP and sqlite3) and conversion of a teleop bag (no commands) into episodes."""
+"""rosbag2 recording (MCAP and sqlite3), conversion of a teleop bag (no commands) into episodes, and the
+missing-gripper-width rule of the importer (an error naming the topic and the time)."""
 
 import numpy as np
 import pytest
@@ -9,23 +10,28 @@ from robot_io import convert, msgs
 from robot_io.bag import BagRecorder, import_rosbag, read_bag
 from robot_io.kinematics import Kinematics
 from robot_io.safety import load_limits
+from vla.core.state import unpack_state
+from vla.data.store import EpisodeStore
 
 LIMITS = load_limits("panda")
 HOME_Q = np.array([0.0, -0.25, 0.0, -2.3, 0.0, 2.05, 0.785])
-NAMES = list(LIMITS.joint_names) + ["panda_finger_joint1", "panda_finger_joint2"]
+NAMES = list(LIMITS.joint_names) + list(convert.FINGER_JOINTS)
 
 
-def _teleop_bag(path, storage):
-    """3 s of a teleoperated arm at 30 Hz: joint 1 sweeps, gripper closes at 1.5 s, new task at 2 s."""
+def _teleop_bag(path, storage, fingers_from=0):
+    """3 s of a teleoperated arm at 30 Hz: joint 1 sweeps, gripper closes at 1.5 s, new task at 2 s.
+    Joint states before message `fingers_from` carry the arm joints only (no gripper width)."""
     with BagRecorder(path, storage=storage) as rec:
         for k in range(90):
             t = 1_000_000_000 + k * 33_333_333
             q = HOME_Q + np.array([0.3 * k / 90, 0, 0, 0, 0, 0, 0])
             width = 0.04 if k < 45 else 0.01
             stamp = convert.time_from_seconds(t * 1e-9)
-            rec.write(
-                "joint_states", convert.joint_state_msg(NAMES, np.r_[q, width / 2, width / 2], stamp=stamp), t
-            )
+            if k >= fingers_from:
+                js = convert.joint_state_msg(NAMES, np.r_[q, width / 2, width / 2], stamp=stamp)
+            else:
+                js = convert.joint_state_msg(NAMES[:7], q, stamp=stamp)
+            rec.write("joint_states", js, t)
             img = np.full((8, 8, 3), k, np.uint8)
             rec.write("camera/color/image_raw", convert.image_to_msg(img, "bgr8", stamp), t + 1000)
             if k in (0, 60):
@@ -61,8 +67,6 @@ def test_teleop_bag_imports_as_episodes(tmp_path):
         ids = import_rosbag(bag, store_path, kin, camera="wrist", rate_hz=10.0, task="teleop")
     finally:
         kin.close()
-    from vla.data.store import EpisodeStore
-
     store = EpisodeStore.open(store_path)
     assert ids == [0, 1] and [store.episode_meta(i)["instruction"] for i in ids] == ["pick", "place"]
     first, second = store.episode(0), store.episode(1)
@@ -72,5 +76,20 @@ def test_teleop_bag_imports_as_episodes(tmp_path):
     a = np.concatenate([first["action"], second["action"]])
     assert np.all(np.isfinite(a)) and np.any(np.abs(a[:-1, :3]).sum(1) > 1e-4)  # EE moves with joint 1
     assert set(np.unique(a[:, 6])) == {0.0, 1.0}  # gripper from finger width: open, then closed
+    width = unpack_state(np.concatenate([first["state"], second["state"]])).gripper_width  # [30]
+    assert set(np.round(width, 6)) == {0.04, 0.01}  # the measured width, as recorded
     with pytest.raises(FileNotFoundError, match="no metadata.yaml"):
         read_bag(tmp_path / "nope")
+
+
+def test_joint_states_without_gripper_width_are_an_error(tmp_path):
+    """The rule of vla.core.state: no width is invented (the importer once wrote 0.0 here)."""
+    bag = tmp_path / "bag"
+    _teleop_bag(bag, "mcap", fingers_from=12)  # the first 12 joint states (0.4 s) lack the finger joints
+    kin = Kinematics(LIMITS.urdf, LIMITS.joint_names, LIMITS.ee_link)
+    try:
+        with pytest.raises(ValueError, match=r"bag: joint_states message at t=1\d+ ns has no gripper width"):
+            import_rosbag(bag, tmp_path / "store.zarr", kin, camera="wrist")
+    finally:
+        kin.close()
+    assert not (tmp_path / "store.zarr").exists()  # nothing half-imported

@@ -1,4 +1,5 @@
-"""The VLA node in-process over loopback DDS: commands, safety, watchdog, enable, policy errors, fuzzing."""
+"""The VLA node in-process over loopback DDS: commands, safety, watchdog, enable, policy errors, fuzzing, and
+the missing-gripper-width rule (hold, reported in diagnostics)."""
 
 import time
 
@@ -13,10 +14,14 @@ from robot_io.dds import DdsTransport
 from robot_io.node import VlaNode, decode_info
 from robot_io.safety import load_limits
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA, spin_until
+from vla.core.policy import make_policy
+from vla.core.state import unpack_state
 
 LIMITS = load_limits("panda")
 HOME_Q = np.array([0.0, -0.25, 0.0, -2.3, 0.0, 2.05, 0.785])
 NAMES = list(LIMITS.joint_names)
+WITH_FINGERS = NAMES + list(convert.FINGER_JOINTS)
+OPEN_FINGERS = np.array([0.04, 0.04])  # metres per finger: width 0.08
 
 
 class Recorder:
@@ -44,23 +49,15 @@ class Robot:
         self.enable = tr.create_publisher("vla/enable", msgs.Bool, LATCHED)
         self.instruction = tr.create_publisher("vla/instruction", msgs.String, LATCHED)
         self.rgb = np.zeros((32, 32, 3), np.uint8)
+        self.fingers = True  # False: a driver that publishes the arm joints only (no gripper width)
 
     def tick(self, q=HOME_Q):
-        self.joints.publish(convert.joint_state_msg(NAMES, q, stamp=convert.now_time()))
+        names, positions = (WITH_FINGERS, np.r_[q, OPEN_FINGERS]) if self.fingers else (NAMES, q)
+        self.joints.publish(convert.joint_state_msg(names, positions, stamp=convert.now_time()))
         self.image.publish(convert.image_to_msg(self.rgb, "rgb8", convert.now_time()))
 
 
-@pytest.fixture
-def wire(domain):
-    a, b = DdsTransport(domain_id=domain), DdsTransport(domain_id=domain)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def _node(tr, action, **kw):
-    from vla.core.policy import make_policy
-
     cfg = NodeConfig(rate_hz=50.0, **kw)
     return VlaNode(cfg, make_policy("constant", action=action), tr, LIMITS)
 
@@ -170,7 +167,11 @@ images = st.builds(
 floats = st.floats(allow_nan=True, allow_infinity=True)
 joint_states = st.builds(
     msgs.JointState,
-    name=st.one_of(st.just(NAMES), st.lists(st.sampled_from(NAMES + ["elbow", ""]), max_size=9)),
+    name=st.one_of(
+        st.just(NAMES),
+        st.just(WITH_FINGERS),
+        st.lists(st.sampled_from(WITH_FINGERS + ["elbow", ""]), max_size=9),
+    ),
     position=st.lists(floats, max_size=9),
 )
 
@@ -187,8 +188,6 @@ class Capture:
 
 
 def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire):
-    from vla.core.policy import make_policy
-
     node_tr, _ = wire
     policy = make_policy("constant")
     cap = Capture()
@@ -206,7 +205,7 @@ def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire):
     )
     def fuzz(img, js, text, action):
         policy.action = np.array(action, dtype=np.float32)
-        node.on_joint_states(convert.joint_state_msg(NAMES, HOME_Q))
+        node.on_joint_states(convert.joint_state_msg(WITH_FINGERS, np.r_[HOME_Q, OPEN_FINGERS]))
         node.on_image(good_image)
         node.on_image(img)
         node.on_joint_states(js)
@@ -300,8 +299,7 @@ def test_observation_assembly_with_depth_and_sim_info(wire):
     cfg = NodeConfig(instruction="stack", enabled=True, use_depth=True, use_sim_info=True, camera="wrist")
     node = VlaNode(cfg, policy, node_tr, LIMITS)
     try:
-        names = NAMES + ["panda_finger_joint1", "panda_finger_joint2"]
-        node.on_joint_states(convert.joint_state_msg(names, np.r_[HOME_Q, 0.02, 0.015]))
+        node.on_joint_states(convert.joint_state_msg(WITH_FINGERS, np.r_[HOME_Q, 0.02, 0.015]))
         rgb = np.arange(6 * 5 * 3, dtype=np.uint8).reshape(6, 5, 3)
         node.on_image(convert.image_to_msg(rgb, "bgr8", convert.now_time()))
         node.on_depth(convert.image_to_msg(np.full((6, 5), 0.8, np.float32), "16UC1"))
@@ -313,10 +311,13 @@ def test_observation_assembly_with_depth_and_sim_info(wire):
         assert obs["depth/wrist"].dtype == np.float32 and np.allclose(obs["depth/wrist"], 0.8)
         pos, quat = node.kin.forward(HOME_Q)
         assert obs["state"].dtype == np.float32 and obs["state"].shape == (15,)
-        assert np.allclose(obs["state"][:3], pos, atol=1e-6) and np.allclose(
-            obs["state"][3:7], quat, atol=1e-6
+        parts = unpack_state(obs["state"])
+        assert np.allclose(parts.ee_position, pos, atol=1e-6) and np.allclose(
+            parts.ee_orientation, quat, atol=1e-6
         )
-        assert np.isclose(obs["state"][7], 0.035) and np.allclose(obs["state"][8:], HOME_Q, atol=1e-6)
+        assert np.isclose(parts.gripper_width, 0.035) and np.allclose(
+            parts.joint_positions, HOME_Q, atol=1e-6
+        )
         assert np.allclose(policy.info["privileged"]["ee_position"], [0.5, 0.0, 0.2])
         assert not node.step()  # no new image: skipped, not re-run on stale data
         assert node.safety.counters["skip_no_new_image"] == 1 and policy.resets == 1
@@ -338,3 +339,33 @@ def test_decode_info():
     assert isinstance(info["privileged"]["poses"][1], np.ndarray)
     with pytest.raises(ValueError, match="JSON object"):
         decode_info("[1, 2]")
+
+
+def test_missing_gripper_width_holds_and_is_reported(wire):
+    """The rule of vla.core.state: a joint state without the finger joints has no width, and the node
+    holds (no command, no policy call) with `hold_no_gripper_width` in vla/status, never a guessed width."""
+    node_tr, test_tr = wire
+    policy = Remember()
+    node = VlaNode(NodeConfig(rate_hz=50.0, instruction="pick", enabled=True), policy, node_tr, LIMITS)
+    rec, robot = Recorder(test_tr), Robot(test_tr)
+    robot.fingers = False
+    node.start()
+    try:
+        assert spin_until(
+            test_tr, lambda: robot.tick() or node.safety.counters["hold_no_gripper_width"] >= 5, 5.0
+        )
+        assert spin_until(test_tr, lambda: robot.tick() or len(rec.status) >= 3, 5.0)
+        assert rec.traj == [] and rec.grip == [] and policy.obs is None
+        status = rec.status[-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        assert status.message == "hold_no_gripper_width" and status.level == msgs.DIAG_WARN
+        assert int(values["hold_no_gripper_width"]) >= 5
+        robot.fingers = True  # the width arrives: commands resume, with the measured width in the state
+        assert spin_until(test_tr, lambda: robot.tick() or len(rec.traj) >= 2, 5.0)
+    finally:
+        node.stop()
+    assert np.isclose(unpack_state(policy.obs["state"]).gripper_width, OPEN_FINGERS.sum())
+    for bad in ([0.04, float("nan")], None):  # a non-finite finger, or one finger missing: no width either
+        names = WITH_FINGERS if bad else WITH_FINGERS[:-1]
+        positions = np.r_[HOME_Q, bad] if bad else np.r_[HOME_Q, 0.04]
+        assert convert.gripper_width(convert.joint_state_msg(names, positions)) is None

@@ -10,6 +10,7 @@ from robot_io.node import decode_info
 from robot_io.sim_robot import ARM_JOINTS, SimRobot
 from robot_io.transport import RELIABLE, SENSOR_DATA, spin_until
 from sim.config import EnvConfig, TaskConfig
+from vla.core.state import unpack_state
 
 
 def test_sim_robot_publishes_and_accepts_commands(domain):
@@ -43,7 +44,9 @@ def test_sim_robot_publishes_and_accepts_commands(domain):
                 convert.intrinsics_from_msg(got["info"][-1]), robot.env.camera_intrinsics("static")
             )
             q = convert.joint_positions(got["joints"][-1], ARM_JOINTS)
-            assert np.allclose(q, obs["state"][8:15], atol=1e-6)
+            parts = unpack_state(obs["state"])
+            assert np.array_equal(q, parts.joint_positions)
+            assert convert.gripper_width(got["joints"][-1]) == parts.gripper_width  # the fingers sum to it
             sim_info = decode_info(got["sim"][-1].data)
             assert sim_info["episode"] == 0 and "object_poses" in sim_info["privileged"]
 

@@ -7,6 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import sim
 from sim.env import TabletopEnv
+from vla.core.state import pack_state, unpack_state
 from vla.core.types import STATE_DIM
 
 SMALL = dict(cameras=("static",), image_size=32, depth=False)
@@ -42,19 +43,31 @@ def test_registered_id_and_observation_layout(pick_env):
 
 def test_state_matches_ee_pose(pick_env):
     obs, info = pick_env.reset(seed=1)
-    np.testing.assert_allclose(obs["state"][:3], info["privileged"]["ee_position"], atol=1e-5)
-    assert 0.07 < obs["state"][7] <= 0.081  # gripper starts open (two 4 cm fingers)
+    priv, parts = info["privileged"], unpack_state(obs["state"])
+    np.testing.assert_allclose(parts.ee_position, priv["ee_position"], atol=1e-5)
+    np.testing.assert_allclose(parts.ee_orientation, priv["ee_quaternion"], atol=1e-6)
+    assert parts.gripper_width == np.float32(priv["gripper_width"])
+    assert 0.07 < parts.gripper_width <= 0.081  # gripper starts open (two 4 cm fingers)
+    robot = pick_env.robot  # the env's state is the one packing of vla.core.state
+    pos, quat = robot.ee_pose()
+    expected = pack_state(
+        ee_position=pos,
+        ee_orientation=quat,
+        gripper_width=robot.gripper_width(),
+        joint_positions=robot.joint_positions(),
+    )
+    np.testing.assert_array_equal(obs["state"], expected)
 
 
 def test_ee_delta_moves_the_hand(pick_env):
     obs, _ = pick_env.reset(seed=2)
-    z0 = obs["state"][2]
+    z0 = unpack_state(obs["state"]).ee_position[2]
     for _ in range(3):
         obs, *_ = pick_env.step(np.array([0.02, 0, -0.03, 0, 0, 0, 1], np.float32))
-    assert obs["state"][2] < z0 - 0.06
+    assert unpack_state(obs["state"]).ee_position[2] < z0 - 0.06
     obs, *_ = pick_env.step(np.array([0, 0, 0, 0, 0, 0, 0], np.float32))
     obs, *_ = pick_env.step(np.array([0, 0, 0, 0, 0, 0, 0], np.float32))
-    assert obs["state"][7] < 0.01  # gripper closed on nothing
+    assert unpack_state(obs["state"]).gripper_width < 0.01  # gripper closed on nothing
 
 
 def test_determinism_per_seed():
@@ -123,11 +136,11 @@ def test_joint_position_action_space():
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=0)
     assert env.action_space.shape == (8,)
-    q = obs["state"][8:15].copy()
+    q = unpack_state(obs["state"]).joint_positions
     q[0] += 0.3
     for _ in range(3):
         obs, *_ = env.step(np.append(q, 1.0).astype(np.float32))
-    assert abs(obs["state"][8] - q[0]) < 0.02
+    assert abs(unpack_state(obs["state"]).joint_positions[0] - q[0]) < 0.02
     with pytest.raises(ValueError, match=r"expected shape \(8,\)"):
         env.step(np.zeros(7, np.float32))
     env.close()

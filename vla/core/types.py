@@ -43,18 +43,16 @@ ACTION_NAMES: tuple[str, ...] = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "g
 ACTION_DIM = len(ACTION_NAMES)
 JOINT_ACTION_NAMES: tuple[str, ...] = tuple(f"q{i}" for i in range(1, 8)) + ("gripper",)
 
-# Proprioceptive state: EE position (3), EE orientation quaternion xyzw (4), gripper opening width in
-# metres (1), the 7 arm joint positions (7). 15 dims.
-STATE_NAMES: tuple[str, ...] = (
-    "ee_x",
-    "ee_y",
-    "ee_z",
-    "ee_qx",
-    "ee_qy",
-    "ee_qz",
-    "ee_qw",
-    "gripper_width",
-) + tuple(f"q{i}" for i in range(1, 8))
+# Proprioceptive state, 15 dims, in this order: EE position (3, metres, base frame), EE orientation
+# quaternion xyzw (4), gripper opening width in metres (1, measured, never estimated), the 7 arm joint
+# positions (7, radians). STATE_PARTS names the parts; vla.core.state packs and unpacks them.
+STATE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ee_position", ("ee_x", "ee_y", "ee_z")),
+    ("ee_orientation", ("ee_qx", "ee_qy", "ee_qz", "ee_qw")),
+    ("gripper_width", ("gripper_width",)),
+    ("joint_positions", tuple(f"q{i}" for i in range(1, 8))),
+)
+STATE_NAMES: tuple[str, ...] = tuple(name for _, names in STATE_PARTS for name in names)
 STATE_DIM = len(STATE_NAMES)
 
 
