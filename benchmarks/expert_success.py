@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 import sim
 from sim.experts import make_expert
-from vla.core.rollout import run_episode, summarize
+from vla.core.rollout import run_episode
+from vla.eval.metrics import summarize
 
 
 def main() -> None:

@@ -25,20 +25,32 @@ schemas in `sim.config`), so `task=push` picks a task preset and `env.image_size
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from omegaconf import OmegaConf
+from tqdm import tqdm
 
+import sim
+from sim.camera import DEFAULT_CAMERAS
 from sim.config import EnvConfig, TaskConfig, env_kwargs
+from sim.experts import make_expert
+from sim.vector import make_vector_env
 from vla.core.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.rollout import run_rollouts
+from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
 from vla.data.store import EpisodeStore
-from vla.pointcloud.pipeline import PointCloudConfig
-from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
+from vla.pointcloud.geometry import CameraModel
+from vla.pointcloud.model_inputs import camera_to_dict
+from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline
+from vla.pointcloud.recording import PointCloudRecorder, fixed_cameras, live_cameras, pointcloud_features
 
 
 @register_config("collect")
@@ -85,8 +97,6 @@ def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
 def _records_clouds(cfg: CollectConfig) -> bool:
     """Whether the pipeline runs: per-frame clouds, or final-scene clouds (record_clouds=null: whenever the
     env renders depth for every `pointcloud.cameras` one, static cameras only with num_envs > 1)."""
-    from sim.camera import DEFAULT_CAMERAS
-
     if cfg.record_clouds is None:
         cams = cfg.pointcloud.cameras
         rendered = cfg.env.depth and all(c in cfg.env.cameras for c in cams)
@@ -99,8 +109,6 @@ def _records_clouds(cfg: CollectConfig) -> bool:
 
 def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
     """The env's features without the goal cloud (stored per episode) plus per-frame clouds on request."""
-    from vla.pointcloud.recording import pointcloud_features
-
     feats = features_from_spaces(env.observation_space, env.action_space, cfg.env.action_space)
     feats = {k: v for k, v in feats.items() if k not in (GOAL_POINTS_KEY, GOAL_COLORS_KEY)}
     return {**feats, **pointcloud_features(cfg.pointcloud.num_points, cfg.per_frame_clouds)}
@@ -108,12 +116,6 @@ def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
 
 def _clouds_meta(cfg: CollectConfig, env: Any) -> dict[str, Any]:
     """meta.pointcloud: pipeline settings and the fixed cameras' models (K, size, pose)."""
-    import dataclasses
-
-    from sim.camera import DEFAULT_CAMERAS
-    from vla.pointcloud.geometry import CameraModel
-    from vla.pointcloud.model_inputs import camera_to_dict
-
     fixed = [c for c in cfg.pointcloud.cameras if not DEFAULT_CAMERAS[c].mounted_on_hand]
     cams = [camera_to_dict(CameraModel.from_env(env, c)) for c in fixed]
     return {"config": dataclasses.asdict(cfg.pointcloud), "cameras": cams, "per_frame": cfg.per_frame_clouds}
@@ -140,13 +142,6 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
 
 def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the collection described by `cfg`; return the summary dict."""
-    import gymnasium as gym
-    from tqdm import tqdm
-
-    import sim
-    from sim.experts import make_expert
-    from vla.core.rollout import run_episode, run_episodes_vector
-
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"collect: episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     if cfg.env.action_space != "ee_delta":
@@ -174,10 +169,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         if cfg.num_envs > 1:
             env.close()
             env = None
-            venv = gym.vector.AsyncVectorEnv(
-                [lambda: gym.make(sim.ENV_ID, **_env_kwargs(cfg))] * cfg.num_envs,
-                autoreset_mode=gym.vector.AutoresetMode.DISABLED,
-            )
+            venv = make_vector_env(cfg.num_envs, **_env_kwargs(cfg))
         start_frames, start_eps = store.num_frames, store.num_episodes
         tally = RecordTally(limit=cfg.episodes)
         task = cfg.task.name
@@ -199,16 +191,13 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
                 n = min(n, need)
             seeds = all_seeds[len(results) : len(results) + n]
             bar.total = max(bar.total, len(results) + n)
-            if venv is not None:
-                results += run_episodes_vector(
-                    venv, lambda i: make_expert(task, cfg.noise, cfg.seed + i), seeds, observers
-                )
-            else:
-                expert = make_expert(task, cfg.noise, cfg.seed)
-                for s in seeds:
-                    if tally.episodes_kept >= cfg.episodes:
-                        break
-                    results.append(run_episode(env, expert, s, observers(s)))
+            results += run_rollouts(
+                venv if venv is not None else env,
+                lambda i: make_expert(task, cfg.noise, cfg.seed + i),  # one expert per (sub-)env
+                seeds,
+                observers,
+                stop=lambda: tally.episodes_kept >= cfg.episodes,
+            )
         bar.close()
         wall = time.perf_counter() - t0
     finally:
@@ -240,10 +229,6 @@ def _cloud_recorder(cfg: CollectConfig, env: Any) -> Any:
     """A factory wrapping an EpisodeRecorder in a PointCloudRecorder (goal clouds once per episode).
     Called while the in-process env is alive: camera models and the robot's body id come from it (the
     vector env's workers build identical scenes)."""
-    from sim.camera import DEFAULT_CAMERAS
-    from vla.pointcloud.pipeline import PointCloudPipeline
-    from vla.pointcloud.recording import PointCloudRecorder, fixed_cameras, live_cameras
-
     if not _records_clouds(cfg):
         return lambda rec: PointCloudRecorder(rec, None)
     env.reset(seed=0)  # camera poses and the robot exist after a reset
@@ -270,8 +255,6 @@ def format_summary(s: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str]) -> int:
     """`vla collect [key=value ...]`."""
-    from omegaconf import OmegaConf
-
     cfg_node = compose("collect", split_positionals(argv, []))
     cfg = to_dataclass(cfg_node, CollectConfig)
     summary = collect(cfg, resolved=OmegaConf.to_container(cfg_node, resolve=True))

@@ -22,13 +22,20 @@ continues from its latest checkpoint (`trainer.resume=true`), evaluation runs ag
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sim
+from vla.commands import collect
+from vla.commands import eval as evaluate
+from vla.commands import train as train_cli
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.core.io import atomic_write_json, read_json
+from vla.data.store import EpisodeStore
+from vla.eval.report import ci_cell, success_cell
 
 
 @register_config("demo")
@@ -50,8 +57,6 @@ class DemoConfig:
 
 
 def _check(cfg: DemoConfig) -> None:
-    import sim
-
     unknown = [t for t in cfg.tasks if t not in sim.list_tasks()]
     if unknown or not cfg.tasks:
         raise ValueError(f"demo: tasks={cfg.tasks}: expected some of {sim.list_tasks()}")
@@ -74,9 +79,6 @@ def store_path(cfg: DemoConfig, task: str) -> Path:
 
 def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
     """Stage 1 for one task; a store that already holds `episodes` episodes is kept."""
-    from vla.commands import collect
-    from vla.data.store import EpisodeStore
-
     path = store_path(cfg, task)
     if path.exists():
         have = EpisodeStore.open(path).num_episodes
@@ -124,8 +126,6 @@ def eval_overrides(cfg: DemoConfig) -> list[str]:
 
 def plot_losses(log_path: Path, out_png: Path) -> Path | None:
     """Training loss and action-token accuracy against step, from the trainer's log.jsonl."""
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,9 +163,6 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Collect -> train -> evaluate; returns the summary also written to `<out>/summary.json`."""
-    from vla.commands import eval as evaluate
-    from vla.commands import train as train_cli
-
     _check(cfg)
     out = Path(cfg.out)
     times: dict[str, float] = {}
@@ -216,9 +213,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(col)
     for name, tasks in summary["success"].items():
         for task, m in tasks.items():
-            rate = f"{m['successes']}/{m['episodes']} ({100 * m['success_rate']:.0f}%)"
-            ci = f"{100 * m['ci95_low']:.0f}-{100 * m['ci95_high']:.0f}%"
-            table.add_row("VLA" if name == "vla" else name, task, rate, ci)
+            table.add_row("VLA" if name == "vla" else name, task, success_cell(m), ci_cell(m))
     console = Console()
     console.print(table)
     t = summary["wall_time"]

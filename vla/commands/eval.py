@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
+import sim
 from sim.config import EnvConfig, env_kwargs
+from sim.tasks import check_split, get_task, task_seeds
+from sim.vector import make_vector_env
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
-from vla.eval.report import write_report
-from vla.core.rollout import EpisodeResult, run_episode, run_episodes_vector
+from vla.eval.report import summary_lines, write_report
+from vla.core.rollout import EpisodeResult, run_rollouts
 from vla.eval.video import VideoRecorder
 
 
@@ -108,12 +113,6 @@ def run_policy(
     """Evaluate one policy on every task; returns per-task metrics, all episode results, video paths.
 
     `videos()` makes a fresh quota per task (so every task gets its failure and success videos)."""
-    import gymnasium as gym
-
-    import sim
-    from sim.tasks import task_seeds
-    from sim.vector import make_vector_env
-
     per_task, all_results, written = {}, [], []
     out = Path(cfg.out) / "videos"
     for task in tasks:
@@ -128,36 +127,17 @@ def run_policy(
             camera = cfg.video_camera or cfg.env.cameras[0]
             return [_KeepSomeVideos(out, quota, camera)] if quota is not None else []
 
-        if cfg.num_envs > 1:
-            venv = make_vector_env(cfg.num_envs, **kw)
-            try:
-                results = run_episodes_vector(
-                    venv,
-                    lambda i, t=task, lat=latencies: TimedPolicy(make(t), lat),
-                    seeds,
-                    observers,
-                    progress=cfg.progress,
-                )
-            finally:
-                venv.close()
-        else:
-            env = gym.make(sim.ENV_ID, **kw)
-            policy = TimedPolicy(make(task), latencies)
-            results = []
-            bar = None
-            if cfg.progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(seeds), desc=f"{task}", unit="ep", leave=False)
-            try:
-                for seed in seeds:
-                    results.append(run_episode(env, policy, seed, observers(seed)))
-                    if bar is not None:
-                        bar.update(1)
-            finally:
-                env.close()
-                if bar is not None:
-                    bar.close()
+        env = make_vector_env(cfg.num_envs, **kw) if cfg.num_envs > 1 else gym.make(sim.ENV_ID, **kw)
+        try:
+            results = run_rollouts(
+                env,
+                lambda i, t=task, lat=latencies: TimedPolicy(make(t), lat),  # one per (sub-)env
+                seeds,
+                observers,
+                progress=task if cfg.progress else None,
+            )
+        finally:
+            env.close()
         per_task[task] = {**task_metrics(results), **latency_summary(latencies)}
         all_results += results
         written += quota.written if quota is not None else []
@@ -183,8 +163,6 @@ def _with_checkpoint(cfg: EvalConfig) -> EvalConfig:
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run the evaluation described by `cfg`; write the report; return the results dict."""
-    from sim.tasks import check_split, get_task
-
     for t in cfg.tasks:
         get_task(t)  # unknown task names fail before the first episode
     check_split(cfg.split)
@@ -221,19 +199,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "wall_time_s": wall,
         "episodes_per_min": 60.0 * len(rows) / wall if wall > 0 else 0.0,
     }
-
-
-def summary_lines(results: Mapping[str, Any]) -> list[str]:
-    lines = []
-    for name, block in results["per_policy"].items():
-        for task, m in block["tasks"].items():
-            lines.append(
-                f"  {name:>10} {task:<8} {m['successes']:>3}/{m['episodes']:<3} success "
-                f"{100 * m['success_rate']:5.1f}%  "
-                f"(95% CI {100 * m['ci95_low']:.0f}-{100 * m['ci95_high']:.0f}%)"
-                f"  p50 {m['latency_p50_ms']:.1f} ms  {m['control_rate_hz']:.1f} Hz"
-            )
-    return lines
 
 
 def main(argv: Sequence[str]) -> int:

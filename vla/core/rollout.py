@@ -3,11 +3,13 @@
 Collection (a recorder observer), evaluation (metrics/video observers) and tests all run through here.
 `run_episode` drives one gymnasium env; `run_episodes_vector` drives a `gymnasium.vector.AsyncVectorEnv`
 over a list of seeds with one policy per sub-env (from a factory) and fresh observers per episode (from a
-factory). An exception raised by the policy or the env ends that episode with `error` set and the run
+factory); `run_rollouts` takes either kind of env and picks the loop (what `vla collect` and `vla eval`
+call). An exception raised by the policy or the env ends that episode with `error` set and the run
 goes on; a physics blow-up reported by the env (`info["error"]`) ends it the same way.
 
     result = run_episode(env, expert, seed=3, observers=[VideoRecorder("ep3.mp4")])
     results = run_episodes_vector(venv, lambda i: make_expert("pick"), seeds=[0, 1, 2, 3])
+    results = run_rollouts(env_or_venv, lambda i: make_expert("pick"), seeds, progress="pick")
 """
 
 from __future__ import annotations
@@ -176,13 +178,15 @@ def run_episodes_vector(
     policy_factory: Callable[[int], Any],
     seeds: Sequence[int],
     observer_factory: Callable[[int], Sequence[Observer]] | None = None,
-    progress: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> list[EpisodeResult]:
     """Run one episode per seed on an AsyncVectorEnv (autoreset disabled); results in `seeds` order.
 
     `policy_factory(i)` builds sub-env i's policy once; `observer_factory(seed)` builds fresh observers
     for each episode. Sub-envs take the next pending seed when their episode ends; idle ones step with
-    their last action and are ignored. A crash in one sub-env's policy ends only that episode.
+    their last action and are ignored. A crash in one sub-env's policy ends only that episode. Once
+    `stop()` is true no sub-env starts another episode (the running ones finish; the seeds left over have
+    no result).
     """
     from gymnasium.vector import AutoresetMode
 
@@ -197,11 +201,6 @@ def run_episodes_vector(
     last_action = np.zeros(venv.single_action_space.shape, dtype=np.float32)
     last_action[-1] = 1.0
     actions = np.stack([last_action] * n)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(pending), desc="episodes", unit="ep")
 
     def start(idxs: list[int]) -> None:
         if not idxs:
@@ -238,13 +237,11 @@ def run_episodes_vector(
             o.on_episode_end(res)
         results[k] = res
         slots[i] = None
-        if bar is not None:
-            bar.update(1)
 
     def assign() -> None:
         fresh = []
         for i in range(n):
-            if slots[i] is None and pending:
+            if slots[i] is None and pending and not (stop is not None and stop()):
                 k, seed = pending.pop(0)
                 obs_list = list(observer_factory(seed)) if observer_factory else []
                 slots[i] = (k, _Slot(seed=seed, policy=policies[i], observers=obs_list))
@@ -278,22 +275,65 @@ def run_episodes_vector(
             if term[i] or trunc[i] or error:
                 finish(i, bool(step_info.get("is_success", False)), error)
         assign()
-    if bar is not None:
-        bar.close()
-    return [results[k] for k in range(len(results))]
+    return [results[k] for k in sorted(results)]
 
 
-def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
-    """Success rate, mean length and error count per task (and overall)."""
-    by_task: dict[str, list[EpisodeResult]] = {}
-    for r in results:
-        by_task.setdefault(r.task, []).append(r)
-    out: dict[str, Any] = {}
-    for task, rs in sorted(by_task.items()):
-        out[task] = {
-            "episodes": len(rs),
-            "success_rate": float(np.mean([r.success for r in rs])) if rs else 0.0,
-            "mean_length": float(np.mean([r.length for r in rs])) if rs else 0.0,
-            "errors": sum(r.error is not None for r in rs),
-        }
-    return out
+class _ProgressBar:
+    """Observer: advances a shared tqdm bar at each episode end."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+        pass
+
+    def on_step(self, *args: Any) -> None:
+        pass
+
+    def on_episode_end(self, result: EpisodeResult) -> None:
+        self.bar.update(1)
+
+
+def run_rollouts(
+    env: Any,
+    policy_factory: Callable[[int], Any],
+    seeds: Sequence[int],
+    observer_factory: Callable[[int], Sequence[Observer]] | None = None,
+    progress: str | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[EpisodeResult]:
+    """One episode per seed in `env`, a gymnasium env or a vector env (autoreset disabled); results in
+    `seeds` order. The caller owns `env` (and closes it).
+
+    A single env runs the seeds one after another with one policy, `policy_factory(0)`, built once; a
+    vector env runs them through `run_episodes_vector` with sub-env i's policy `policy_factory(i)`.
+    `observer_factory(seed)` builds each episode's observers. `progress` is the description of a tqdm bar
+    (None: no bar). `stop()` is checked before each episode starts: once it is true no further episode
+    starts (in a vector env the running ones finish), and the seeds left over have no result.
+    """
+    from gymnasium.vector import VectorEnv
+
+    bar = None
+    if progress is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), desc=progress, unit="ep", leave=False)
+
+    def observers(seed: int) -> list[Observer]:
+        own = list(observer_factory(seed)) if observer_factory is not None else []
+        return own + ([_ProgressBar(bar)] if bar is not None else [])
+
+    try:
+        if isinstance(env, VectorEnv):
+            return run_episodes_vector(env, policy_factory, seeds, observers, stop)
+        policy = policy_factory(0)
+        results = []
+        for seed in seeds:
+            if stop is not None and stop():
+                break
+            results.append(run_episode(env, policy, seed, observers(seed)))
+        return results
+    finally:
+        if bar is not None:
+            bar.close()
+

@@ -5,7 +5,8 @@ approximation collapses to a zero-width interval; with 20 episodes and 10 succes
 [0.299, 0.701], an honest picture of what 20 episodes can tell.
 
 `TimedPolicy` wraps any Policy and records the wall time of every `select_action` call (the inference
-latency a controller sees, preprocessing included).
+latency a controller sees, preprocessing included). `task_metrics` is the one summary of a list of
+episode results (`vla eval`'s per-task numbers); `summarize` applies it per task to a mixed list.
 """
 
 from __future__ import annotations
@@ -79,3 +80,11 @@ def task_metrics(results: Sequence[Any]) -> dict[str, Any]:
         "errors": sum(r.error is not None for r in results),
         "control_rate_hz": steps / wall if wall > 0 else math.nan,
     }
+
+
+def summarize(results: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """`task_metrics` of each task's EpisodeResults, tasks in sorted order."""
+    by_task: dict[str, list[Any]] = {}
+    for r in results:
+        by_task.setdefault(r.task, []).append(r)
+    return {task: task_metrics(rs) for task, rs in sorted(by_task.items())}

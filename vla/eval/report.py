@@ -1,14 +1,17 @@
 """Evaluation reports: `results.json` (every number and every episode), `report.md` (a table a person
-reads), and `success_rate.png` (per-task success with 95% Wilson intervals; the scripted expert and the
-random policy drawn as upper and lower reference markers).
+reads), `success_rate.png` (per-task success with 95% Wilson intervals; the scripted expert and the
+random policy drawn as upper and lower reference markers) and the console summary of `vla eval`.
 
-The markdown is generated from the same dict that is written as JSON, so the two always agree.
+The markdown and the console lines are generated from the same dict that is written as JSON, so they always
+agree; `success_cell` and `ci_cell` format a task's success and interval the same way in every table
+(report.md, the console, `vla demo`'s summary).
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,16 @@ def _pct(x: float) -> str:
 
 def _ms(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f}"
+
+
+def success_cell(m: Mapping[str, Any]) -> str:
+    """A task's successes, episodes and rate: "9/20 (45%)"."""
+    return f"{m['successes']}/{m['episodes']} ({_pct(m['success_rate'])})"
+
+
+def ci_cell(m: Mapping[str, Any]) -> str:
+    """A task's 95% Wilson interval: "26%-66%"."""
+    return f"{_pct(m['ci95_low'])}-{_pct(m['ci95_high'])}"
 
 
 def plot_success(results: dict[str, Any], path: Path) -> Path:
@@ -75,9 +88,9 @@ def markdown(results: dict[str, Any]) -> str:
     for name, block in results["per_policy"].items():
         for task, m in block["tasks"].items():
             lines.append(
-                f"| {name} | {task} | {m['successes']}/{m['episodes']} ({_pct(m['success_rate'])}) | "
-                f"{_pct(m['ci95_low'])}-{_pct(m['ci95_high'])} | {m['mean_length']:.1f} | {m['errors']} | "
-                f"{_ms(m['latency_p50_ms'])} / {_ms(m['latency_p95_ms'])} | {m['control_rate_hz']:.1f} |"
+                f"| {name} | {task} | {success_cell(m)} | {ci_cell(m)} | {m['mean_length']:.1f} | "
+                f"{m['errors']} | {_ms(m['latency_p50_ms'])} / {_ms(m['latency_p95_ms'])} | "
+                f"{m['control_rate_hz']:.1f} |"
             )
     lines += [
         "",
@@ -91,6 +104,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "## Episode errors", ""]
         lines += [f"- {e['policy']} / {e['task']} seed {e['seed']}: {e['error']}" for e in errors[:20]]
     return "\n".join(lines) + "\n"
+
+
+def summary_lines(results: Mapping[str, Any]) -> list[str]:
+    """The console summary of `vla eval`: one line per policy and task."""
+    return [
+        f"  {name:>10} {task:<8} {success_cell(m):<12} 95% CI {ci_cell(m):<9}  "
+        f"p50 {_ms(m['latency_p50_ms'])} ms  {m['control_rate_hz']:.1f} Hz"
+        for name, block in results["per_policy"].items()
+        for task, m in block["tasks"].items()
+    ]
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -1,4 +1,5 @@
-"""The shared rollout loop: observers see every step, errors end one episode, vector envs run seeds."""
+"""The shared rollout loop: observers see every step, errors end one episode, vector envs run seeds, and
+`run_rollouts` gives the same episodes in one env and in a vector env."""
 
 import gymnasium as gym
 import numpy as np
@@ -9,7 +10,7 @@ import sim  # noqa: F401  (registers vla/Tabletop-v0)
 from vla.core.policy import ConstantPolicy
 from sim.experts import make_expert
 from sim.vector import make_vector_env
-from vla.core.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, summarize
+from vla.core.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, run_rollouts
 
 SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
 
@@ -87,8 +88,6 @@ def test_vector_rollout_runs_all_seeds_in_order():
     assert logs[1].steps and logs[1].starts[0].shape == (15,)
     assert all(logs[r.seed].final is not None for r in results)
     assert all(r.instruction and r.task == "pick" and r.split == "train" for r in results)
-    summary = summarize(results)
-    assert summary["pick"]["success_rate"] == 1.0 and summary["pick"]["episodes"] == 3
 
 
 def test_vector_rollout_rejects_autoreset_and_bad_policy_actions():
@@ -107,3 +106,40 @@ def test_vector_rollout_rejects_autoreset_and_bad_policy_actions():
     assert res.error and "finite" in res.error and res.length == 0
     with pytest.raises(ValueError, match="unknown task"):
         make_vector_env(2, task="juggle")
+
+
+def test_run_rollouts_picks_the_loop_and_stops():
+    """One env and a vector env give the same episodes in seed order; one policy for the single env
+    (factory index 0); `stop` is checked before each episode starts."""
+    built = []
+
+    def factory(i):
+        built.append(i)
+        return make_expert("pick")
+
+    ends = []
+
+    def observers(seed):
+        log = Log()
+        ends.append((seed, log))
+        return [log]
+
+    env = gym.make("vla/Tabletop-v0", **SMALL)
+    try:
+        single = run_rollouts(env, factory, [5, 2, 7], observers)
+        stopped = run_rollouts(env, factory, [5, 2, 7], observers, stop=lambda: len(ends) >= 4)
+    finally:
+        env.close()
+    assert built == [0, 0] and [r.seed for r in single] == [5, 2, 7]
+    assert [r.seed for r in stopped] == [5]  # 3 episodes observed before, one more, then stop
+    assert all(len(log.steps) == r.length for (_, log), r in zip(ends, single))
+    venv = make_vector_env(2, **SMALL)
+    try:
+        vector = run_rollouts(venv, factory, [5, 2, 7], progress="pick")
+        none_left = run_rollouts(venv, factory, [5, 2, 7], stop=lambda: True)
+    finally:
+        venv.close()
+    assert built[2:] == [0, 1, 0, 1]
+    key = [(r.seed, r.success, r.length, r.instruction) for r in single]
+    assert key == [(r.seed, r.success, r.length, r.instruction) for r in vector]
+    assert none_left == []
