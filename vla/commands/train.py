@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.core.config import compose, register_config, save_resolved, split_positionals
 from vla.data.config import DataConfig, window_spec
+from vla.data.mixture import MixtureSource, build_mixture
 from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
@@ -39,7 +40,7 @@ from vla.models.action_head import check_action_head
 from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
-from vla.training.mixture import MixtureSource, build_mixture, cotrain_fit
+from vla.training.mixture import cotrain_fit
 from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
 

@@ -1,16 +1,7 @@
-"""Weighted dataset mixtures for `vla train`: several episode stores in one train set, and VQA co-training.
+"""VQA co-training inside `vla train` (`+data@cotrain=vqa_cotrain`, docs/vqa.md), on the one mixture
+implementation, `vla.data.mixture` (which also holds the robot-store mixtures of `vla train mixture=`).
 
-A store mixture is a `ConcatDataset` of `WindowDataset`s plus per-sample weights for the trainer's weighted
-sampler (`ResumableBatchSampler(weights=...)`, with replacement): a source of weight w and n samples gives
-each of its samples w / n, so sources are drawn in proportion to their weights whatever their sizes.
-Actions and states are normalised with the first (primary) store's statistics, which the checkpoint keeps;
-every source must share its feature layout.
-
-    train, weights, norm = build_mixture([MixtureSource("a.zarr", 2.0), MixtureSource("b.zarr", 1.0)], spec,
-                                         {"action": "q99", "state": "meanstd"})
-
-VQA co-training (`vla train ... +data@cotrain=vqa_cotrain`, docs/vqa.md): `cotrain_fit` turns the robot
-windows, the VLA and its save/load functions into `Trainer.fit` arguments: a `MixtureDataset` (robot
+`cotrain_fit` turns the robot windows and the VLA into `Trainer.fit` arguments: a `MixtureDataset` (robot
 first, then the VQA sources), the step-aware `MixtureBatchSampler` following the config's weight schedule
 (stratified: every batch holds each source's exact share), a collator that sends robot windows through the
 VLA's processor and VQA samples through the same text tokenizer and image transform, and `CoTrainLoss`
@@ -19,60 +10,16 @@ VLA's processor and VQA samples through the same text tokenizer and image transf
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import Dataset
 
-from vla.core.normalizer import Normalizer
-from vla.data.store import EpisodeStore
-from vla.data.windows import WindowDataset, WindowSpec
-
-
-@dataclass
-class MixtureSource:
-    path: str
-    weight: float = 1.0
-    episodes: Sequence[int] | None = None  # None: every episode
-
-
-def mixture_weights(sizes: Sequence[int], weights: Sequence[float]) -> torch.Tensor:
-    """Per-sample weights [sum(sizes)]: source i's samples get weights[i] / sizes[i] each (normalised)."""
-    if len(sizes) != len(weights) or not sizes:
-        raise ValueError(f"mixture: {len(sizes)} sources but {len(weights)} weights")
-    parts = []
-    for i, (n, w) in enumerate(zip(sizes, weights, strict=True)):
-        if n <= 0:
-            raise ValueError(f"mixture: source {i} has no samples")
-        if not w > 0:
-            raise ValueError(f"mixture: source {i} weight must be > 0, got {w}")
-        parts.append(torch.full((int(n),), float(w) / int(n), dtype=torch.float64))
-    out = torch.cat(parts)  # [N]
-    return out / out.sum()
-
-
-def build_mixture(
-    sources: Sequence[MixtureSource], spec: WindowSpec, normalization: Mapping[str, str]
-) -> tuple[ConcatDataset, torch.Tensor, Normalizer]:
-    """Datasets of every source concatenated, their per-sample weights and the primary normaliser."""
-    if not sources:
-        raise ValueError("mixture: no sources")
-    sets = [WindowDataset(s.path, spec, episodes=s.episodes) for s in sources]
-    first = sets[0].features
-    for s, ds in zip(sources[1:], sets[1:], strict=True):
-        for k in ds.obs_keys + [spec.action_key]:
-            if ds.features[k].shape != first[k].shape:
-                raise ValueError(
-                    f"mixture: {s.path} feature {k!r} has shape {ds.features[k].shape}, the primary store "
-                    f"{sources[0].path} has {first[k].shape}"
-                )
-    weights = mixture_weights([len(d) for d in sets], [s.weight for s in sources])
-    norm = EpisodeStore.open(sources[0].path).normalizer(dict(normalization))
-    return ConcatDataset(sets), weights, norm
+from vla.data.mixture import MixtureBatchSampler
+from vla.data.vqa.cotrain import CoTrainLoss, build_cotrain, cotrain_collator
 
 
 def _strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -94,9 +41,6 @@ def cotrain_fit(
     cfg: vla.data.vqa.cotrain.CoTrainConfig. save_model/load_model are the plain VLA's functions (state
     dict keys of the VLA); the wrapper's "model." prefix is removed here, so checkpoints stay VLA ones.
     collate_fn: the robot windows' collate function (default: the VLA processor's)."""
-    from vla.data.vqa.cotrain import CoTrainLoss, build_cotrain, cotrain_collator
-    from vla.data.vqa.mixture import MixtureBatchSampler
-
     if sample_weights is not None:
         raise ValueError(
             "vla train: `mixture=` (several robot stores) cannot be combined with VQA co-training yet; "

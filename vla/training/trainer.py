@@ -15,7 +15,7 @@ run with a message and keeps the last good checkpoint.
 `batch_size` is the global batch of one micro-step (split evenly across ranks); one optimiser step sees
 `batch_size * grad_accum` samples. Samples are drawn by a `ResumableBatchSampler` (uniform, or weighted
 with `sample_weights`), or by any step-aware sampler given as `batch_sampler=lambda rank, world: ...`
-(e.g. `vla.data.vqa.mixture.MixtureBatchSampler`, whose weights follow a schedule over steps): the trainer
+(e.g. `vla.data.mixture.MixtureBatchSampler`, whose weights follow a schedule over steps): the trainer
 calls its `set_position(consumed_micro_batches)` before iterating, so a resumed run draws the same batches.
 """
 

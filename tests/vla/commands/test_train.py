@@ -1,5 +1,5 @@
-"""`vla train` bad input fails before the first step with a clear message; mixture weights draw sources in
-proportion to their weights; the composed config reaches the trainer and the checkpoint."""
+"""`vla train` bad input fails before the first step with a clear message; the composed config reaches the
+trainer and the checkpoint (mixture weights: tests/vla/data/test_mixture.py)."""
 
 import json
 import re
@@ -9,11 +9,9 @@ import pytest
 import torch
 
 from vla.cli import main as cli
+from vla.commands.train import load_config, trainer_config
 from vla.data import synthetic
 from vla.data.store import EpisodeStore
-from vla.commands.train import load_config, trainer_config
-from vla.training.mixture import mixture_weights
-from vla.training.sampler import ResumableBatchSampler
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +81,7 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
             "val_episodes=1",
             "chunk_len=2",
             "model.vision.image_size=16",
+            f"mixture=[{{path: {store}, weight: 2.0}}]",  # the store again: a two-source MixtureDataset
         )
         == 0
     )
@@ -90,18 +89,6 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
     config = json.loads((ck / "config.json").read_text())
     assert config["vla"]["chunk_len"] == 2 and config["train"]["trainer"]["steps"] == 3
     assert (ck / "train_state.pt").is_file() and (tmp_path / "log.jsonl").is_file()
-
-
-def test_mixture_weights_draw_sources_in_proportion():
-    w = mixture_weights([100, 10], [1.0, 3.0])  # 100 samples of A, 10 of B; B drawn 3x as often
-    assert w.shape == (110,) and float(w.sum()) == pytest.approx(1.0)
-    sampler = ResumableBatchSampler(110, 10, seed=0, weights=w)
-    it = iter(sampler)
-    drawn = torch.tensor([i for _ in range(400) for i in next(it)])
-    frac_b = float((drawn >= 100).float().mean())
-    assert frac_b == pytest.approx(0.75, abs=0.03)
-    with pytest.raises(ValueError, match="weight"):
-        mixture_weights([5, 5], [1.0, 0.0])
 
 
 def test_model_preset_replaces_the_default_whole():

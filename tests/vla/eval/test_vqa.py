@@ -12,9 +12,9 @@ from PIL import Image
 from sim.scene_vqa import SceneVQAConfig, generate
 from vla.backbones import compose_model_config
 from vla.cli import main as cli
+from vla.data.mixture import MixtureCollator, MixtureDataset, Source
 from vla.data.vqa import VQACollator, VQADataset, VQASourceConfig, read_vqa
 from vla.data.vqa.cotrain import CoTrainLoss
-from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source
 from vla.eval.vqa import EvalVQAConfig, exact_match, normalize_answer, run, score, vqa_accuracy
 from vla.models import VLM
 from vla.training.trainer import Trainer, TrainerConfig

@@ -1,5 +1,6 @@
 """VQA data: readers (VQAv2, LLaVA JSON, JSONL) into one sample type, a torch dataset and collator that
-turn samples into VLM inputs with loss only on answers, and weighted co-training mixtures with schedules.
+turn samples into VLM inputs with loss only on answers, and the co-training set-up (the mixtures themselves
+are `vla.data.mixture`, shared with robot-store mixtures).
 
     from vla.data.vqa import VQASourceConfig, read_vqa, VQADataset, VQACollator
     samples, errors = read_vqa(VQASourceConfig(format="llava", path="outputs/scene_vqa/train.json"))
@@ -8,26 +9,13 @@ turn samples into VLM inputs with loss only on answers, and weighted co-training
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.cotrain import CoTrainConfig, VQAMixSource, build_cotrain, cotrain_collator
 from vla.data.vqa.dataset import VQACollator, VQADataset, encode_turns
-from vla.data.vqa.mixture import (
-    MixtureBatchSampler,
-    MixtureCollator,
-    MixtureDataset,
-    Source,
-    WeightSchedule,
-    weighted_loss,
-)
 from vla.data.vqa.readers import list_readers, read_vqa, register_reader
 from vla.data.vqa.sample import ErrorPolicy, Turn, VQASample, load_rgb
 
 __all__ = [
     "CoTrainConfig",
     "ErrorPolicy",
-    "MixtureBatchSampler",
-    "MixtureCollator",
-    "MixtureDataset",
-    "Source",
     "VQAMixSource",
-    "WeightSchedule",
     "Turn",
     "VQACollator",
     "VQADataset",
@@ -41,5 +29,4 @@ __all__ = [
     "load_rgb",
     "read_vqa",
     "register_reader",
-    "weighted_loss",
 ]

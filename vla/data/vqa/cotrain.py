@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from vla.core.config import register_config
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.dataset import VQACollator, VQADataset
-from vla.data.vqa.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule, weighted_loss
+from vla.data.mixture import MixtureCollator, MixtureDataset, Source, WeightSchedule, weighted_loss
 from vla.data.vqa.readers import read_vqa
 
 

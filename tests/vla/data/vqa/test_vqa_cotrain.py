@@ -12,7 +12,7 @@ from vla.core.config import config_dir
 from vla.data.store import EpisodeStore
 from vla.data.synthetic import episode, features
 from vla.data.vqa.cotrain import CoTrainConfig, build_cotrain, cotrain_collator
-from vla.data.vqa.mixture import MixtureBatchSampler
+from vla.data.mixture import MixtureBatchSampler
 from vla.data.windows import WindowDataset, WindowSpec
 
 

@@ -1,21 +1,27 @@
-"""Co-training mixtures: several datasets (robot trajectories, VQA sets) drawn by weight, with a task
-identifier and a loss weight per source, and a schedule that changes the weights over training steps.
+"""Dataset mixtures, the one implementation: several datasets (robot episode stores, VQA sets) behind one
+index space, drawn by weight, with a task identifier and a loss weight per source, and a schedule that
+changes the weights over training steps.
 
     mix = MixtureDataset([Source("robot", windows, weight=1.0), Source("vqa", vqa_set, weight=1.0)])
     schedule = WeightSchedule([(0, {"robot": 1, "vqa": 1}), (1000, {"robot": 3, "vqa": 1})])
+    train, weights, norm = build_mixture([MixtureSource("a.zarr", 2.0), MixtureSource("b.zarr", 1.0)], spec,
+                                         {"action": "q99", "state": "meanstd"})   # `vla train mixture=`
 
 Two ways to sample it:
 
-* With the generic trainer (vla.training.trainer): `Trainer.fit(model, mix, collate_fn=MixtureCollator(...),
-  sample_weights=mix.sample_weights(schedule.weights_at(0)))`. Its sampler draws every sample with
-  replacement with probability weight[source] / len(source) / sum, i.e. sources in proportion to their
-  weights whatever their sizes. A schedule runs as consecutive fits with `resume=true`, one per
-  `schedule.segments(total_steps)` entry (steps=end, new sample_weights).
+* With the generic trainer's weighted sampler (vla.training.trainer, `ResumableBatchSampler(weights=...)`,
+  with replacement): `Trainer.fit(model, mix, sample_weights=mix.sample_weights(...))`. `per_sample_weights`
+  gives source k's n_k samples w_k / n_k each (normalised), so sources are drawn in proportion to their
+  weights whatever their sizes. This is how `vla train mixture=[...]` draws several episode stores
+  (`build_mixture`: a MixtureDataset of `WindowDataset`s, normalised with the first (primary) store's
+  statistics, which the checkpoint keeps; every store must share its feature layout). A schedule runs as
+  consecutive fits with `resume=true`, one per `schedule.segments(total_steps)` entry.
 * `MixtureBatchSampler(mix, batch_size, schedule)`: step-aware, deterministic from (seed, micro-batch),
   resumable with `set_position(consumed_micro_batches)`; `stratified=True` gives every batch exactly its
   share of each source (largest remainder), so every batch holds both VQA and action samples. The trainer
   takes it directly: `Trainer.fit(..., batch_sampler=lambda rank, world: MixtureBatchSampler(mix, batch,
-  schedule, rank=rank, world_size=world, grad_accum=accum))`; this is what `vla train` uses.
+  schedule, rank=rank, world_size=world, grad_accum=accum))`; this is what VQA co-training in `vla train`
+  uses.
 
 Items come back tagged: a dict item gains "task" (the source name), "source" (its index) and
 "loss_weight"; `MixtureCollator` groups a batch by task, applies each task's collate function and returns
@@ -33,6 +39,28 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+
+from vla.core.normalizer import Normalizer
+from vla.data.store import EpisodeStore
+from vla.data.windows import WindowDataset, WindowSpec
+
+
+def per_sample_weights(sizes: Sequence[int], weights: Sequence[float]) -> torch.Tensor:
+    """Per-sample weights [sum(sizes)] (float64, sum 1): source k's samples get weights[k] / sizes[k] each,
+    normalised, so source k is drawn with probability weights[k] / sum(weights)."""
+    if len(sizes) != len(weights) or not sizes:
+        raise ValueError(f"mixture: {len(sizes)} sources but {len(weights)} weights")
+    parts = []
+    for i, (n, w) in enumerate(zip(sizes, weights, strict=True)):
+        if n <= 0:
+            raise ValueError(f"mixture: source {i} has no samples")
+        if not w >= 0:
+            raise ValueError(f"mixture: source {i} weight must be >= 0, got {w}")
+        parts.append(torch.full((int(n),), float(w) / int(n), dtype=torch.float64))
+    out = torch.cat(parts)  # [N]
+    if not float(out.sum()) > 0:
+        raise ValueError(f"mixture: weights {list(weights)} must have a positive sum")
+    return out / out.sum()
 
 
 @dataclass
@@ -152,7 +180,8 @@ class MixtureDataset(Dataset):
             return {**item, **tags}
         return {"sample": item, **tags}
 
-    def _weights(self, weights: Mapping[str, float] | None) -> np.ndarray:
+    def _raw_weights(self, weights: Mapping[str, float] | None) -> np.ndarray:
+        """Per-source weights [S] (the sources' own when None), checked: >= 0 with a positive sum."""
         if weights is None:
             w = np.array([s.weight for s in self.sources], dtype=np.float64)
         else:
@@ -162,17 +191,19 @@ class MixtureDataset(Dataset):
             w = np.array([float(weights[n]) for n in self.names], dtype=np.float64)
         if not np.all(w >= 0) or w.sum() <= 0:
             raise ValueError(f"MixtureDataset: weights must be >= 0 with a positive sum, got {w.tolist()}")
+        return w
+
+    def _weights(self, weights: Mapping[str, float] | None) -> np.ndarray:
+        w = self._raw_weights(weights)
         return w / w.sum()
 
     def source_probs(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
         return dict(zip(self.names, self._weights(weights).tolist(), strict=True))
 
     def sample_weights(self, weights: Mapping[str, float] | None = None) -> torch.Tensor:
-        """Per-sample weights [N] (sum 1) for `Trainer.fit(sample_weights=...)`: source k's samples get
-        p_k / n_k each, so source k is drawn with probability p_k. Default: the sources' own weights."""
-        p = self._weights(weights)
-        parts = [torch.full((n,), p[k] / n, dtype=torch.float64) for k, n in enumerate(self.sizes)]
-        return torch.cat(parts)  # [N]
+        """Per-sample weights [N] (sum 1) for `Trainer.fit(sample_weights=...)` (`per_sample_weights`):
+        source k is drawn with probability p_k. Default: the sources' own weights."""
+        return per_sample_weights(self.sizes, self._raw_weights(weights).tolist())
 
 
 class MixtureBatchSampler(Sampler[list[int]]):
@@ -280,3 +311,42 @@ def weighted_loss(
     if den <= 0:
         raise ValueError(f"weighted_loss: loss weights x counts sum to {den}; need a positive value")
     return num / den
+
+
+# ---- several episode stores (`vla train mixture=`) ------------------------------------------------------
+@dataclass
+class MixtureSource:
+    """One episode store of a robot-data mixture."""
+
+    path: str
+    weight: float = 1.0
+    episodes: Sequence[int] | None = None  # None: every episode
+
+
+def build_mixture(
+    sources: Sequence[MixtureSource], spec: WindowSpec, normalization: Mapping[str, str]
+) -> tuple[MixtureDataset, torch.Tensor, Normalizer]:
+    """Windows of every store in one MixtureDataset (sources named by path), their per-sample weights for
+    the trainer's weighted sampler and the primary (first) store's normaliser."""
+    if not sources:
+        raise ValueError("mixture: no sources")
+    for i, s in enumerate(sources):
+        if not s.weight > 0:
+            raise ValueError(f"mixture: source {i} weight must be > 0, got {s.weight}")
+    sets = [WindowDataset(s.path, spec, episodes=s.episodes) for s in sources]
+    first = sets[0].features
+    for s, ds in zip(sources[1:], sets[1:], strict=True):
+        for k in ds.obs_keys + [spec.action_key]:
+            if ds.features[k].shape != first[k].shape:
+                raise ValueError(
+                    f"mixture: {s.path} feature {k!r} has shape {ds.features[k].shape}, the primary store "
+                    f"{sources[0].path} has {first[k].shape}"
+                )
+    paths = [str(s.path) for s in sources]
+    names = [p if paths.count(p) == 1 else f"{p}[{i}]" for i, p in enumerate(paths)]
+    mix = MixtureDataset(
+        [Source(n, ds, weight=float(s.weight)) for n, s, ds in zip(names, sources, sets, strict=True)]
+    )
+    weights = per_sample_weights(mix.sizes, [s.weight for s in sources])
+    norm = EpisodeStore.open(sources[0].path).normalizer(dict(normalization))
+    return mix, weights, norm

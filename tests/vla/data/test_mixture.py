@@ -1,5 +1,6 @@
-"""Co-training mixtures: source proportions within tolerance over many batches (step-aware sampler and
-the trainer's weighted sampler), schedules, stratified batches, resume, collation by task."""
+"""The one mixture implementation: source proportions within tolerance over many batches (step-aware
+sampler and the trainer's weighted sampler), schedules, stratified batches, resume, collation by task, and
+robot-store mixtures (`build_mixture`) on the same MixtureDataset and per-sample weights."""
 
 import numpy as np
 import pytest
@@ -8,14 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import TensorDataset
 
-from vla.data.vqa.mixture import (
+from vla.data import synthetic
+from vla.data.mixture import (
     MixtureBatchSampler,
     MixtureCollator,
     MixtureDataset,
+    MixtureSource,
     Source,
     WeightSchedule,
+    build_mixture,
+    per_sample_weights,
     weighted_loss,
 )
+from vla.data.store import EpisodeStore
+from vla.data.windows import WindowDataset, WindowSpec
 from vla.training.sampler import ResumableBatchSampler
 
 
@@ -138,3 +145,51 @@ def test_stratified_counts_are_the_exact_shares(weights, batch, step):
     assert n.sum() == batch and np.all(np.abs(n - exact) < 1.0)
     b = s.batch(step)
     assert len(b) == batch and all(0 <= i < len(mix) for i in b)
+
+
+def test_per_sample_weights_draw_sources_in_proportion():
+    w = per_sample_weights([100, 10], [1.0, 3.0])  # 100 samples of A, 10 of B; B drawn 3x as often
+    assert w.shape == (110,) and float(w.sum()) == pytest.approx(1.0)
+    sampler = ResumableBatchSampler(110, 10, seed=0, weights=w)
+    it = iter(sampler)
+    drawn = torch.tensor([i for _ in range(400) for i in next(it)])
+    assert float((drawn >= 100).float().mean()) == pytest.approx(0.75, abs=0.03)
+    assert float(per_sample_weights([5, 5], [1.0, 0.0])[5:].sum()) == 0.0  # a source can pause
+    with pytest.raises(ValueError, match="positive sum"):
+        per_sample_weights([5, 5], [0.0, 0.0])
+    with pytest.raises(ValueError, match="source 1 has no samples"):
+        per_sample_weights([5, 0], [1.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    feats = synthetic.features(8, 8)
+    paths = []
+    for n_eps in (2, 1):
+        path = tmp_path_factory.mktemp("mix") / f"s{n_eps}.zarr"
+        st_ = EpisodeStore.create(path, feats, fps=10)
+        for e in range(n_eps):
+            st_.append_episode(synthetic.episode(feats, 6, 10 * n_eps + e), {"instruction": "lift it"})
+        st_.close()
+        paths.append(str(path))
+    return paths
+
+
+def test_store_mixture_is_a_mixture_dataset_of_windows(stores):
+    spec = WindowSpec()
+    mix, w, norm = build_mixture(
+        [MixtureSource(stores[0], 1.0), MixtureSource(stores[1], 3.0)], spec, {"action": "q99"}
+    )
+    a, b = WindowDataset(stores[0], spec), WindowDataset(stores[1], spec)
+    assert isinstance(mix, MixtureDataset) and mix.names == stores and len(mix) == len(a) + len(b)
+    item, want = mix[len(a) + 1], b[1]
+    assert item["task"] == stores[1] and item["source"] == 1
+    for k, v in want.items():
+        assert torch.equal(item[k], v) if isinstance(v, torch.Tensor) else item[k] == v, k
+    assert torch.equal(w, per_sample_weights([len(a), len(b)], [1.0, 3.0]))
+    assert float(w[len(a) :].sum()) == pytest.approx(0.75)
+    assert norm.to_dict() == EpisodeStore.open(stores[0]).normalizer({"action": "q99"}).to_dict()
+    same, _, _ = build_mixture([MixtureSource(stores[0]), MixtureSource(stores[0])], spec, {})
+    assert same.names == [f"{stores[0]}[0]", f"{stores[0]}[1]"]  # a store listed twice stays two sources
+    with pytest.raises(ValueError, match="source 1 weight must be > 0"):
+        build_mixture([MixtureSource(stores[0]), MixtureSource(stores[1], 0.0)], spec, {})
