@@ -1,11 +1,12 @@
 """Action tokenizers: continuous action chunks [..., T, D] <-> discrete token ids for language models.
 
-One protocol (`ActionTokenizer`, `base.py`) and a registry by decorator; the built-in entries are
-`uniform` (RT-2 equal-width bins, `uniform.py`), `quantile` and `openvla` (q01/q99 normalisation then
-OpenVLA's 256 linspace bins or equal-mass bins, `quantile.py`) and `fast` (DCT + BPE, `fast.py`).
+One protocol (`ActionTokenizer`, `base.py`) and a registry table (`base.TOKENIZERS`, name ->
+"module:class", imported on first use); the built-in entries are `uniform` (RT-2 equal-width bins,
+`uniform.py`), `quantile` and `openvla` (q01/q99 normalisation then OpenVLA's 256 linspace bins or
+equal-mass bins, `quantile.py`) and `fast` (DCT + BPE, `fast.py`). Importing this package imports only
+`base.py`; the classes live in their modules (`from action_tokenizers.fast import FASTTokenizer`).
 `vocab.py` places a tokenizer's ids in a language model's vocabulary (appended special tokens, or
-OpenVLA's overwrite of the last ids) with constrained-decoding masks; `cli.py` holds `vla tokenizer
-fit | report`. See docs/action_tokenizers.md.
+OpenVLA's overwrite of the last ids) with constrained-decoding masks. See docs/action_tokenizers.md.
 
     from action_tokenizers import make_tokenizer, load_tokenizer
     tok = make_tokenizer("fast", action_dim=7, chunk_len=10).fit(chunks)   # chunks [N, 10, 7]
@@ -13,30 +14,23 @@ fit | report`. See docs/action_tokenizers.md.
 """
 
 from action_tokenizers.base import (
+    TOKENIZERS,
     ActionTokenizer,
     DecodeResult,
     get_tokenizer_class,
     list_tokenizers,
     load_tokenizer,
     make_tokenizer,
-    register_tokenizer,
     tokenizer_from_dict,
 )
-from action_tokenizers.fast import FASTTokenizer
-from action_tokenizers.quantile import OpenVLATokenizer, QuantileBinTokenizer
-from action_tokenizers.uniform import UniformBinTokenizer
 
 __all__ = [
+    "TOKENIZERS",
     "ActionTokenizer",
     "DecodeResult",
-    "FASTTokenizer",
-    "OpenVLATokenizer",
-    "QuantileBinTokenizer",
-    "UniformBinTokenizer",
     "get_tokenizer_class",
     "list_tokenizers",
     "load_tokenizer",
     "make_tokenizer",
-    "register_tokenizer",
     "tokenizer_from_dict",
 ]

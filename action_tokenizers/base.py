@@ -1,4 +1,5 @@
-"""The ActionTokenizer protocol, the tokenizer registry, and the shared input checks and JSON I/O.
+"""The ActionTokenizer protocol, the tokenizer registry (a name -> "module:attr" table, imported on first
+use), and the shared input checks and JSON I/O.
 
 An action tokenizer turns a chunk of continuous actions `[..., T, D]` (T steps of D dims) into discrete
 token ids and back. Every tokenizer registered here follows one contract (tested for all entries):
@@ -21,6 +22,11 @@ token ids and back. Every tokenizer registered here follows one contract (tested
   processor must not normalise actions a second time for them.
 * Persistence is JSON only; the `type` field names the registry entry, so `load_tokenizer` needs no
   other information.
+
+The implementations (uniform.py, quantile.py, fast.py) import this module; `TOKENIZERS` names them as
+strings, so this module imports none of them and `make_tokenizer("fast")` imports fast.py (and its
+`tokenizers`/scipy dependencies) only when asked. A plugin adds itself with
+`TOKENIZERS.register("mine", "my_pkg.tok:MyTokenizer")`.
 """
 
 from __future__ import annotations
@@ -84,21 +90,23 @@ class ActionTokenizer(Protocol):
     def save(self, path: str | os.PathLike) -> Path: ...
 
 
-TOKENIZERS: Registry[Callable[..., ActionTokenizer]] = Registry("action tokenizer")
-
-
-def register_tokenizer(name: str) -> Callable[[type], type]:
-    """Class decorator: register a tokenizer class under `name` (its `from_dict` loads saved JSON)."""
-    return TOKENIZERS.register(name)
+# name -> tokenizer class; each class's `name` equals its key and its `from_dict` loads its saved JSON.
+TOKENIZERS: Registry[Callable[..., ActionTokenizer]] = Registry(
+    "action tokenizer",
+    {
+        "uniform": "action_tokenizers.uniform:UniformBinTokenizer",
+        "quantile": "action_tokenizers.quantile:QuantileBinTokenizer",
+        "openvla": "action_tokenizers.quantile:OpenVLATokenizer",
+        "fast": "action_tokenizers.fast:FASTTokenizer",
+    },
+)
 
 
 def list_tokenizers() -> list[str]:
-    _import_builtins()
     return TOKENIZERS.names()
 
 
 def get_tokenizer_class(name: str) -> Any:
-    _import_builtins()
     return TOKENIZERS.get(name)
 
 
@@ -137,12 +145,6 @@ def header(name: str, action_dim: int, chunk_len: int) -> dict[str, Any]:
         "action_dim": int(action_dim),
         "chunk_len": int(chunk_len),
     }
-
-
-def _import_builtins() -> None:
-    # The built-in tokenizers register on import; importing here keeps `make_tokenizer` usable from
-    # `action_tokenizers.base` alone (no initialisation step for callers).
-    from action_tokenizers import fast, quantile, uniform  # noqa: F401
 
 
 # --- shared input checks ------------------------------------------------------------------------------

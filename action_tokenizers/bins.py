@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from action_tokenizers.base import DecodeResult, as_id_rows, check_chunks, save_dict, to_numpy_ids
+from action_tokenizers.base import (
+    DecodeResult,
+    as_id_rows,
+    check_chunks,
+    load_tokenizer,
+    save_dict,
+    to_numpy_ids,
+)
 
 
 class BinTokenizerBase(abc.ABC):
@@ -124,8 +131,6 @@ class BinTokenizerBase(abc.ABC):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Any:
-        from action_tokenizers.base import load_tokenizer
-
         tok = load_tokenizer(path)
         if not isinstance(tok, cls):
             raise ValueError(f"{path}: holds a {type(tok).__name__}, not a {cls.__name__}")

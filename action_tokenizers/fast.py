@@ -54,8 +54,8 @@ from action_tokenizers.base import (
     check_chunks,
     fit_chunks,
     header,
+    load_tokenizer,
     nest,
-    register_tokenizer,
     save_dict,
 )
 
@@ -63,7 +63,6 @@ BASE_CODEPOINT = 0x4E00  # CJK block: 20k contiguous printable characters, untou
 ORDERS = ("dimension", "frequency")
 
 
-@register_tokenizer("fast")
 class FASTTokenizer:
     """DCT + scale/round + BPE over action chunks [T, D] of normalised actions."""
 
@@ -261,8 +260,6 @@ class FASTTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FASTTokenizer:
-        from action_tokenizers.base import load_tokenizer
-
         tok = load_tokenizer(path)
         if not isinstance(tok, cls):
             raise ValueError(f"{path}: holds a {type(tok).__name__}, not a FASTTokenizer")

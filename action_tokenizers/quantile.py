@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from action_tokenizers.base import fit_rows, header, register_tokenizer
+from action_tokenizers.base import fit_rows, header
 from action_tokenizers.bins import BinTokenizerBase
 from vla.core.normalizer import Normalizer, StatsAccumulator
 from vla.core.types import ACTION_KEY
@@ -41,7 +41,6 @@ from vla.core.types import ACTION_KEY
 EDGE_MODES = ("linspace", "quantile")
 
 
-@register_tokenizer("quantile")
 class QuantileBinTokenizer(BinTokenizerBase):
     """q01/q99 normalisation (own Normalizer) then linspace (OpenVLA) or equal-mass quantile bins."""
 
@@ -197,7 +196,6 @@ class QuantileBinTokenizer(BinTokenizerBase):
         return tok
 
 
-@register_tokenizer("openvla")
 class OpenVLATokenizer(QuantileBinTokenizer):
     """OpenVLA's exact discretisation: q99 bounds, 256 linspace edges, per-step tokens (chunk_len 1)."""
 

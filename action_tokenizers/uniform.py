@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from action_tokenizers.base import fit_rows, header, per_dim, register_tokenizer
+from action_tokenizers.base import fit_rows, header, per_dim
 from action_tokenizers.bins import BinTokenizerBase
 
 
-@register_tokenizer("uniform")
 class UniformBinTokenizer(BinTokenizerBase):
     """N equal-width bins per dimension over [low, high] (default [-1, 1], for normalised actions)."""
 

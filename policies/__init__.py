@@ -1,7 +1,3 @@
-"""Policies: the Policy protocol shared by simulation rollouts, evaluation and the ROS 2 node, a
-decorator registry, and simple reference policies (random, constant)."""
-
-from policies import goal_imagination as _goal_imagination  # noqa: F401  (registers "goal_imagination")
-from vla.core.policy import Policy, get_policy_class, list_policies, make_policy, register_policy
-
-__all__ = ["Policy", "register_policy", "make_policy", "list_policies", "get_policy_class"]
+"""Policies on top of the models: the VLA checkpoint policy (`policies.vla`), goal imagination
+(`policies.goal_imagination`) and the action-chunk wrappers (`policies.wrappers`). The Policy protocol and
+the policy registry, which names these entries without importing them, live in `vla.core.policy`."""

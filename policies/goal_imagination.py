@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from vla.core.policy import register_policy
 from vla.core.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY, INSTRUCTION_KEY, depth_key
 
 
@@ -132,7 +131,6 @@ class GoalImaginationPolicy:
         return self.policy.select_action({**obs, GOAL_POINTS_KEY: pts, GOAL_COLORS_KEY: cols}, info)
 
 
-@register_policy("goal_imagination")
 def make_goal_imagination_policy(
     checkpoint: str,
     goal_checkpoint: str,

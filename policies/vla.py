@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.core.policy import register_policy
 from policies.wrappers import ActionChunkQueue, TemporalEnsemble
 from vla.core.types import check_action
 
@@ -103,7 +102,6 @@ class VLAPolicy:
         return check_action(self.predict_chunk(obs)[0], self.action_dim)
 
 
-@register_policy("vla")
 def make_vla_policy(
     checkpoint: str,
     execute_steps: int = 0,

@@ -1,8 +1,9 @@
 """The `Transport` protocol (publish / subscribe / spin), ROS 2-like QoS profiles, and the transport registry.
 
-A transport moves `robot_io.msgs` messages between nodes. Two implementations register here:
-`dds` (Cyclone DDS via the `cyclonedds` package, ROS 2 wire names; `robot_io.dds`) and `rclpy` (a real
-ROS 2 install, imported lazily; `robot_io.rclpy_transport`). Nodes only see this protocol, so the same
+A transport moves `robot_io.msgs` messages between nodes. Two implementations are named in the
+`TRANSPORTS` table (a `vla.core.registry.Registry`, imported on first use): `dds` (Cyclone DDS via the
+`cyclonedds` package, ROS 2 wire names; `robot_io.dds`) and `rclpy` (a real ROS 2 install, imported
+lazily; `robot_io.rclpy_transport`). Nodes only see this protocol, so the same
 node runs inside a ROS 2 workspace or stand-alone on plain DDS.
 
     with make_transport("dds", domain_id=0) as tr:
@@ -17,10 +18,11 @@ A callback that raises is counted per topic in `transport.errors` and logged; sp
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from vla.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,22 @@ class Transport(Protocol):
         """Release every entity; safe to call twice."""
 
 
-_TRANSPORTS: dict[str, str] = {
-    "dds": "robot_io.dds:DdsTransport",
-    "rclpy": "robot_io.rclpy_transport:RclpyTransport",
-}
+TRANSPORTS: Registry[Callable[..., Transport]] = Registry(
+    "transport",
+    {
+        "dds": "robot_io.dds:DdsTransport",
+        "rclpy": "robot_io.rclpy_transport:RclpyTransport",
+    },
+)
 
 
 def list_transports() -> list[str]:
-    return sorted(_TRANSPORTS)
+    return TRANSPORTS.names()
 
 
 def make_transport(name: str, **kwargs: Any) -> Any:
     """Instantiate a transport by name; the module is imported only now (rclpy stays optional)."""
-    if name not in _TRANSPORTS:
-        raise ValueError(f"unknown transport {name!r}; expected one of {list_transports()}")
-    module, cls = _TRANSPORTS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    return TRANSPORTS.get(name)(**kwargs)
 
 
 def spin_until(transport: Any, predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.02) -> bool:

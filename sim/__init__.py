@@ -1,11 +1,15 @@
 """PyBullet table-top tasks with a Franka Panda behind the gymnasium API.
 
-Importing `sim` registers the gymnasium id "vla/Tabletop-v0" (see `sim.env.TabletopEnv`) and the scripted
-experts in the policy registry (`make_policy("expert", task=...)`):
+Importing `sim` registers the gymnasium id "vla/Tabletop-v0" (entry point "sim.env:TabletopEnv", itself
+imported only by `gymnasium.make`). That one registration stays an import side effect because
+`gymnasium.make(id)` looks the id up in gymnasium's own registry, including inside AsyncVectorEnv workers
+that unpickle a `sim.vector` constructor, so the id must exist once `sim` is imported. Tasks and the
+scripted experts are not registered here: they are entries of the explicit tables `sim.tasks.TASKS` and
+`vla.core.policy.POLICIES` ("expert" -> `sim.experts`), imported on first use.
 
     import gymnasium, sim
-    env = gymnasium.make("vla/Tabletop-v0", task="pick", split="train", image_size=128)
-    expert = sim.experts.make_expert("pick")
+    env = gymnasium.make(sim.ENV_ID, task="pick", split="train", image_size=128)
+    expert = make_policy("expert", task="pick")     # vla.core.policy.make_policy
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ ENV_ID = "vla/Tabletop-v0"
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="sim.env:TabletopEnv", disable_env_checker=True)
 
-from sim import concept_tasks, experts, goal_tasks, tasks  # noqa: E402, F401  (registries: tasks, "expert")
 from sim.tasks import list_tasks, task_seeds  # noqa: E402
 
-__all__ = ["ENV_ID", "experts", "goal_tasks", "list_tasks", "task_seeds", "tasks"]
+__all__ = ["ENV_ID", "list_tasks", "task_seeds"]

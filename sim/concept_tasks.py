@@ -29,7 +29,7 @@ import numpy as np
 from sim.camera import DEFAULT_CAMERAS, intrinsics, look_at_extrinsics
 from sim.scene import ObjectSpec
 from sim.scene_vqa import HELDOUT_COLOURS, HELDOUT_NOUNS, MIN_PIXEL_GAP, project_u
-from sim.tasks import Layout, PickTask, register_task
+from sim.tasks import Layout, PickTask
 
 CONCEPT_KINDS = ("colour_synonym", "object_word", "relation")
 REFERENCE_WIDTH = 64  # pixel columns are computed at 64 px (the margin scales with the image anyway)
@@ -80,9 +80,10 @@ def instruction_concepts(text: str) -> list[str]:
     return sorted(tags)
 
 
-@register_task("pick_concepts")
 class PickConceptsTask(PickTask):
     """`pick` with one held-out concept in the instruction (see the module docstring)."""
+
+    name = "pick_concepts"
 
     def sample(self, rng, split):
         layout = super().sample(rng, split)

@@ -14,6 +14,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
+
+from sim import ENV_ID
 from vla.core.config import register_config
 
 
@@ -78,8 +81,4 @@ def env_kwargs(env_cfg: Any, task_cfg: Any) -> dict[str, Any]:
 
 def make_env(env_cfg: Any, task_cfg: Any):
     """The gymnasium env described by an `env` and a `task` config (dataclass, DictConfig or dict)."""
-    import gymnasium as gym
-
-    import sim
-
-    return gym.make(sim.ENV_ID, **env_kwargs(env_cfg, task_cfg))
+    return gym.make(ENV_ID, **env_kwargs(env_cfg, task_cfg))

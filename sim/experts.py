@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from vla.core.policy import register_policy
 from sim.scene import YAW_SYMMETRY, fixture_top
 from sim.tasks import get_task
 
@@ -392,9 +391,8 @@ def make_expert(task: str, noise: float = 0.0, seed: int = 0) -> ScriptedExpert:
     raise ValueError(f"no scripted expert for task {task!r}; expected one of {sorted(EXPERTS)}")
 
 
-@register_policy("expert")
-def _expert_factory(task: str = "pick", noise: float = 0.0, seed: int = 0, action_dim: int = 7):
-    """Registry entry `make_policy("expert", task=...)`; experts act in the 7-D EE-delta space only."""
+def make_expert_policy(task: str = "pick", noise: float = 0.0, seed: int = 0, action_dim: int = 7):
+    """The policy registry's "expert" (`vla.core.policy.POLICIES`); experts act in 7-D EE deltas only."""
     if action_dim != 7:
         raise ValueError(f"expert: action_dim must be 7 (EE-delta space), got {action_dim}")
     return make_expert(task, noise=noise, seed=seed)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from sim.scene import COLOUR_NAMES, ObjectSpec
-from sim.tasks import Layout, Snapshot, Task, get_task, heldout_stack_pair, list_tasks, register_task
+from sim.tasks import Layout, Snapshot, Task, get_task, heldout_stack_pair, list_tasks
 
 ARRANGE_TOLERANCE = 0.03  # metres: an object counts as at its goal when its centre is this close (xy)
 STACK_BASE_TOLERANCE = 0.04  # metres: the bottom cube may drift this far from its goal spot
@@ -43,8 +43,8 @@ def _retry(sample, rng: np.random.Generator, tries: int = 50):
     raise RuntimeError(f"could not sample a layout in {tries} tries (work region too crowded)")
 
 
-@register_task("arrange")
 class ArrangeTask(Task):
+    name = "arrange"
     horizon = 180
     has_goal_cloud = True
     move_range = (2, 3)  # objects with a goal away from their start (inclusive range)
@@ -97,11 +97,11 @@ class ArrangeTask(Task):
         return True
 
 
-@register_task("arrange_one")
 class ArrangeOneTask(ArrangeTask):
     """The easiest goal task: exactly one object to move and one that stays; which one moves, and where
     to, only the goal cloud shows (the benchmark's task for tiny CPU-trained models)."""
 
+    name = "arrange_one"
     horizon = 100
     move_range = (1, 1)
     distractor_range = (1, 1)
@@ -119,8 +119,8 @@ def stack_order(layout: Layout) -> list[int]:
     return sorted(cubes, key=lambda i: layout.goal_poses[i][2])
 
 
-@register_task("stack_goal")
 class StackGoalTask(Task):
+    name = "stack_goal"
     horizon = 180
     has_goal_cloud = True
     templates = (

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from sim import ENV_ID
+from sim.experts import make_expert
 from sim.scene import COLOUR_NAMES, SHAPE_NAMES, fixture_contains, fixture_top
+from sim.tasks import task_seeds
 from vla.core.config import register_config
 from vla.core.io import atomic_directory, atomic_write_bytes, atomic_write_json
 
@@ -408,8 +410,6 @@ class SceneVQAConfig:
 
 def render_scene(env, task: str, seed: int, rollout: bool) -> tuple[np.ndarray, dict[str, Any], int]:
     """Reset, optionally run the expert (noise 0) to the end: (static image, privileged, steps)."""
-    from sim.experts import make_expert
-
     obs, info = env.reset(seed=seed)
     steps = 0
     if rollout:
@@ -428,13 +428,11 @@ def generate(cfg: SceneVQAConfig) -> dict[str, Any]:
     from PIL import Image
     from tqdm import tqdm
 
-    import sim
-
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
     envs = {
         t: gym.make(
-            sim.ENV_ID, task=t, split=cfg.split, cameras=("static",), image_size=cfg.image_size, depth=False
+            ENV_ID, task=t, split=cfg.split, cameras=("static",), image_size=cfg.image_size, depth=False
         )
         for t in cfg.tasks
     }
@@ -445,7 +443,7 @@ def generate(cfg: SceneVQAConfig) -> dict[str, Any]:
             for k in tqdm(range(cfg.scenes), desc="scene-vqa", disable=not cfg.progress):
                 task = cfg.tasks[k % len(cfg.tasks)]
                 env = envs[task]
-                seed = sim.task_seeds(task, cfg.split, cfg.seed + k // len(cfg.tasks) + 1)[-1]
+                seed = task_seeds(task, cfg.split, cfg.seed + k // len(cfg.tasks) + 1)[-1]
                 rollout = bool(rng.random() < cfg.rollout_fraction)
                 rgb, priv, steps = render_scene(env, task, seed, rollout)
                 u = env.unwrapped

@@ -1,11 +1,13 @@
 """Table-top tasks: seeded layouts, instruction paraphrases, train/held-out splits and success checks.
 
-A task is a class registered with `@register_task(name)`. `sample(rng, split)` returns a `Layout` (plain
-specs of objects and fixtures, which object is the target, what the goal is, the instruction); it is a
-pure function of the RNG, so `reset(seed=s)` fully determines the scene. `success(snapshot)` judges a
-`Snapshot` of the simulated world (object poses, which objects touch the robot). Splits: `task_seeds`
-gives disjoint train/held-out seed ranges, and the held-out split samples attribute combinations
-(colour-shape pairs; colour pairs for `stack`) that never occur in train, so generalisation is measurable.
+A task is a `Task` subclass named in the `TASKS` table (its `name` attribute is its key; the table
+also names the tasks of `sim.concept_tasks` and `sim.goal_tasks`, imported on first use).
+`sample(rng, split)` returns a `Layout` (plain specs of objects and fixtures, which object is the target,
+what the goal is, the instruction); it is a pure function of the RNG, so `reset(seed=s)` fully determines
+the scene. `success(snapshot)` judges a `Snapshot` of the simulated world (object poses, which objects
+touch the robot). Splits: `task_seeds` gives disjoint train/held-out seed ranges, and the held-out split
+samples attribute combinations (colour-shape pairs; colour pairs for `stack`) that never occur in train,
+so generalisation is measurable.
 
     layout = get_task("pick").sample(np.random.default_rng(task_rng_seed("pick", "train", 3)), "train")
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,16 +143,22 @@ class Task:
         return self.templates[i].format(**kw), i
 
 
-TASKS: Registry[type[Task]] = Registry("task")
-
-
-def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
-    def deco(cls: type[Task]) -> type[Task]:
-        TASKS.register(name)(cls)  # raises for a name taken by another class, before any change
-        cls.name = name
-        return cls
-
-    return deco
+# Every task class, by name; each class's `name` attribute equals its key (tests/sim/test_contract.py).
+# A variant that subclasses another task gets its parent's scripted expert (sim.experts.make_expert).
+TASKS: Registry[type[Task]] = Registry(
+    "task",
+    {
+        "pick": "sim.tasks:PickTask",
+        "pick_colour": "sim.tasks:PickColourTask",
+        "place": "sim.tasks:PlaceTask",
+        "push": "sim.tasks:PushTask",
+        "stack": "sim.tasks:StackTask",
+        "pick_concepts": "sim.concept_tasks:PickConceptsTask",
+        "arrange": "sim.goal_tasks:ArrangeTask",
+        "arrange_one": "sim.goal_tasks:ArrangeOneTask",
+        "stack_goal": "sim.goal_tasks:StackGoalTask",
+    },
+)
 
 
 def list_tasks() -> list[str]:
@@ -159,6 +166,7 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str) -> Task:
+    """A fresh instance of the task `name` (a ValueError listing the known tasks for an unknown one)."""
     return TASKS.get(name)()
 
 
@@ -177,8 +185,8 @@ def task_rng_seed(task: str, split: str, seed: int) -> list[int]:
     return [int(seed) & 0xFFFFFFFF, zlib.crc32(task.encode()), SPLITS.index(check_split(split))]
 
 
-@register_task("pick")
 class PickTask(Task):
+    name = "pick"
     horizon = 50
     templates = (
         "lift the {o}",
@@ -209,11 +217,12 @@ class PickTask(Task):
         return bool(bottom > LIFT_HEIGHT)
 
 
-@register_task("pick_colour")
 class PickColourTask(PickTask):
     """`pick` whose 1-3 distractors never share the target's colour, so the colour word alone grounds the
     target (`pick` may show a purple cylinder beside the purple cube: at 64 px only shape tells them apart).
     The default task of `vla demo`; held-out seeds still use colour-shape pairs never seen in train."""
+
+    name = "pick_colour"
 
     @staticmethod
     def _not_distractors(colour: str, shape: str) -> set[tuple[str, str]]:
@@ -225,8 +234,8 @@ def _resting(snap: Snapshot, i: int, surface: float) -> bool:
     return bool(snap.positions[i, 2] - spec.size[2] / 2 < surface + 0.015 and not snap.touching[i])
 
 
-@register_task("place")
 class PlaceTask(Task):
+    name = "place"
     horizon = 70
     templates = (
         "put the {o} {prep} the {f}",
@@ -260,8 +269,8 @@ class PlaceTask(Task):
         return inside and _resting(snap, lay.target, fixture_top(f.kind))
 
 
-@register_task("push")
 class PushTask(Task):
+    name = "push"
     horizon = 70
     templates = (
         "push the {o} to the {m}",
@@ -303,8 +312,8 @@ class PushTask(Task):
         return bool(d < self.goal_tolerance and on_table)
 
 
-@register_task("stack")
 class StackTask(Task):
+    name = "stack"
     horizon = 90
     templates = (
         "stack the {a} cube on the {b} cube",

@@ -15,13 +15,12 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
+from sim import ENV_ID
 from sim.tasks import check_split, get_task
 
 
 def _make(kwargs: dict[str, Any]):
-    import sim
-
-    return gym.make(sim.ENV_ID, **kwargs)
+    return gym.make(ENV_ID, **kwargs)  # ENV_ID is registered by importing `sim` (this module's package)
 
 
 class _EnvFn:

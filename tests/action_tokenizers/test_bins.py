@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from action_tokenizers import OpenVLATokenizer, QuantileBinTokenizer, UniformBinTokenizer, load_tokenizer
+from action_tokenizers import load_tokenizer
+from action_tokenizers.quantile import OpenVLATokenizer, QuantileBinTokenizer
+from action_tokenizers.uniform import UniformBinTokenizer
 from action_tokenizers.vocab import ActionVocab
 
 D = 7

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from action_tokenizers import (
+    TOKENIZERS,
     ActionTokenizer,
     DecodeResult,
+    get_tokenizer_class,
     list_tokenizers,
     load_tokenizer,
     make_tokenizer,
-    register_tokenizer,
 )
 
 T, D = 10, 7
@@ -27,7 +28,13 @@ def test_registry_lists_builtins():
     with pytest.raises(ValueError, match="unknown action tokenizer 'nope'"):
         make_tokenizer("nope")
     with pytest.raises(ValueError, match="already registered"):
-        register_tokenizer("uniform")(type("Other", (), {}))
+        TOKENIZERS.register("uniform", type("Other", (), {}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_entry_is_named_by_its_key(name):
+    """The class's `name` (written to JSON as `type`) is its table key, so a saved file loads back."""
+    assert get_tokenizer_class(name).name == name
 
 
 @pytest.mark.parametrize("name", NAMES)

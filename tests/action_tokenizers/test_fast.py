@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from action_tokenizers import FASTTokenizer
+from action_tokenizers.fast import FASTTokenizer
 
 T, D = 10, 7
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from policies import list_policies, make_policy
+from vla.core.policy import list_policies, make_policy
 from policies.vla import VLAPolicy
 from vla.backbones.config import PointEncoderConfig
 from vla.data.store import EpisodeStore

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from policies import make_policy
+from vla.core.policy import make_policy
 from policies.vla import VLAPolicy, resolve_checkpoint
 from policies.wrappers import ActionChunkQueue
 from vla.cli import main as cli

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from policies import Policy, make_policy
+from vla.core.policy import Policy, make_policy
 from sim.env import TabletopEnv
 from sim.experts import make_expert
 from sim.tasks import task_seeds

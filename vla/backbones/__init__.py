@@ -1,15 +1,15 @@
 """The shared multimodal backbone library: vision encoders, connectors, language models, state and
-point-cloud encoders, each behind a small interface and a registry filled by decorators.
+point-cloud encoders, each behind a small interface and a registry table (name -> "module:class",
+imported on first use).
 
     from vla.backbones import VISION_ENCODERS, CONNECTORS, build_vision_encoder, build_connector
     enc = build_vision_encoder(VisionConfig(name="siglip", image_size=224))   # [B,3,H,W] -> [B,P,E]
     conn = build_connector(ConnectorConfig(name="perceiver"), enc.embed_dim, 896)  # -> [B,64,896]
 
-Importing this package registers every built-in component (siglip, clip, dinov2, vit, conv, fused;
-linear, mlp2x_gelu, token_merge, perceiver, qformer, cross_attn; pointnet, point_patch).
+The tables list every built-in component (siglip, clip, dinov2, vit, conv, fused; linear, mlp2x_gelu,
+token_merge, perceiver, qformer, cross_attn; pointnet, point_patch) without import side effects.
 """
 
-from vla.backbones import fused as _fused  # noqa: F401  (registers the "fused" encoder)
 from vla.backbones.config import (
     ConnectorConfig,
     LMConfig,

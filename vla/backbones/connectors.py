@@ -1,4 +1,4 @@
-"""Connectors (projectors) from vision features to LM tokens, all [B,P,E] -> [B,Q,H], registered by name.
+"""Connectors (projectors) from vision features to LM tokens, all [B,P,E] -> [B,Q,H], named in CONNECTORS.
 
     name          source                                   tokens Q
     linear        LLaVA (Liu et al. 2023)                  P
@@ -27,7 +27,17 @@ from vla.backbones.config import ConnectorConfig
 from vla.backbones.vision import sincos_2d
 from vla.core.registry import Registry
 
-CONNECTORS: Registry[type[Connector]] = Registry("connector")
+CONNECTORS: Registry[type[Connector]] = Registry(
+    "connector",
+    {
+        "linear": "vla.backbones.connectors:LinearConnector",
+        "mlp2x_gelu": "vla.backbones.connectors:MLPConnector",
+        "token_merge": "vla.backbones.connectors:TokenMergeConnector",
+        "perceiver": "vla.backbones.connectors:PerceiverResampler",
+        "qformer": "vla.backbones.connectors:QFormerConnector",
+        "cross_attn": "vla.backbones.connectors:CrossAttnCompressor",
+    },
+)
 
 
 def _heads(width: int, requested: int) -> int:
@@ -65,7 +75,6 @@ def build_connector(cfg: ConnectorConfig, in_dim: int, out_dim: int) -> Connecto
     return CONNECTORS.get(cfg.name)(cfg, in_dim, out_dim)
 
 
-@CONNECTORS.register("linear")
 class LinearConnector(Connector):
     """LLaVA's single linear projection; one LM token per patch (Q = P)."""
 
@@ -83,7 +92,6 @@ class LinearConnector(Connector):
         return self.proj(x)  # [B,P,E] -> [B,P,H]
 
 
-@CONNECTORS.register("mlp2x_gelu")
 class MLPConnector(Connector):
     """LLaVA-1.5's 2-layer MLP with GELU; Q = P."""
 
@@ -101,7 +109,6 @@ class MLPConnector(Connector):
         return self.net(x)  # [B,P,E] -> [B,P,H]
 
 
-@CONNECTORS.register("token_merge")
 class TokenMergeConnector(Connector):
     """MiniGPT-v2: concatenate every 4 adjacent tokens, then a linear layer; Q = ceil(P / 4).
 
@@ -136,7 +143,6 @@ class _FFN(nn.Sequential):
         )
 
 
-@CONNECTORS.register("perceiver")
 class PerceiverResampler(Connector):
     """Flamingo's Perceiver resampler: learned latents cross-attend to [features; latents] (depth 2, Q=64).
 
@@ -170,7 +176,6 @@ class PerceiverResampler(Connector):
         return self.out(lat)  # [B,Q,D] -> [B,Q,H]
 
 
-@CONNECTORS.register("qformer")
 class QFormerConnector(Connector):
     """BLIP-2's querying transformer: learned queries with self-attention in every block and
     cross-attention to the image features in every other block (depth 2, Q=32); then a linear to H."""
@@ -218,7 +223,6 @@ def _square_side(n: int, what: str) -> int:
     return side
 
 
-@CONNECTORS.register("cross_attn")
 class CrossAttnCompressor(Connector):
     """Qwen-VL's position-aware vision-language adapter: one cross-attention layer from Q learned queries
     (256 by default) to the patch features, with 2-D sin-cos positions added to queries and keys."""

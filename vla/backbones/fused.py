@@ -20,10 +20,9 @@ from torch import nn
 
 from vla.backbones.config import VisionConfig, vision_config_from_dict
 from vla.backbones.transforms import IDENTITY_MEAN, IDENTITY_STD, ImageTransform
-from vla.backbones.vision import VISION_ENCODERS, VisionEncoder, build_vision_encoder
+from vla.backbones.vision import VisionEncoder, build_vision_encoder
 
 
-@VISION_ENCODERS.register("fused")
 class FusedEncoder(VisionEncoder):
     """Concatenate the patch features of `cfg.parts` (two or more encoders with equal patch grids)."""
 

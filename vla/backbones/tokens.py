@@ -9,7 +9,7 @@
 
 Both point encoders are permutation invariant: FPS starts at the point farthest from the centroid (not at
 index 0), so the set of centres and their order depend only on the point set, never on its storage order.
-Registered in POINT_ENCODERS by name (`pointnet`, `point_patch`).
+Named in the POINT_ENCODERS table (`pointnet`, `point_patch`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from torch import nn
 from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
 from vla.core.registry import Registry
 
-POINT_ENCODERS: Registry[type[PointNetEncoder]] = Registry("point-cloud encoder")
+POINT_ENCODERS: Registry[type[PointNetEncoder]] = Registry(
+    "point-cloud encoder",
+    {
+        "pointnet": "vla.backbones.tokens:PointNetEncoder",
+        "point_patch": "vla.backbones.tokens:PointPatchEncoder",
+    },
+)
 
 
 class StateEncoder(nn.Module):
@@ -62,7 +68,6 @@ def farthest_point_sample(xyz: torch.Tensor, num: int) -> torch.Tensor:
     return idx
 
 
-@POINT_ENCODERS.register("pointnet")
 class PointNetEncoder(nn.Module):
     """FPS + kNN grouping + PointNet MLP + max-pool: points [B,N,C] -> tokens [B,G,H]."""
 
@@ -110,7 +115,6 @@ class PointNetEncoder(nn.Module):
         return self.proj(feats)  # [B,G,W] -> [B,G,H]
 
 
-@POINT_ENCODERS.register("point_patch")
 class PointPatchEncoder(PointNetEncoder):
     """Point patches (PointNet groups) followed by one transformer encoder layer over the G tokens."""
 

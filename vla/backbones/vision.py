@@ -3,7 +3,8 @@
 Every encoder exposes `embed_dim` (E), `patch_size`, `image_size`, `num_patches(image_size)` (P),
 `grid(image_size)` (h, w with P = h * w, row-major), its `transform` (an ImageTransform) and
 `resolved_config()` (a VisionConfig that rebuilds the same architecture without the pretrained dir, so a
-checkpoint is self-contained). Registered by name in VISION_ENCODERS:
+checkpoint is self-contained). Named in the VISION_ENCODERS table (name -> "module:class", imported on
+first use):
 
     siglip   Hugging Face SiglipVisionModel (no CLS; all patch tokens)
     clip     Hugging Face CLIPVisionModel (CLS dropped)
@@ -39,7 +40,17 @@ from vla.backbones.transforms import (
 from vla.core.io import read_json
 from vla.core.registry import Registry
 
-VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
+VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry(
+    "vision encoder",
+    {
+        "siglip": "vla.backbones.vision:SiglipEncoder",
+        "clip": "vla.backbones.vision:ClipEncoder",
+        "dinov2": "vla.backbones.vision:Dinov2Encoder",
+        "vit": "vla.backbones.vision:VitEncoder",
+        "conv": "vla.backbones.vision:ConvEncoder",
+        "fused": "vla.backbones.fused:FusedEncoder",
+    },
+)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -207,7 +218,6 @@ class HFVisionEncoder(VisionEncoder):
         )
 
 
-@VISION_ENCODERS.register("siglip")
 class SiglipEncoder(HFVisionEncoder):
     """SigLIP vision tower (Zhai et al. 2023); the MAP pooling head is disabled: patch tokens only."""
 
@@ -223,7 +233,6 @@ class SiglipEncoder(HFVisionEncoder):
         return SiglipVisionConfig, SiglipVisionModel
 
 
-@VISION_ENCODERS.register("clip")
 class ClipEncoder(HFVisionEncoder):
     """CLIP ViT vision tower (Radford et al. 2021); LLaVA uses feature_layer=-2."""
 
@@ -237,7 +246,6 @@ class ClipEncoder(HFVisionEncoder):
         return CLIPVisionConfig, CLIPVisionModel
 
 
-@VISION_ENCODERS.register("dinov2")
 class Dinov2Encoder(HFVisionEncoder):
     """DINOv2 ViT (Oquab et al. 2023), ImageNet normalisation."""
 
@@ -250,7 +258,6 @@ class Dinov2Encoder(HFVisionEncoder):
         return Dinov2Config, Dinov2Model
 
 
-@VISION_ENCODERS.register("vit")
 class VitEncoder(HFVisionEncoder):
     """Plain ViT (Dosovitskiy et al. 2021), pooling layer removed."""
 
@@ -313,7 +320,6 @@ def sincos_2d(h: int, w: int, dim: int, scale: float = 1.0) -> torch.Tensor:
     return torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=1)  # [h*w, dim]
 
 
-@VISION_ENCODERS.register("conv")
 class ConvEncoder(VisionEncoder):
     """A small CNN for CPU: log2(patch_size) stride-2 conv blocks, 1x1 to E, plus fixed 2-D positions.
 

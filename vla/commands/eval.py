@@ -27,6 +27,7 @@ from sim.config import EnvConfig, env_kwargs
 from sim.tasks import check_split, get_task, task_seeds
 from sim.vector import make_vector_env
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.policy import get_policy_class
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
 from vla.eval.report import summary_lines, write_report
 from vla.core.rollout import EpisodeResult, run_rollouts
@@ -37,7 +38,7 @@ from vla.eval.video import VideoRecorder
 @dataclass
 class EvalConfig:
     env: EnvConfig = field(default_factory=EnvConfig)  # group `env`: cameras, image_size, renderer ...
-    policy: str = "expert"  # a name in the policy registry (policies.list_policies())
+    policy: str = "expert"  # a name in the policy registry (vla.core.policy.POLICIES)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None  # a VLA checkpoint or training run dir: selects policy "vla" (policies.vla)
     tasks: list[str] = field(default_factory=lambda: ["pick"])
@@ -57,10 +58,6 @@ class EvalConfig:
 
 def policy_factory(name: str, kwargs: Mapping[str, Any]) -> Callable[[str], Any]:
     """task -> a fresh Policy from the registry; `task` is passed to factories that take it."""
-    import policies.vla  # noqa: F401  (registers "vla")
-    import sim.experts  # noqa: F401  (registers "expert")
-    from policies import get_policy_class
-
     cls = get_policy_class(name)
     takes_task = "task" in inspect.signature(cls).parameters
 

@@ -12,7 +12,6 @@ real robot). These functions are the only place the ROS 2 part instantiates obje
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -24,9 +23,9 @@ from typing import Any
 
 from robot_io import config as _config  # noqa: F401  (registers the ros2_* schemas on import)
 from vla.core.config import compose, split_positionals, to_dataclass
+from vla.core.policy import make_policy
 
 log = logging.getLogger("robot_io")
-POLICY_MODULES = ("sim", "policies.vla")  # imported on demand to register more policies
 
 
 def _compose(name: str, argv: Sequence[str]) -> Any:
@@ -59,16 +58,7 @@ def _transport(name: str, domain_id: int | None, node_name: str) -> Any:
 
 
 def build_policy(name: str, kwargs: dict[str, Any], checkpoint: str | None) -> Any:
-    """A policy from the registry; modules that register more policies are imported on demand."""
-    from vla.core.policy import list_policies, make_policy
-
-    for module in POLICY_MODULES:
-        if name in list_policies():
-            break
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
+    """A policy from the registry (an unknown name, or a missing dependency, is the registry's error)."""
     kw = dict(kwargs)
     if checkpoint:
         kw["checkpoint"] = checkpoint

@@ -1,4 +1,4 @@
-"""The Policy protocol and the policy registry.
+"""The Policy protocol and the policy registry (a name -> "module:attr" table, imported on first use).
 
 A policy maps one observation (the dict of `vla.core.types`: `images/<cam>` [H,W,3] uint8, `depth/<cam>`
 [H,W] float32, `state` [S] float32, `instruction` str) to one EnvAction [D] float32. The same object runs
@@ -11,6 +11,9 @@ in simulation rollouts (`vla.core.rollout`), in `vla eval`, and inside the ROS 2
 
 `info` is the env's info dict from the last `reset`/`step`. Learned policies must ignore it (a real robot
 has none); scripted experts read privileged state from it. Policies never mutate `obs` or `info`.
+`POLICIES` lists every built-in policy, including those defined on higher floors (the scripted experts in
+`sim.experts`, the VLA in `policies.vla`); naming them here imports nothing until one is asked for. A
+user plugin adds itself with `POLICIES.register("mine", "my_pkg.policy:make_policy")`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vla.core.types import ACTION_DIM
 from vla.core.registry import Registry
+from vla.core.types import ACTION_DIM
 
 
 @runtime_checkable
@@ -33,12 +36,16 @@ class Policy(Protocol):
         """Return one action, shape [D] float32."""
 
 
-POLICIES: Registry[Callable[..., Policy]] = Registry("policy")
-
-
-def register_policy(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
-    """Decorator: register a Policy class (or factory) under `name`."""
-    return POLICIES.register(name)
+POLICIES: Registry[Callable[..., Policy]] = Registry(
+    "policy",
+    {
+        "random": "vla.core.policy:RandomPolicy",
+        "constant": "vla.core.policy:ConstantPolicy",
+        "expert": "sim.experts:make_expert_policy",
+        "vla": "policies.vla:make_vla_policy",
+        "goal_imagination": "policies.goal_imagination:make_goal_imagination_policy",
+    },
+)
 
 
 def list_policies() -> list[str]:
@@ -50,10 +57,10 @@ def get_policy_class(name: str) -> Callable[..., Policy]:
 
 
 def make_policy(name: str, **kwargs: Any) -> Policy:
+    """Instantiate the registered policy `name` with keyword arguments."""
     return get_policy_class(name)(**kwargs)
 
 
-@register_policy("random")
 class RandomPolicy:
     """Uniform random EE-delta actions within `scale` per translation/rotation dim; gripper in {0, 1}."""
 
@@ -70,7 +77,6 @@ class RandomPolicy:
         return a
 
 
-@register_policy("constant")
 class ConstantPolicy:
     """Always returns the same action (default: hold still, gripper open). Useful for plumbing tests."""
 

@@ -7,17 +7,16 @@ import re
 import numpy as np
 import pytest
 
-from policies import register_policy
 from vla.cli import main as cli_main
-from vla.core.config import compose, to_dataclass
 from vla.commands.eval import EvalConfig, evaluate
+from vla.core.config import compose, to_dataclass
+from vla.core.policy import POLICIES
 from vla.eval.metrics import wilson_interval
 from vla.eval.report import write_report
 
 FAST_ENV = ["env.image_size=64", "env.cameras=[static]", "progress=false"]
 
 
-@register_policy("_test_crashy")
 class CrashyPolicy:
     """Holds still; raises on its 3rd call in episodes with an odd seed."""
 
@@ -34,6 +33,9 @@ class CrashyPolicy:
         a = np.zeros(7, np.float32)
         a[-1] = 1.0
         return a
+
+
+POLICIES.register("_test_crashy", CrashyPolicy)  # a user plugin: an object, not a "module:attr"
 
 
 def _cfg(tmp_path, *overrides):
@@ -130,8 +132,8 @@ def test_bad_input_fails_before_the_first_episode(tmp_path):
 
 
 def test_video_camera_must_be_rendered():
-    from vla.core.config import compose, to_dataclass
     from vla.commands.eval import EvalConfig, evaluate
+    from vla.core.config import compose, to_dataclass
 
     cfg = to_dataclass(compose("eval", ["env.cameras=[wrist]", "video_camera=static"]), EvalConfig)
     with pytest.raises(ValueError, match="video_camera"):

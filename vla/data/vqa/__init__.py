@@ -9,10 +9,11 @@ are `vla.data.mixture`, shared with robot-store mixtures).
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.cotrain import CoTrainConfig, VQAMixSource, build_cotrain, cotrain_collator
 from vla.data.vqa.dataset import VQACollator, VQADataset, encode_turns
-from vla.data.vqa.readers import list_readers, read_vqa, register_reader
+from vla.data.vqa.readers import READERS, list_readers, read_vqa
 from vla.data.vqa.sample import ErrorPolicy, Turn, VQASample, load_rgb
 
 __all__ = [
+    "READERS",
     "CoTrainConfig",
     "ErrorPolicy",
     "VQAMixSource",
@@ -28,5 +29,4 @@ __all__ = [
     "list_readers",
     "load_rgb",
     "read_vqa",
-    "register_reader",
 ]

@@ -1,9 +1,10 @@
 """Readers for the VQA formats users have: VQAv2, LLaVA instruction JSON and plain JSONL.
 
-Each reader is registered by name with `@register_reader` and turns its files into `VQASample`s
-(vla.data.vqa.sample), checking what a training run would otherwise trip over later: a missing image, a
-question without an annotation, a conversation without an answer turn, an `<image>` placeholder anywhere
-but the start or end of the first human turn, or a placeholder count that differs from the image count.
+Each reader is named in the `READERS` table (name -> "module:function") and turns its files into
+`VQASample`s (vla.data.vqa.sample), checking what a training run would otherwise trip over later: a
+missing image, a question without an annotation, a conversation without an answer turn, an `<image>`
+placeholder anywhere but the start or end of the first human turn, or a placeholder count that differs
+from the image count.
 Bad samples raise a ValueError naming the file and sample, or are skipped and counted (`on_error=skip`).
 
     VQAv2   questions JSON {"data_subtype", "questions": [{question_id, image_id, question}]} +
@@ -24,17 +25,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vla.data.vqa.config import VQASourceConfig
-from vla.data.vqa.sample import IMAGE_TOKEN, ErrorPolicy, Turn, VQASample, check_images_exist
 from vla.core.io import read_json
 from vla.core.registry import Registry
+from vla.data.vqa.config import VQASourceConfig
+from vla.data.vqa.sample import IMAGE_TOKEN, ErrorPolicy, Turn, VQASample, check_images_exist
 
 Reader = Callable[[VQASourceConfig, ErrorPolicy], Iterator[VQASample]]
-READERS: Registry[Reader] = Registry("VQA format")
-
-
-def register_reader(name: str) -> Callable[[Reader], Reader]:
-    return READERS.register(name)
+READERS: Registry[Reader] = Registry(
+    "VQA format",
+    {
+        "vqav2": "vla.data.vqa.readers:read_vqav2",
+        "llava": "vla.data.vqa.readers:read_llava",
+        "jsonl": "vla.data.vqa.readers:read_jsonl",
+    },
+)
 
 
 def list_readers() -> list[str]:
@@ -66,7 +70,6 @@ def _as_list(value: Any) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- VQAv2
-@register_reader("vqav2")
 def read_vqav2(cfg: VQASourceConfig, errors: ErrorPolicy) -> Iterator[VQASample]:
     qpath = Path(cfg.path)
     if not cfg.annotations:
@@ -162,7 +165,6 @@ def llava_turns(conv: Any) -> tuple[list[Turn], int]:
     return turns, n_img
 
 
-@register_reader("llava")
 def read_llava(cfg: VQASourceConfig, errors: ErrorPolicy) -> Iterator[VQASample]:
     path = Path(cfg.path)
     data = read_json(path, "LLaVA instruction file")
@@ -206,7 +208,6 @@ def read_llava(cfg: VQASourceConfig, errors: ErrorPolicy) -> Iterator[VQASample]
 
 
 # ------------------------------------------------------------------------------------------- JSONL
-@register_reader("jsonl")
 def read_jsonl(cfg: VQASourceConfig, errors: ErrorPolicy) -> Iterator[VQASample]:
     path = Path(cfg.path)
     if not path.is_file():
