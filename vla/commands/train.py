@@ -41,37 +41,8 @@ from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.checkpointing import CheckpointManager
 from vla.training.mixture import cotrain_fit
-from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
+from vla.training.trainer import Trainer, TrainerConfig
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
-
-
-@dataclass
-class TrainerSection:
-    """Trainer options (see vla.training.trainer.TrainerConfig); `out_dir` comes from the top-level `out`."""
-
-    steps: int = 1000
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    precision: str = "auto"
-    ema_decay: float = 0.0
-    seed: int = 0
-    num_workers: int = 0
-    log_every: int = 10
-    val_every: int = 0
-    val_batches: int = 8
-    save_every: int = 0
-    keep_last: int = 2
-    resume: bool = False
-    strategy: str = "auto"
-    device: str = "auto"
-    freeze_schedule: list[dict[str, Any]] = field(default_factory=list)  # [{until: 100, train: [connector]}]
-    progress: bool = True
 
 
 @register_config("train")
@@ -80,7 +51,7 @@ class TrainConfig:
     model: VLMConfig = field(default_factory=VLMConfig)  # group `model`
     data: DataConfig = field(default_factory=DataConfig)  # group `data`
     tokenizer: dict[str, Any] = field(default_factory=dict)  # group `tokenizer`
-    trainer: TrainerSection = field(default_factory=TrainerSection)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # `trainer.<field>=`; out_dir: ${out}
     out: str = "outputs/train"
     cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
     use_state: bool = True
@@ -95,20 +66,6 @@ class TrainConfig:
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
 
 
-def trainer_config(cfg: TrainConfig) -> TrainerConfig:
-    t = dataclasses.asdict(cfg.trainer)
-    phases = [
-        FreezePhase(until=int(p.get("until", -1)), train=list(p.get("train", [])))
-        for p in t.pop("freeze_schedule")
-    ]
-    betas = t.pop("betas")
-    if len(betas) != 2:
-        raise ValueError(f"trainer.betas: expected 2 values, got {betas}")
-    return TrainerConfig(
-        **t, betas=(float(betas[0]), float(betas[1])), freeze_schedule=phases, out_dir=cfg.out
-    )
-
-
 def load_config(argv: Sequence[str]) -> TrainConfig:
     """Compose configs/train.yaml with overrides; hydra/omegaconf errors become one-line ValueErrors."""
     from hydra.errors import HydraException
@@ -117,16 +74,18 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
     try:
         raw = compose("train", split_positionals(argv, ["data.path"]))
         data = OmegaConf.to_container(raw, resolve=True, throw_on_missing=True)
+        trainer = OmegaConf.to_object(raw.trainer)  # the TrainerConfig itself (freeze phases typed)
     except (HydraException, OmegaConfBaseException) as e:
         raise ValueError(f"config 'train': {str(e).splitlines()[0]}") from e
-    assert isinstance(data, dict)
+    assert isinstance(data, dict) and isinstance(trainer, TrainerConfig)
+    data.pop("trainer")
     model = vlm_config_from_dict(data.pop("model"), where="train config: model")
     cotrain = data.pop("cotrain", None)
     cfg = TrainConfig(
         model=model,
         cotrain=None if cotrain is None else cotrain_config_from_dict(cotrain, "train config: cotrain"),
         data=DataConfig(**data.pop("data")),
-        trainer=TrainerSection(**data.pop("trainer")),
+        trainer=trainer,
         **data,
     )
     if cfg.chunk_len < 1:
@@ -227,10 +186,10 @@ def run(cfg: TrainConfig) -> Any:
     """Build everything from `cfg`, train, and return the TrainResult."""
     from vla.models.vla import VLA
 
-    tcfg = trainer_config(cfg)
+    tcfg = cfg.trainer
     trainer = Trainer(tcfg)  # checks steps/batch/precision before any data is read
     train, val, weights, actions, norm = build_datasets(cfg)
-    latest = CheckpointManager(Path(cfg.out) / "checkpoints").latest() if tcfg.resume else None
+    latest = CheckpointManager(Path(tcfg.out_dir) / "checkpoints").latest() if tcfg.resume else None
     if latest is not None:  # same tokenizer, normaliser and vocabulary as the interrupted run
         model = VLA.from_pretrained(latest).train()
     else:

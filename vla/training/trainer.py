@@ -71,6 +71,9 @@ class FreezePhase:
 
 @dataclass
 class TrainerConfig:
+    """The trainer's options; also the hydra schema of `vla train`'s `trainer.` section, so every field is
+    settable as `trainer.<field>=` (configs/train.yaml sets `out_dir` to the command's `out`)."""
+
     steps: int = 1000
     batch_size: int = 32
     grad_accum: int = 1
@@ -95,6 +98,11 @@ class TrainerConfig:
     device: str = "auto"
     freeze_schedule: list[FreezePhase] = field(default_factory=list)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError(f"trainer.betas: expected 2 values, got {list(self.betas)}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from the command line
 
 
 @dataclass

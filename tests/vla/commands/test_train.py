@@ -1,15 +1,19 @@
 """`vla train` bad input fails before the first step with a clear message; the composed config reaches the
-trainer and the checkpoint (mixture weights: tests/vla/data/test_mixture.py)."""
+trainer and the checkpoint, and every TrainerConfig field is settable from the command line (mixture
+weights: tests/vla/data/test_mixture.py)."""
 
+import dataclasses
 import json
 import re
+import typing
 
 import numpy as np
 import pytest
 import torch
 
 from vla.cli import main as cli
-from vla.commands.train import load_config, trainer_config
+from vla.commands.train import load_config
+from vla.training.trainer import FreezePhase, TrainerConfig
 from vla.data import synthetic
 from vla.data.store import EpisodeStore
 
@@ -69,8 +73,8 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
         ]
     )
     assert cfg.tokenizer["chunk_len"] == 3 and cfg.data.n_action == 3
-    t = trainer_config(cfg)
-    assert t.lr == 1e-4 and t.freeze_schedule[0].until == 2 and t.freeze_schedule[0].train == ["connector"]
+    t = cfg.trainer
+    assert isinstance(t, TrainerConfig) and t.lr == 1e-4 and t.freeze_schedule[0].until == 2 and t.freeze_schedule[0].train == ["connector"]
     torch.set_num_threads(1)
     assert (
         _train(
@@ -89,6 +93,49 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
     config = json.loads((ck / "config.json").read_text())
     assert config["vla"]["chunk_len"] == 2 and config["train"]["trainer"]["steps"] == 3
     assert (ck / "train_state.pt").is_file() and (tmp_path / "log.jsonl").is_file()
+
+
+def _probe(tp: typing.Any, default: typing.Any, name: str) -> tuple[str, typing.Any]:
+    """(command-line value, the value it must give) for a field of type `tp`, unlike `default`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is bool:
+        return str(not default).lower(), not default
+    if tp is int:
+        return str(default + 3), default + 3
+    if tp is float:
+        return repr(default + 0.25), default + 0.25
+    if tp is str:
+        return f"probe_{name}", f"probe_{name}"
+    if origin is tuple and all(a is float for a in args):
+        vals = tuple(d + 0.125 for d in default)
+        return "[" + ",".join(map(repr, vals)) + "]", vals
+    if origin is list and args[0] is str:
+        return f"[probe_{name}]", [f"probe_{name}"]
+    if origin is list and dataclasses.is_dataclass(args[0]):
+        item = args[0]
+        hints = typing.get_type_hints(item)
+        sub = {f.name: _probe(hints[f.name], getattr(item(), f.name), f.name) for f in dataclasses.fields(item)}
+        text = "[{" + ", ".join(f"{k}: {v[0]}" for k, v in sub.items()) + "}]"
+        return text, [item(**{k: v[1] for k, v in sub.items()})]
+    raise AssertionError(f"TrainerConfig.{name}: no command-line probe for type {tp}; add one to _probe")
+
+
+def test_every_trainer_field_is_settable_from_the_command_line(store):
+    """`trainer.<field>=` reaches the TrainerConfig the Trainer gets, for every field (new ones included)."""
+    hints = typing.get_type_hints(TrainerConfig)
+    default = TrainerConfig()
+    probes = {
+        f.name: _probe(hints[f.name], getattr(default, f.name), f.name) for f in dataclasses.fields(TrainerConfig)
+    }
+    cfg = load_config([str(store), *(f"trainer.{k}={v}" for k, (v, _) in probes.items())])
+    assert isinstance(cfg.trainer, TrainerConfig)
+    for name, (_, want) in probes.items():
+        assert getattr(cfg.trainer, name) == want, name
+    assert cfg.trainer.freeze_schedule and isinstance(cfg.trainer.freeze_schedule[0], FreezePhase)
+    # out_dir follows `out` unless set; betas must be a pair
+    assert load_config([str(store), "out=elsewhere"]).trainer.out_dir == "elsewhere"
+    with pytest.raises(ValueError, match="betas"):
+        load_config([str(store), "trainer.betas=[0.9,0.95,0.99]"])
 
 
 def test_model_preset_replaces_the_default_whole():
