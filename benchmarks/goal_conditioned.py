@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from vla.cli import main as cli
+from vla.models.checkpoint import CONFIG_FILE, CheckpointManager
 
 N_POINTS = 256
 # The observation the whole benchmark uses: one static camera at 128 px (the VLA resizes to its own
@@ -56,7 +57,7 @@ def _collect(out: Path, task: str, split: str, episodes: int, reuse: bool) -> fl
 
 
 def _train(store: Path, out: Path, steps: int, goal: bool, model: list[str], reuse: bool) -> float:
-    if reuse and (out / "checkpoints").is_dir():
+    if reuse and CheckpointManager.of_run(out).latest() is not None:
         return 0.0
     goal_args = ["model.goal_points.num_groups=16", "model.goal_points.in_features=6"] if goal else []
     args = ["train", str(store), f"out={out}", "cameras=[static]", "threads=1", f"trainer.steps={steps}"]
@@ -89,12 +90,7 @@ def _goal_model(
     """Train (or reuse) the displacement goal-diffusion model; Chamfer/F-score on held-out scenes."""
     from vla.backbones.config import PointEncoderConfig
     from vla.data.store import EpisodeStore
-    from vla.models.goal_diffusion import (
-        GoalDiffusion,
-        GoalDiffusionConfig,
-        load_goal_diffusion,
-        save_goal_diffusion,
-    )
+    from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig
     from vla.training.goal_diffusion import evaluate_goals, train_goal_diffusion
     from vla.pointcloud.goals import goal_set_from_store
     from vla.pointcloud.metrics import chamfer_distance
@@ -102,8 +98,8 @@ def _goal_model(
     train, pcfg = goal_set_from_store(EpisodeStore.open(train_store))
     heldout, _ = goal_set_from_store(EpisodeStore.open(heldout_store))
     t0 = time.perf_counter()
-    if reuse and (out / "config.json").is_file():
-        model = load_goal_diffusion(out)
+    if reuse and (out / CONFIG_FILE).is_file():
+        model = GoalDiffusion.from_pretrained(out)
     else:
         cfg = GoalDiffusionConfig(
             num_points=N_POINTS, width=64, depth=3, heads=4, prediction="displacement",
@@ -113,7 +109,7 @@ def _goal_model(
         torch.manual_seed(0)
         model = GoalDiffusion(cfg)
         train_goal_diffusion(model, train, steps, batch_size=16, lr=1e-3, seed=0, progress=False)
-        save_goal_diffusion(model, out, extra_config={"goals": {"pointcloud": pcfg, "steps": steps}})
+        model.save_pretrained(out, extra_config={"goals": {"pointcloud": pcfg, "steps": steps}})
     t_train = time.perf_counter() - t0
     report = evaluate_goals(model, heldout, steps=50, tau=0.01, snap=snap)
     imagined = report.pop("imagined_clouds")[..., :3]

@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from policies.vla import make_vla_policy
 from vla.core.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY, INSTRUCTION_KEY, depth_key
+from vla.models.checkpoint import GOAL_DIFFUSION_TYPE, VLA_TYPE, Checkpoint
+from vla.models.goal_diffusion import GoalDiffusion
+from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline
 
 
 def sim_camera_models(names: list[str], width: int, height: int) -> dict[str, Any]:
@@ -143,24 +147,19 @@ def make_goal_imagination_policy(
 ) -> GoalImaginationPolicy:
     """Registry entry: a goal-conditioned VLA checkpoint (run dir or checkpoint dir) + a goal-diffusion
     checkpoint (`vla goals train`, or the goal benchmark); their goal cloud sizes must agree."""
-    from policies.vla import make_vla_policy, resolve_checkpoint
-    from vla.models.checkpoint import read_checkpoint_config
-    from vla.models.goal_diffusion import MODEL_TYPE, load_goal_diffusion
-    from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline
-
-    path = resolve_checkpoint(checkpoint)
-    proc = (read_checkpoint_config(path, model_type="vla").get("vla") or {}).get("processor") or {}
-    n_goal = int(proc.get("goal_points", 0))
+    ck = Checkpoint.open(checkpoint, model_type=VLA_TYPE)
+    path = ck.path
+    n_goal = int((ck.section("vla").get("processor") or {}).get("goal_points", 0))
     if n_goal <= 0:
         raise ValueError(f"checkpoint {path} is not goal-conditioned (train it with model.goal_points...)")
-    goal_model = load_goal_diffusion(goal_checkpoint).to(device)
+    goal_ck = Checkpoint.open(goal_checkpoint, model_type=GOAL_DIFFUSION_TYPE)
+    goal_model = GoalDiffusion.from_checkpoint(goal_ck).to(device)
     if goal_model.cfg.num_points != n_goal:
         raise ValueError(
-            f"goal model {goal_checkpoint} samples {goal_model.cfg.num_points} points, but checkpoint {path} "
+            f"goal model {goal_ck.path} samples {goal_model.cfg.num_points} points, but checkpoint {path} "
             f"reads goal clouds of {n_goal} points"
         )
-    extra = read_checkpoint_config(goal_checkpoint, model_type=MODEL_TYPE).get("goals") or {}
-    pcfg = dict(extra.get("pointcloud") or {})
+    pcfg = dict(goal_ck.section("goals").get("pointcloud") or {})
     pipeline = PointCloudPipeline(PointCloudConfig(**{**pcfg, "num_points": goal_model.cfg.num_points}))
     inner = make_vla_policy(str(path), execute_steps=execute_steps, device=device)
     return GoalImaginationPolicy(

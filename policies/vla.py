@@ -22,46 +22,27 @@ import numpy as np
 import torch
 
 from policies.wrappers import ActionChunkQueue, TemporalEnsemble
-from vla.core.types import check_action
+from vla.core.types import ActionSpace, check_action
+from vla.models.checkpoint import Checkpoint
+from vla.models.vla import VLA
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory, or a training run directory (its checkpoints/latest)."""
-    from vla.training.checkpointing import CheckpointManager
-
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    if (p / "config.json").is_file():
-        return p
-    latest = CheckpointManager(p / "checkpoints").latest()
-    if latest is not None:
-        return latest
-    raise FileNotFoundError(
-        f"{p} is neither a checkpoint directory (config.json) nor a training run (checkpoints/latest)"
-    )
-
-
-def check_env_compatible(path: str | Path, env_cameras: list[str], action_space: str) -> None:
+def check_env_compatible(ck: Checkpoint, env_cameras: list[str], action_space: str) -> None:
     """Before the first episode: the checkpoint's cameras must be rendered by the env and its action
     dimension must be the env's (ValueError naming both otherwise)."""
-    from vla.models.checkpoint import read_checkpoint_config
-    from vla.core.types import ActionSpace
-
-    config = read_checkpoint_config(path, model_type="vla")
-    vla_cfg = config.get("vla") or {}
+    vla_cfg = ck.section("vla")
     cams = list((vla_cfg.get("processor") or {}).get("cameras", []))
     missing = [c for c in cams if c not in env_cameras]
     if missing:
         raise ValueError(
-            f"checkpoint {path} was trained with cameras {cams}, but the env renders {env_cameras} "
+            f"checkpoint {ck.path} was trained with cameras {cams}, but the env renders {env_cameras} "
             f"(missing {missing}; set env.cameras=[{','.join(cams)}])"
         )
     dim = int(vla_cfg.get("action_dim", -1))
     if dim != ActionSpace.parse(action_space).dim:
         raise ValueError(
-            f"checkpoint {path} predicts {dim}-D actions, but the env's action space {action_space!r} is "
-            f"{ActionSpace.parse(action_space).dim}-D"
+            f"checkpoint {ck.path} predicts {dim}-D actions, but the env's action space {action_space!r} "
+            f"is {ActionSpace.parse(action_space).dim}-D"
         )
 
 
@@ -77,9 +58,8 @@ class VLAPolicy:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> VLAPolicy:
-        from vla.models.vla import VLA
-
-        return cls(VLA.from_pretrained(resolve_checkpoint(path)), device=device)
+        """A checkpoint directory, or a training run directory (its latest checkpoint)."""
+        return cls(VLA.from_pretrained(path), device=device)
 
     def reset(self, seed: int | None = None) -> None:
         self._history.clear()

@@ -15,7 +15,7 @@ env observation or a history of them, `decode_actions` after generation) preproc
     goal/points [N,3] (+ goal/colors)        -> goal_points [B, N, 3|6]  (goal_points = N > 0)
 
 Point clouds (vla.pointcloud.model_inputs): xyz in metres, robot base frame, normalised by the fixed
-workspace `point_center` / `point_scale` saved in processor.json; colours uint8 or floats in [0, 1].
+workspace `point_center` / `point_scale` saved with the checkpoint; colours uint8 or floats in [0, 1].
 
 Normalisation of actions happens exactly once: by the dataset's q99 `Normalizer` for "normalized"
 tokenizers (uniform, FAST), or inside the tokenizer for "raw" ones (quantile/openvla).
@@ -24,7 +24,7 @@ tokenizers (uniform, FAST), or inside the tokenizer for "raw" ones (quantile/ope
     batch = proc.collate(samples)                  # training batch dict (tensors)
     inputs = proc.observation([obs])               # one step, history of 1
     actions, valid = proc.decode_actions(lm_ids)   # [B,L] -> raw actions [B,T,D], valid [B]
-    proc.save(dir); VLAProcessor.load(dir)         # processor.json + normalizer.json + action_tokenizer.json
+    VLAProcessor.from_dict(proc.to_dict(), text_tok, action_tok, normalizer)   # as saved in a checkpoint
 """
 
 from __future__ import annotations
@@ -32,24 +32,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from action_tokenizers.base import load_tokenizer
 from action_tokenizers.vocab import ActionVocab, make_action_vocab
 from vla.backbones.transforms import ImageTransform
 from vla.core.normalizer import Normalizer
 from vla.backbones.text import IGNORE_INDEX
 from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
 from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
-from vla.core.io import atomic_write_json, read_json
 
-PROCESSOR_FILE = "processor.json"
-NORMALIZER_FILE = "normalizer.json"
-ACTION_TOKENIZER_FILE = "action_tokenizer.json"
 DEFAULT_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 FORMAT_VERSION = 1
 
@@ -58,7 +52,7 @@ FORMAT_VERSION = 1
 class ProcessorConfig(PointInputConfig):
     """What the processor reads from an observation and how it builds the prompt (the point-cloud fields,
     obs_points, goal_points, point_colors, point_center, point_scale, point_pipeline, point_cameras, come
-    from PointInputConfig; all off by default, so processor.json files without them still load)."""
+    from PointInputConfig; all off by default, so processor configs saved without them still load)."""
 
     cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
     use_state: bool = True
@@ -336,40 +330,32 @@ class VLAProcessor:
             "normalize_actions": self.normalize_actions,
         }
 
-    def save(self, directory: str | Path) -> None:
-        """Write processor.json, normalizer.json and action_tokenizer.json into `directory` (atomically
-        each; the text tokenizer is saved with the model in tokenizer/)."""
-        d = Path(directory)
-        atomic_write_json(d / PROCESSOR_FILE, self.to_dict())
-        self.normalizer.save(d / NORMALIZER_FILE)
-        self.action_tokenizer.save(d / ACTION_TOKENIZER_FILE)
-
     @classmethod
-    def load(cls, directory: str | Path, text_tokenizer: Any) -> VLAProcessor:
-        """Read the processor files of a checkpoint directory (errors name the missing/bad file)."""
-        d = Path(directory)
-        for name in (PROCESSOR_FILE, NORMALIZER_FILE, ACTION_TOKENIZER_FILE):
-            if not (d / name).is_file():
-                raise FileNotFoundError(f"checkpoint {d} is missing {name}")
-        data = read_json(d / PROCESSOR_FILE, "processor config")
-        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{d / PROCESSOR_FILE}: expected format_version {FORMAT_VERSION}")
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        text_tokenizer: Any,
+        action_tokenizer: Any,
+        normalizer: Normalizer,
+        where: str = "processor config",
+    ) -> VLAProcessor:
+        """The processor `to_dict` described, around a checkpoint's tokenizers and normaliser (the
+        checkpoint module, vla.models.checkpoint, reads the files); errors name `where`."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{where}: expected format_version {FORMAT_VERSION}")
         try:
             cfg = ProcessorConfig(**data["config"])
             transform = ImageTransform.from_dict(data["image_transform"])
             vocab = ActionVocab.from_dict(data["action_vocab"])
         except (KeyError, TypeError) as e:
-            raise ValueError(f"{d / PROCESSOR_FILE}: malformed processor config: {e!r}") from None
-        proc = cls(
-            cfg, text_tokenizer, load_tokenizer(d / ACTION_TOKENIZER_FILE), vocab,
-            Normalizer.load(d / NORMALIZER_FILE), transform,
-        )  # fmt: skip
+            raise ValueError(f"{where}: malformed processor config: {e!r}") from None
+        proc = cls(cfg, text_tokenizer, action_tokenizer, vocab, normalizer, transform)
         if proc.normalize_actions != bool(data.get("normalize_actions", proc.normalize_actions)):
-            raise ValueError(f"{d / PROCESSOR_FILE}: normalize_actions disagrees with the action tokenizer")
+            raise ValueError(f"{where}: normalize_actions disagrees with the action tokenizer")
         if len(text_tokenizer) < vocab.lm_vocab_size:
             raise ValueError(
-                f"{d}: tokenizer/ has {len(text_tokenizer)} ids but the action vocab needs "
-                f"{vocab.lm_vocab_size} (tokenizer and processor.json come from different checkpoints)"
+                f"{where}: the text tokenizer has {len(text_tokenizer)} ids but the action vocab needs "
+                f"{vocab.lm_vocab_size} (tokenizer and processor config come from different checkpoints)"
             )
         return proc
 

@@ -12,7 +12,7 @@ from vla.core.policy import list_policies, make_policy
 from policies.vla import VLAPolicy
 from vla.backbones.config import PointEncoderConfig
 from vla.data.store import EpisodeStore
-from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig, save_goal_diffusion
+from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig
 from vla.training.goal_diffusion import train_goal_diffusion
 from vla.pointcloud.goals import goal_set_from_store
 
@@ -50,7 +50,7 @@ def checkpoints(tmp_path_factory):
     torch.manual_seed(0)
     model = GoalDiffusion(cfg)
     train_goal_diffusion(model, goals, steps=5, batch_size=2, progress=False)
-    gd = save_goal_diffusion(model, root / "gd", extra_config={"goals": {"pointcloud": pcfg}})
+    gd = model.save_pretrained(root / "gd", extra_config={"goals": {"pointcloud": pcfg}})
     return run, gd, store
 
 
@@ -119,7 +119,7 @@ def test_mismatched_checkpoints_are_clear_errors(checkpoints, tmp_path):
             num_points=32, width=32, depth=1, heads=2, points=PointEncoderConfig(num_groups=8)
         )
     )
-    save_goal_diffusion(small, tmp_path / "gd32")
+    small.save_pretrained(tmp_path / "gd32")
     with pytest.raises(ValueError, match=r"samples 32 points, but checkpoint .* reads goal clouds of 64"):
         make_policy("goal_imagination", checkpoint=str(run), goal_checkpoint=str(tmp_path / "gd32"))
     from vla.cli import main as cli

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from vla.core.policy import make_policy
-from policies.vla import VLAPolicy, resolve_checkpoint
+from policies.vla import VLAPolicy
 from policies.wrappers import ActionChunkQueue
 from vla.cli import main as cli
+from vla.models.checkpoint import Checkpoint
 
 ENV = ["env.image_size=32", "env.depth=false"]
 
@@ -68,7 +69,7 @@ def test_env_mismatch_fails_before_the_first_episode(trained_run, tmp_path, caps
     assert "wrist" in capsys.readouterr().err
     assert not (out / "results.json").exists()
     with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
-        resolve_checkpoint(tmp_path)
+        Checkpoint.open(tmp_path)
 
 
 def test_policy_contract_history_and_queue(trained_run):

@@ -1,6 +1,8 @@
 """VLAProcessor: action round trip (normalised once, for "normalized" and "raw" tokenizers), observation
 assembly with history, training collate layout, save/load identity and clear errors on bad input."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -130,17 +132,20 @@ def test_collate_labels_only_on_action_tokens_and_eos():
 def test_save_load_identical(tmp_path):
     proc = _proc("fast", chunk_len=4)
     proc.text_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
-    proc.save(tmp_path)
-    back = VLAProcessor.load(tmp_path, load_text_tokenizer(str(tmp_path / "tokenizer")))
+    data = json.loads(json.dumps(proc.to_dict()))
+    tok = load_text_tokenizer(str(tmp_path / "tokenizer"))
+    back = VLAProcessor.from_dict(data, tok, proc.action_tokenizer, proc.normalizer)
     assert back.to_dict() == proc.to_dict()
     obs = _obs(3)
     a, b = proc.observation([obs]), back.observation([obs])
     assert all(torch.equal(a[k], b[k]) for k in a)
     chunk = ACTIONS[None, :4]
     assert [list(x) for x in proc.action_token_ids(chunk)] == [list(x) for x in back.action_token_ids(chunk)]
-    (tmp_path / "normalizer.json").unlink()
-    with pytest.raises(FileNotFoundError, match="normalizer.json"):
-        VLAProcessor.load(tmp_path, back.text_tokenizer)
+    with pytest.raises(ValueError, match="processor.json: expected format_version 1"):
+        VLAProcessor.from_dict({**data, "format_version": 9}, tok, proc.action_tokenizer, proc.normalizer,
+                               where="ck/processor.json")  # fmt: skip
+    with pytest.raises(ValueError, match="malformed processor config"):
+        VLAProcessor.from_dict({**data, "config": {"colour": 1}}, tok, proc.action_tokenizer, proc.normalizer)
 
 
 def test_bad_config_is_a_clear_error():
@@ -155,3 +160,5 @@ def test_bad_config_is_a_clear_error():
             NORM,
             ImageTransform(32),
         )
+    """to_dict -> JSON -> from_dict (what a checkpoint's processor.json holds) rebuilds the same processor;
+    the checkpoint module (tests/vla/models/test_checkpoint.py) owns the files."""

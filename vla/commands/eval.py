@@ -13,6 +13,7 @@ episode is recorded for that episode and the evaluation goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,9 @@ from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
 from vla.eval.report import summary_lines, write_report
 from vla.core.rollout import EpisodeResult, run_rollouts
 from vla.eval.video import VideoRecorder
+from vla.models.checkpoint import VLA_TYPE, Checkpoint
+from vla.pointcloud.model_inputs import check_env_provides_clouds
+from policies.vla import check_env_compatible
 
 
 @register_config("eval")
@@ -144,17 +148,11 @@ def run_policy(
 def _with_checkpoint(cfg: EvalConfig) -> EvalConfig:
     """`checkpoint=` selects the "vla" policy; its cameras, action space and point clouds must match the
     env (checked before the first episode)."""
-    import dataclasses
-
-    from policies.vla import check_env_compatible, resolve_checkpoint
-    from vla.models.checkpoint import read_checkpoint_config
-    from vla.pointcloud.model_inputs import check_env_provides_clouds
-
-    path = resolve_checkpoint(cfg.checkpoint)
-    check_env_compatible(path, list(cfg.env.cameras), cfg.env.action_space)
-    processor = (read_checkpoint_config(path, model_type="vla").get("vla") or {}).get("processor") or {}
+    ck = Checkpoint.open(cfg.checkpoint, model_type=VLA_TYPE)  # a run dir resolves to its latest
+    check_env_compatible(ck, list(cfg.env.cameras), cfg.env.action_space)
+    processor = ck.section("vla").get("processor") or {}
     check_env_provides_clouds(processor, dataclasses.asdict(cfg.env), list(cfg.tasks))  # goal/scene clouds
-    kwargs = {**cfg.policy_kwargs, "checkpoint": str(path)}
+    kwargs = {**cfg.policy_kwargs, "checkpoint": str(ck.path)}
     return dataclasses.replace(cfg, policy="vla", policy_kwargs=kwargs)
 
 

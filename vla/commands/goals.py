@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
-from vla.models.goal_diffusion import GoalDiffusionConfig
+from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig
 from vla.pointcloud.pipeline import PointCloudConfig
 
 SUBCOMMANDS = ("generate", "train", "sample")
@@ -92,7 +92,6 @@ def run_train(cfg: GoalsConfig) -> int:
     import numpy as np
     import torch
 
-    from vla.models.goal_diffusion import GoalDiffusion, save_goal_diffusion
     from vla.training.goal_diffusion import train_goal_diffusion
     from vla.pointcloud.goals import GoalSet
 
@@ -104,7 +103,7 @@ def run_train(cfg: GoalsConfig) -> int:
     model = GoalDiffusion(cfg.model)
     losses = train_goal_diffusion(model, goals, t.steps, t.batch_size, t.lr, t.seed)
     extra = {"goals": {"train": dataclasses.asdict(t), "pointcloud": dataclasses.asdict(cfg.pointcloud)}}
-    path = save_goal_diffusion(model, t.out, extra_config=extra)
+    path = model.save_pretrained(t.out, extra_config=extra)
     save_resolved(cfg, path, "goals_config.yaml")
     n = sum(p.numel() for p in model.parameters())
     print(
@@ -115,7 +114,6 @@ def run_train(cfg: GoalsConfig) -> int:
 
 
 def run_sample(cfg: GoalsConfig) -> int:
-    from vla.models.goal_diffusion import load_goal_diffusion
     from vla.training.goal_diffusion import evaluate_goals
     from vla.pointcloud.goals import GoalSet
     from vla.pointcloud.pipeline import Cloud
@@ -123,7 +121,7 @@ def run_sample(cfg: GoalsConfig) -> int:
     from vla.core.io import atomic_write_json
 
     s = cfg.sample
-    model = load_goal_diffusion(s.checkpoint)
+    model = GoalDiffusion.from_pretrained(s.checkpoint)
     goals = GoalSet.load(s.data)
     report = evaluate_goals(model, goals, steps=s.steps, tau=s.tau, seed=s.seed, strength=s.strength)
     imagined = report.pop("imagined_clouds")

@@ -29,6 +29,7 @@ from vla.core.io import atomic_write_json
 from vla.core.normalizer import Normalizer
 from vla.core.types import ACTION_KEY, ACTION_NAMES
 from vla.data.store import EpisodeStore
+from vla.models.checkpoint import ACTION_TOKENIZER_FILE, NORMALIZER_FILE
 
 
 @register_config("tokenizer_fit")
@@ -185,8 +186,8 @@ def fit_main(argv: list[str]) -> int:
     pipe = TokenizerPipeline(tok, norm)
     pipe.fit(chunk_episodes(fit_eps, tok.chunk_len, cfg.stride or tok.chunk_len))
     out = Path(cfg.out)
-    tok.save(out / "action_tokenizer.json")
-    norm.save(out / "normalizer.json")
+    tok.save(out / ACTION_TOKENIZER_FILE)  # the names of a checkpoint, so `report` reads either
+    norm.save(out / NORMALIZER_FILE)
     rep = measure(pipe, eval_eps, norm, cfg.report_window)
     atomic_write_json(out / "fit_report.json", {"tokenizer": name, "source": cfg.source, **rep})
     which = "held-out" if eval_eps is not fit_eps else "fit"
@@ -198,7 +199,7 @@ def fit_main(argv: list[str]) -> int:
 def report_main(argv: list[str]) -> int:
     cfg = _compose("tokenizer_report", split_positionals(argv, ["path", "source"]))
     tok = load_tokenizer(cfg.path)
-    norm_path = Path(cfg.normalizer) if cfg.normalizer else Path(cfg.path).parent / "normalizer.json"
+    norm_path = Path(cfg.normalizer) if cfg.normalizer else Path(cfg.path).parent / NORMALIZER_FILE
     eps = load_episodes(cfg.source, cfg.max_episodes)
     if eps[0].shape[1] != tok.action_dim:
         raise ValueError(

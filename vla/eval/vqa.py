@@ -35,6 +35,9 @@ from typing import Any
 from vla.core.config import register_config
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
 from vla.data.vqa.sample import VQASample
+from vla.models.checkpoint import VLA_TYPE, VLM_TYPE, Checkpoint
+from vla.models.vla import VLA
+from vla.models.vlm import VLM
 
 NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 ARTICLES = {"a", "an", "the"}
@@ -247,24 +250,24 @@ def select(
     return keep
 
 
-def load_model(path: str | Path) -> Any:
-    """The VLM of a checkpoint directory: a VLM checkpoint, or the VLM inside a VLA checkpoint."""
-    from vla.models.checkpoint import load_checkpoint, read_checkpoint_config
-
-    cfg = read_checkpoint_config(path)
-    if cfg.get("model_type") == "vla":
-        from vla.models.vla import VLA
-
-        return VLA.from_pretrained(path).vlm.eval()
-    return load_checkpoint(path)
+def _open(path: str | Path | Checkpoint) -> Checkpoint:
+    return path if isinstance(path, Checkpoint) else Checkpoint.open(path)
 
 
-def cotrain_prompt(path: str | Path, default_template: str) -> tuple[str, str]:
+def load_model(path: str | Path | Checkpoint) -> VLM:
+    """The VLM of a checkpoint (or a training run's latest): a VLM checkpoint, or the VLM inside a VLA."""
+    ck = _open(path)
+    if ck.model_type == VLA_TYPE:
+        return VLA.from_checkpoint(ck).vlm.eval()
+    if ck.model_type != VLM_TYPE:
+        raise ValueError(f"{ck.path}: a {ck.model_type!r} checkpoint holds no VLM; give a VLM or VLA one")
+    return VLM.from_checkpoint(ck)
+
+
+def cotrain_prompt(path: str | Path | Checkpoint, default_template: str) -> tuple[str, str]:
     """(task identifier, prompt template) a checkpoint was co-trained with (`train.cotrain` in its
     config.json); ("", default_template) for checkpoints trained without VQA co-training."""
-    from vla.models.checkpoint import read_checkpoint_config
-
-    cot = (read_checkpoint_config(path).get("train") or {}).get("cotrain")
+    cot = _open(path).section("train").get("cotrain")
     if not cot or not cot.get("vqa"):
         return "", default_template
     task = str(cot["vqa"][0]["name"]) if cot.get("task_tag", True) else ""
@@ -326,10 +329,11 @@ def run(cfg: EvalVQAConfig) -> VQAScores:
             )
         preds = [table[s.id] for s in samples]
     else:
-        model = load_model(cfg.checkpoint).to(cfg.device)
+        ck = Checkpoint.open(cfg.checkpoint)
+        model = load_model(ck).to(cfg.device)
         task, template = cfg.task, cfg.prompt_template
         if task == "auto":
-            task, template = cotrain_prompt(cfg.checkpoint, template)
+            task, template = cotrain_prompt(ck, template)
         prompt = VQAPromptConfig(template=template)
         preds = predict(model, samples, prompt, task, cfg.batch_size, cfg.max_new_tokens, cfg.progress)
     scores = score(samples, preds)

@@ -1,127 +1,361 @@
-"""The project's one checkpoint format: a directory written atomically, readable by `from_pretrained`.
+"""The project's one checkpoint format: its file names, its one writer, its one reader, and training runs.
 
-    <dir>/config.json          {"format": "vla-checkpoint", "format_version": 1, "model_type": "vlm",
-                                "model": <resolved VLMConfig>, ...extra sections of later issues}
-    <dir>/model.safetensors    every parameter (safetensors.torch.save_model: tied weights handled)
-    <dir>/tokenizer/           the text tokenizer (HF files, including added tokens)
+Every model of the stack (VLM, VLA, goal diffusion) and the trainer's resume state use one directory:
 
-Later parts add files to the same directory through `extra_files` (name -> writer called with the
-temporary directory before the atomic swap), e.g. normalizer.json, action_tokenizer.json, processor.json,
-train_state.pt, and sections of config.json through `extra_config`. "Resolved" means pretrained paths are
-replaced by the full architecture (Hugging Face config dicts), so loading never needs the original
-pretrained directories.
+    <dir>/config.json            {"format": "vla-checkpoint", "format_version": 1, "model_type": "vla",
+                                  "model": <resolved model config>, <sections: "vla", "train", "goals">}
+    <dir>/model.safetensors      every parameter (tied weights cloned; files without the tied copies,
+                                  as `safetensors.torch.save_model` wrote them, load too)
+    <dir>/tokenizer/             the text tokenizer (HF files, including added tokens)
+    <dir>/processor.json         VLA only: VLAProcessor.to_dict()
+    <dir>/normalizer.json        VLA only: the Normalizer
+    <dir>/action_tokenizer.json  VLA only: the action tokenizer
+    <dir>/train_state.pt         written by the trainer: optimiser, scheduler, step, RNG, EMA (resume only)
 
-    save_checkpoint(model, "outputs/ckpt", extra_config={"vla": {...}},
-                    extra_files={"normalizer.json": lambda d: atomic_write_json(d / "normalizer.json", s)})
-    model = load_checkpoint("outputs/ckpt")
-    cfg = read_checkpoint_config("outputs/ckpt")          # the config.json dict, validated
+A training run holds its checkpoints as `<run>/checkpoints/step_00000500/` plus `<run>/checkpoints/latest`
+(a text file naming the newest complete one); `CheckpointManager` writes them (keep-last-k) and
+`resolve_checkpoint` turns a run directory into its latest checkpoint. A model without a config (the
+trainer's default for a plain nn.Module) writes model.safetensors + train_state.pt only: resumable, not
+loadable by `Checkpoint.open`. The file names exist only here, as constants.
+
+Writing: the model gives its `CheckpointContents` (in memory) and `write_checkpoint` puts them on disk
+atomically (vla.core.io.atomic_directory), config.json last. Reading: `Checkpoint.open(path)` checks the
+directory once (config.json's format, version and model_type, and every file that model type needs) and
+raises one error naming the missing or bad file; its methods then read the pieces.
+
+    write_checkpoint("outputs/ckpt", model.checkpoint_contents())      # what save_pretrained does
+    ck = Checkpoint.open("outputs/train/pick", model_type=VLA_TYPE)   # a run dir resolves to its latest
+    ck.section("vla")["action_dim"]; ck.text_tokenizer(); ck.load_weights(model)
 """
 
 from __future__ import annotations
 
-import dataclasses
+import re
+import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla.backbones.config import vlm_config_from_dict
-from vla.core.io import atomic_directory, atomic_write_json, read_json
+import torch
+from torch import nn
+
+from action_tokenizers.base import ActionTokenizer, load_tokenizer
+from vla.backbones.language import load_text_tokenizer
+from vla.core.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from vla.core.normalizer import Normalizer
 
 FORMAT = "vla-checkpoint"
 FORMAT_VERSION = 1
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
-RESERVED = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR)
+PROCESSOR_FILE = "processor.json"
+NORMALIZER_FILE = "normalizer.json"
+ACTION_TOKENIZER_FILE = "action_tokenizer.json"
+TRAIN_STATE_FILE = "train_state.pt"
+CHECKPOINTS_DIR = "checkpoints"  # of a training run
+LATEST_FILE = "latest"  # in CHECKPOINTS_DIR: the name of the newest complete step directory
+STEP_DIR = "step_{:08d}"
+_STEP_DIR_RE = re.compile(r"^step_(\d{8})$")
+
+VLM_TYPE = "vlm"
+VLA_TYPE = "vla"
+GOAL_DIFFUSION_TYPE = "goal_diffusion"
+# model_type -> the files besides config.json that its checkpoint must hold
+REQUIRED_FILES: dict[str, tuple[str, ...]] = {
+    VLM_TYPE: (WEIGHTS_FILE, TOKENIZER_DIR),
+    VLA_TYPE: (WEIGHTS_FILE, TOKENIZER_DIR, PROCESSOR_FILE, NORMALIZER_FILE, ACTION_TOKENIZER_FILE),
+    GOAL_DIFFUSION_TYPE: (WEIGHTS_FILE, TOKENIZER_DIR),
+}
+_DIRECTORIES = (TOKENIZER_DIR,)
+RESERVED_KEYS = ("format", "format_version", "model_type", "model")
 
 
-def save_checkpoint(
-    model: Any,
-    path: str | Path,
-    extra_config: Mapping[str, Any] | None = None,
-    extra_files: Mapping[str, Callable[[Path], Any]] | None = None,
-    model_type: str = "vlm",
+# ------------------------------------------------------------------------------------------ writing
+@dataclass(frozen=True)
+class CheckpointContents:
+    """Everything one checkpoint directory holds, in memory. `model_type` None: weights only (no
+    config.json), what the trainer writes for a plain nn.Module."""
+
+    state_dict: Mapping[str, torch.Tensor]
+    model_type: str | None = None
+    model_config: Mapping[str, Any] | None = None  # config.json "model": the resolved architecture
+    sections: Mapping[str, Any] = field(default_factory=dict)  # further config.json keys: "vla", "train"
+    text_tokenizer: Any = None  # a Hugging Face tokenizer (save_pretrained)
+    processor: Mapping[str, Any] | None = None  # VLAProcessor.to_dict()
+    normalizer: Normalizer | None = None
+    action_tokenizer: ActionTokenizer | None = None
+
+    def check(self) -> None:
+        """ValueError naming what is missing or not allowed for this model type."""
+        if self.model_type is None:
+            extra = [n for n in ("model_config", "text_tokenizer", "processor", "normalizer",
+                                 "action_tokenizer") if getattr(self, n) is not None]  # fmt: skip
+            if extra or self.sections:
+                raise ValueError(f"checkpoint contents without a model_type hold weights only, got {extra}")
+            return
+        if self.model_type not in REQUIRED_FILES:
+            raise ValueError(
+                f"checkpoint contents: unknown model_type {self.model_type!r}; "
+                f"expected one of {sorted(REQUIRED_FILES)}"
+            )
+        clash = sorted(set(self.sections) & set(RESERVED_KEYS))
+        if clash:
+            raise ValueError(f"checkpoint contents: sections may not override the config.json keys {clash}")
+        needs = {
+            "model_config": True,
+            "text_tokenizer": TOKENIZER_DIR in REQUIRED_FILES[self.model_type],
+            "processor": PROCESSOR_FILE in REQUIRED_FILES[self.model_type],
+            "normalizer": NORMALIZER_FILE in REQUIRED_FILES[self.model_type],
+            "action_tokenizer": ACTION_TOKENIZER_FILE in REQUIRED_FILES[self.model_type],
+        }
+        missing = [n for n, need in needs.items() if need and getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"checkpoint contents of a {self.model_type!r} model lack {missing}")
+
+    def config(self) -> dict[str, Any]:
+        """The config.json dict (format keys first, then the model, then the sections in order)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_type": self.model_type,
+            "model": dict(self.model_config or {}),
+            **dict(self.sections),
+        }
+
+
+def write_checkpoint(
+    path: str | Path, contents: CheckpointContents, train_state: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write `model` to `path` atomically. `model` needs `resolved_config()` (a dataclass, stored as
-    config.json's "model" section) and `tokenizer`; a VLM has both, and so can a model built around one
-    (save it with its own `model_type` and read it back with `read_checkpoint_config` + `load_weights`)."""
-    from safetensors.torch import save_model
+    """Write one checkpoint directory atomically (an existing one is replaced in one rename; a failure
+    leaves it untouched). `train_state` (tensors, numbers, strings) goes to train_state.pt."""
+    from safetensors.torch import save_file
 
-    extra_config = dict(extra_config or {})
-    clash = sorted(set(extra_config) & {"format", "format_version", "model_type", "model"})
-    if clash:
-        raise ValueError(f"save_checkpoint: extra_config may not override {clash}")
-    bad = sorted(set(extra_files or {}) & set(RESERVED))
-    if bad:
-        raise ValueError(f"save_checkpoint: extra_files may not replace {bad}")
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model_type": model_type,
-        "model": dataclasses.asdict(model.resolved_config()),
-        **extra_config,
-    }
+    contents.check()
     path = Path(path)
     with atomic_directory(path) as tmp:
-        save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        model.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
-        for _name, writer in (extra_files or {}).items():
-            writer(tmp)
-        atomic_write_json(tmp / CONFIG_FILE, config)
+        # clone: tied weights share storage, which safetensors refuses
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in contents.state_dict.items()}
+        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if contents.text_tokenizer is not None:
+            contents.text_tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        if contents.processor is not None:
+            atomic_write_json(tmp / PROCESSOR_FILE, dict(contents.processor))
+        if contents.normalizer is not None:
+            contents.normalizer.save(tmp / NORMALIZER_FILE)
+        if contents.action_tokenizer is not None:
+            contents.action_tokenizer.save(tmp / ACTION_TOKENIZER_FILE)
+        if train_state is not None:
+            torch.save(dict(train_state), tmp / TRAIN_STATE_FILE)
+        if contents.model_type is not None:
+            atomic_write_json(tmp / CONFIG_FILE, contents.config())
     return path
 
 
-def read_checkpoint_config(path: str | Path, model_type: str | None = None) -> dict[str, Any]:
-    """Validate the directory layout and return config.json; errors name the missing file or bad key."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint directory not found: {path}")
-    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).is_file()]
-    if not (path / TOKENIZER_DIR).is_dir():
-        missing.append(TOKENIZER_DIR + "/")
-    if missing:
-        raise FileNotFoundError(f"checkpoint {path} is missing {', '.join(missing)}")
-    config = read_json(path / CONFIG_FILE, "checkpoint config")
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG_FILE}: not a {FORMAT} config (key 'format' must be {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path / CONFIG_FILE}: format_version {config.get('format_version')!r} is not "
-            f"supported (expected {FORMAT_VERSION})"
+# ------------------------------------------------------------------------------------------ reading
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory itself, or a training run directory's latest complete checkpoint."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint directory not found: {p}")
+    if (p / CONFIG_FILE).is_file() or not (p / CHECKPOINTS_DIR).is_dir():
+        return p
+    latest = CheckpointManager(p / CHECKPOINTS_DIR).latest()
+    if latest is None:
+        raise FileNotFoundError(
+            f"training run {p}: no complete checkpoint in {CHECKPOINTS_DIR}/ (none has {TRAIN_STATE_FILE})"
         )
-    if model_type is not None and config.get("model_type") != model_type:
-        raise ValueError(
-            f"{path / CONFIG_FILE}: model_type is {config.get('model_type')!r}, expected {model_type!r}"
-        )
-    if not isinstance(config.get("model"), dict):
-        raise ValueError(f"{path / CONFIG_FILE}: missing the 'model' section (the resolved VLM config)")
-    return config
+    return latest
 
 
-def load_weights(model: Any, path: str | Path) -> None:
-    """Load model.safetensors into `model` strictly; a mismatch names the file and the differing keys."""
-    from safetensors.torch import load_model
+def _missing(path: Path, names: tuple[str, ...]) -> list[str]:
+    out = []
+    for n in names:
+        if n in _DIRECTORIES:
+            if not (path / n).is_dir():
+                out.append(n + "/")
+        elif not (path / n).is_file():
+            out.append(n)
+    return out
 
-    file = Path(path) / WEIGHTS_FILE
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checked checkpoint directory: `path`, its config.json dict, and readers for the other files."""
+
+    path: Path
+    config: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | Path, model_type: str | None = None) -> Checkpoint:
+        """Resolve `path` (a checkpoint or a training run) and check it once: config.json present and of
+        this format, version and (if given) model_type, and every file its model type needs present."""
+        p = resolve_checkpoint(path)
+        if not (p / CONFIG_FILE).is_file():
+            files = _missing(p, (WEIGHTS_FILE, TOKENIZER_DIR))
+            if len(files) == 2:  # nothing of a checkpoint here
+                raise FileNotFoundError(
+                    f"{p} is neither a checkpoint directory ({CONFIG_FILE}) nor a training run "
+                    f"({CHECKPOINTS_DIR}/{LATEST_FILE})"
+                )
+            raise FileNotFoundError(f"checkpoint {p} is missing {CONFIG_FILE}")
+        where = p / CONFIG_FILE
+        config = read_json(where, "checkpoint config")
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise ValueError(f"{where}: not a {FORMAT} config (key 'format' must be {FORMAT!r})")
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{where}: format_version {config.get('format_version')!r} is not supported "
+                f"(expected {FORMAT_VERSION})"
+            )
+        found = config.get("model_type")
+        if found not in REQUIRED_FILES:
+            known = sorted(REQUIRED_FILES)
+            raise ValueError(f"{where}: unknown model_type {found!r}; expected one of {known}")
+        if model_type is not None and found != model_type:
+            raise ValueError(f"{where}: model_type is {found!r}, expected {model_type!r}")
+        if not isinstance(config.get("model"), dict):
+            raise ValueError(f"{where}: key 'model' must be a dict (the resolved model config)")
+        missing = _missing(p, REQUIRED_FILES[found])
+        if missing:
+            raise FileNotFoundError(f"checkpoint {p} ({found}) is missing {', '.join(missing)}")
+        return cls(p, config)
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config["model_type"])
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """config.json's "model" section (the resolved architecture)."""
+        return self.config["model"]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A further config.json section ("vla", "train", "goals"); {} when absent."""
+        value = self.config.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            kind = type(value).__name__
+            raise ValueError(f"{self.path / CONFIG_FILE}: key {name!r} must be a dict, got {kind}")
+        return value
+
+    def text_tokenizer(self) -> Any:
+        return load_text_tokenizer(str(self.path / TOKENIZER_DIR))
+
+    def processor_config(self) -> dict[str, Any]:
+        """processor.json as a dict (VLAProcessor.from_dict checks its contents)."""
+        data = read_json(self.path / PROCESSOR_FILE, "processor config")
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.path / PROCESSOR_FILE}: expected a JSON object")
+        return data
+
+    def normalizer(self) -> Normalizer:
+        return Normalizer.load(self.path / NORMALIZER_FILE)
+
+    def action_tokenizer(self) -> ActionTokenizer:
+        return load_tokenizer(self.path / ACTION_TOKENIZER_FILE)
+
+    def load_weights(self, model: nn.Module, rename: Callable[[str], str] | None = None) -> None:
+        load_weights(model, self.path, rename)
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """model.safetensors of a checkpoint directory (CPU tensors)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = Path(directory) / WEIGHTS_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint {directory} is missing {WEIGHTS_FILE}")
     try:
-        missing, unexpected = load_model(model, str(file), strict=False)
+        return load_file(str(file))
+    except SafetensorError as e:
+        raise ValueError(f"{file}: not a readable safetensors file: {e}") from None
+
+
+def _tied_groups(model: nn.Module) -> dict[str, set[str]]:
+    """State-dict name -> all names sharing its storage (tied weights), for names with aliases."""
+    by_storage: dict[tuple[int, torch.dtype, tuple[int, ...]], set[str]] = {}
+    for name, t in model.state_dict().items():
+        if t.numel() > 0:
+            by_storage.setdefault((t.data_ptr(), t.dtype, tuple(t.shape)), set()).add(name)
+    return {n: names for names in by_storage.values() if len(names) > 1 for n in names}
+
+
+def load_weights(model: nn.Module, directory: str | Path, rename: Callable[[str], str] | None = None) -> None:
+    """Load model.safetensors into `model` strictly (file keys mapped through `rename`); a tied weight
+    stored under one of its names only counts as loaded. A mismatch names the file and the keys."""
+    file = Path(directory) / WEIGHTS_FILE
+    sd = read_weights(directory)
+    if rename is not None:
+        sd = {rename(k): v for k, v in sd.items()}
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # shape mismatch
-        raise ValueError(f"{file}: weights do not fit the model built from config.json: {e}") from None
+        raise ValueError(f"{file}: weights do not fit the model built from {CONFIG_FILE}: {e}") from None
+    tied = _tied_groups(model)
+    missing = [k for k in missing if not (tied.get(k, set()) & sd.keys())]
     if missing or unexpected:
         raise ValueError(
-            f"{file}: weights do not fit the model built from config.json: "
+            f"{file}: weights do not fit the model built from {CONFIG_FILE}: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
 
 
-def load_checkpoint(path: str | Path) -> Any:
-    """Rebuild the VLM of a checkpoint directory from its config.json, tokenizer/ and model.safetensors."""
-    from vla.backbones.language import load_text_tokenizer
-    from vla.models.vlm import VLM
+def read_train_state(directory: str | Path) -> dict[str, Any]:
+    """train_state.pt of a checkpoint (tensors, numbers and strings only: torch.load weights_only)."""
+    path = Path(directory) / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {directory} is missing {TRAIN_STATE_FILE}: it cannot be resumed")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
-    path = Path(path)
-    config = read_checkpoint_config(path, model_type="vlm")
-    cfg = vlm_config_from_dict(config["model"], where=str(path / CONFIG_FILE))
-    model = VLM(cfg, tokenizer=load_text_tokenizer(str(path / TOKENIZER_DIR)))
-    load_weights(model, path)
-    return model.eval()
+
+# ------------------------------------------------------------------------------------------ training runs
+class CheckpointManager:
+    """The checkpoints of one training run: `<root>/step_XXXXXXXX/` directories, `<root>/latest`.
+
+    `save` writes a step directory atomically (write_checkpoint, train_state.pt included), then replaces
+    the `latest` pointer atomically, then deletes complete checkpoints beyond `keep_last`. A run killed at
+    any moment leaves the previous checkpoint intact and `latest` naming a complete directory."""
+
+    def __init__(self, root: str | Path, keep_last: int = 2):
+        if keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+        self.root = Path(root)
+        self.keep_last = int(keep_last)
+
+    @classmethod
+    def of_run(cls, run_dir: str | Path, keep_last: int = 2) -> CheckpointManager:
+        """The manager of a training run directory (its checkpoints/ folder)."""
+        return cls(Path(run_dir) / CHECKPOINTS_DIR, keep_last)
+
+    def step_dirs(self) -> list[Path]:
+        """Complete checkpoint directories (with train_state.pt), oldest first."""
+        if not self.root.is_dir():
+            return []
+        dirs = [p for p in self.root.iterdir() if p.is_dir() and _STEP_DIR_RE.match(p.name)]
+        return sorted((p for p in dirs if (p / TRAIN_STATE_FILE).is_file()), key=lambda p: p.name)
+
+    def latest(self) -> Path | None:
+        """The directory `latest` names if complete, else the newest complete one; None if none."""
+        pointer = self.root / LATEST_FILE
+        if pointer.is_file():
+            cand = self.root / pointer.read_text().strip()
+            if (cand / TRAIN_STATE_FILE).is_file():
+                return cand
+        dirs = self.step_dirs()
+        return dirs[-1] if dirs else None
+
+    def save(self, step: int, contents: CheckpointContents, train_state: Mapping[str, Any]) -> Path:
+        """Write the checkpoint of optimiser step `step`; returns its directory."""
+        target = write_checkpoint(self.root / STEP_DIR.format(step), contents, train_state)
+        atomic_write_text(self.root / LATEST_FILE, target.name + "\n")
+        for old in self.step_dirs()[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        return target

@@ -5,7 +5,7 @@ Given the initial cloud [B,N,C] (C = 3 xyz, or 6 with rgb) and the instruction, 
     model = GoalDiffusion(GoalDiffusionConfig(num_points=256))
     loss = model.loss(goal, initial, ["stack the red cube on the blue cube"])       # DDPM epsilon MSE
     imagined = model.sample(initial, instructions, steps=50, seed=0)                # [B,N,C], DDIM
-    save_goal_diffusion(model, "outputs/goal_ckpt"); model = load_goal_diffusion("outputs/goal_ckpt")
+    model.save_pretrained("outputs/goal_ckpt"); model = GoalDiffusion.from_pretrained("outputs/goal_ckpt")
 
 Conditioning tokens [B,G+L,W]: the initial cloud through the backbone library's point encoder
 (`vla.backbones.build_point_encoder`, PointNet groups) and the instruction through the committed text
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,17 @@ import torch
 from torch import nn
 
 from vla.backbones.config import PointEncoderConfig
+from vla.backbones.language import load_text_tokenizer
 from vla.backbones.tokens import build_point_encoder
+from vla.models.checkpoint import (
+    CONFIG_FILE,
+    GOAL_DIFFUSION_TYPE,
+    Checkpoint,
+    CheckpointContents,
+    write_checkpoint,
+)
 from vla.models.point_transformer import PointTransformer
 
-MODEL_TYPE = "goal_diffusion"
 PREDICTIONS = ("epsilon", "x0", "displacement")
 
 
@@ -128,8 +135,6 @@ class GoalDiffusion(nn.Module):
 
     def __init__(self, cfg: GoalDiffusionConfig, tokenizer: Any | None = None) -> None:
         super().__init__()
-        from vla.backbones.language import load_text_tokenizer
-
         if cfg.num_points <= 0 or cfg.timesteps < 2 or cfg.scale <= 0 or len(cfg.center) != 3:
             raise ValueError(
                 f"GoalDiffusionConfig: need num_points > 0, timesteps >= 2, scale > 0, 3-D center; {cfg}"
@@ -156,6 +161,34 @@ class GoalDiffusion(nn.Module):
         return dataclasses.replace(
             self.cfg, points=dataclasses.replace(self.cfg.points, in_features=self.cfg.channels)
         )
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def checkpoint_contents(self, extra_config: Mapping[str, Any] | None = None) -> CheckpointContents:
+        """What a checkpoint of this model holds (model_type "goal_diffusion"); `extra_config` adds
+        config.json sections (e.g. "goals": the point-cloud pipeline it was trained with)."""
+        return CheckpointContents(
+            state_dict=self.state_dict(),
+            model_type=GOAL_DIFFUSION_TYPE,
+            model_config=dataclasses.asdict(self.resolved_config()),
+            sections=dict(extra_config or {}),
+            text_tokenizer=self.tokenizer,
+        )
+
+    def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
+        """Write the checkpoint directory atomically (vla.models.checkpoint)."""
+        return write_checkpoint(path, self.checkpoint_contents(extra_config))
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint) -> GoalDiffusion:
+        cfg = goal_config_from_dict(ck.model_config, where=str(ck.file(CONFIG_FILE)))
+        model = cls(cfg, tokenizer=ck.text_tokenizer())
+        ck.load_weights(model)
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> GoalDiffusion:
+        """Rebuild a GoalDiffusion from its checkpoint directory (vla.models.checkpoint)."""
+        return cls.from_checkpoint(Checkpoint.open(path, model_type=GOAL_DIFFUSION_TYPE))
 
     # ---- normalisation ------------------------------------------------------------------------------
     def check_cloud(self, x: torch.Tensor, name: str) -> None:
@@ -309,25 +342,3 @@ def align_goal_to_initial(initial: torch.Tensor, goal: torch.Tensor, radius: flo
         if bool(rest.any()):
             out[b, far_i[rest]] = goal[b, free_j[sub[rest].argmin(dim=1)]]
     return out
-
-
-def save_goal_diffusion(
-    model: GoalDiffusion, path: str | Path, extra_config: dict[str, Any] | None = None
-) -> Path:
-    """Write `model` in the project's checkpoint format (model_type "goal_diffusion")."""
-    from vla.models.checkpoint import save_checkpoint
-
-    return save_checkpoint(model, path, extra_config=extra_config, model_type=MODEL_TYPE)
-
-
-def load_goal_diffusion(path: str | Path) -> GoalDiffusion:
-    """Rebuild a GoalDiffusion from a checkpoint directory (config.json, tokenizer/, model.safetensors)."""
-    from vla.backbones.language import load_text_tokenizer
-    from vla.models.checkpoint import CONFIG_FILE, TOKENIZER_DIR, load_weights, read_checkpoint_config
-
-    path = Path(path)
-    config = read_checkpoint_config(path, model_type=MODEL_TYPE)
-    cfg = goal_config_from_dict(config["model"], where=str(path / CONFIG_FILE))
-    model = GoalDiffusion(cfg, tokenizer=load_text_tokenizer(str(path / TOKENIZER_DIR)))
-    load_weights(model, path)
-    return model.eval()

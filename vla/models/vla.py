@@ -13,9 +13,10 @@ chunk [T, D] with the checkpoint's normaliser.
     chunk = vla.predict_action(obs)                  # [T, D] float32, raw EnvAction units
     vla.save_pretrained("outputs/ckpt"); VLA.from_pretrained("outputs/ckpt")
 
-Checkpoint directory (the project's one format, vla/models/checkpoint.py): config.json (model_type "vla",
-the resolved VLM config and a "vla" section), model.safetensors (VLM parameter names), tokenizer/,
-processor.json, normalizer.json, action_tokenizer.json; train_state.pt is added by the trainer.
+Checkpoint directory (the project's one format, vla/models/checkpoint.py, model_type "vla"): config.json
+(the resolved VLM config and a "vla" section), the weights (VLM parameter names, plus action_head.*), the
+text tokenizer and the processor's files; `checkpoint_contents` says what goes in, the trainer adds its
+resume state. `from_pretrained` also takes a training run directory (its latest checkpoint).
 """
 
 from __future__ import annotations
@@ -35,20 +36,18 @@ from vla.core.normalizer import Normalizer
 from vla.models.action_head import L1ActionHead, check_action_head
 from vla.models.checkpoint import (
     CONFIG_FILE,
-    FORMAT,
-    FORMAT_VERSION,
-    TOKENIZER_DIR,
-    WEIGHTS_FILE,
-    read_checkpoint_config,
+    PROCESSOR_FILE,
+    VLA_TYPE,
+    Checkpoint,
+    CheckpointContents,
+    load_weights,
+    write_checkpoint,
 )
 from vla.models.losses import ordinal_action_loss
 from vla.backbones.text import IGNORE_INDEX
 from vla.models.vlm import VLM
 from vla.processor import ProcessorConfig, VLAProcessor
 from vla.core.types import ACTION_KEY
-from vla.core.io import atomic_directory, atomic_write_json
-
-MODEL_TYPE = "vla"
 
 
 def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig:
@@ -277,90 +276,74 @@ class VLA(nn.Module):
         return actions[0]  # [T,D]
 
     # ----------------------------------------------------------------- checkpoints
-    def config_dict(self) -> dict[str, Any]:
-        p = self.processor
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model_type": MODEL_TYPE,
-            "model": dataclasses.asdict(self.vlm.resolved_config()),
-            "vla": {
-                "processor": dataclasses.asdict(p.cfg),
-                "action_tokenizer": p.action_tokenizer.name,
-                "action_dim": p.action_dim,
-                "chunk_len": p.chunk_len,
-                "action_head": self.action_head_name,
-            },
-        }
-
-    def write_files(
+    def checkpoint_contents(
         self,
-        directory: str | Path,
         state_dict: Mapping[str, torch.Tensor] | None = None,
         extra_config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Fill an (empty, temporary) directory with every checkpoint file; `state_dict` (this module's
-        keys, e.g. EMA weights from the trainer) defaults to the current parameters."""
-        from safetensors.torch import save_file
-
-        d = Path(directory)
-        sd = dict(state_dict if state_dict is not None else self.state_dict())
-        # VLM parameter names, plus the continuous head's own action_head.* (when there is one)
-        vlm_sd = {k[len("vlm.") :]: v for k, v in sd.items() if k.startswith("vlm.")}
-        vlm_sd.update({k: v for k, v in sd.items() if k.startswith("action_head.")})
-        # clone: tied weights share storage, which safetensors refuses
-        save_file(
-            {k: v.detach().cpu().contiguous().clone() for k, v in vlm_sd.items()},
-            str(d / WEIGHTS_FILE),
-            metadata={"format": FORMAT},
+    ) -> CheckpointContents:
+        """What a checkpoint of this VLA holds (vla.models.checkpoint): config.json with the resolved VLM
+        config and a "vla" section, the weights under VLM parameter names plus the continuous head's own
+        action_head.*, the text tokenizer and the processor's three files. `state_dict` (this module's
+        keys, e.g. the trainer's EMA weights) defaults to the current parameters; `extra_config` adds
+        config.json sections (the trainer's "train")."""
+        p = self.processor
+        sd = self.state_dict() if state_dict is None else state_dict
+        weights = {k[len("vlm.") :]: v for k, v in sd.items() if k.startswith("vlm.")}
+        weights.update({k: v for k, v in sd.items() if k.startswith("action_head.")})
+        section = {
+            "processor": dataclasses.asdict(p.cfg),
+            "action_tokenizer": p.action_tokenizer.name,
+            "action_dim": p.action_dim,
+            "chunk_len": p.chunk_len,
+            "action_head": self.action_head_name,
+        }
+        return CheckpointContents(
+            state_dict=weights,
+            model_type=VLA_TYPE,
+            model_config=dataclasses.asdict(self.vlm.resolved_config()),
+            sections={"vla": section, **dict(extra_config or {})},
+            text_tokenizer=p.text_tokenizer,
+            processor=p.to_dict(),
+            normalizer=p.normalizer,
+            action_tokenizer=p.action_tokenizer,
         )
-        self.processor.text_tokenizer.save_pretrained(str(d / TOKENIZER_DIR))
-        self.processor.save(d)
-        atomic_write_json(d / CONFIG_FILE, {**self.config_dict(), **dict(extra_config or {})})
 
     def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
         """Write the checkpoint directory atomically (replaces an existing one in one rename)."""
-        with atomic_directory(path) as tmp:
-            self.write_files(tmp, extra_config=extra_config)
-        return Path(path)
+        return write_checkpoint(path, self.checkpoint_contents(extra_config=extra_config))
 
     def load_weights(self, path: str | Path) -> None:
-        """Load model.safetensors of a checkpoint strictly into this VLA."""
-        from safetensors.torch import load_file
-
-        file = Path(path) / WEIGHTS_FILE
-        if not file.is_file():
-            raise FileNotFoundError(f"checkpoint {path} is missing {WEIGHTS_FILE}")
-        sd = {k if k.startswith("action_head.") else f"vlm.{k}": v for k, v in load_file(str(file)).items()}
-        missing, unexpected = self.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{file}: weights do not fit the model built from config.json: missing "
-                f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
-            )
+        """Load model.safetensors of a checkpoint strictly into this VLA (the trainer's resume)."""
+        load_weights(self, path, rename=_module_key)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> VLA:
-        """Rebuild a VLA from its checkpoint directory; clear errors for missing files or bad configs."""
-        from vla.backbones.language import load_text_tokenizer
-
-        path = Path(path)
-        config = read_checkpoint_config(path, model_type=MODEL_TYPE)
-        for name in ("processor.json", "normalizer.json", "action_tokenizer.json"):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"checkpoint {path} is missing {name}")
-        cfg = vlm_config_from_dict(config["model"], where=str(path / CONFIG_FILE))
-        tok = load_text_tokenizer(str(path / TOKENIZER_DIR))
-        proc = VLAProcessor.load(path, tok)
+    def from_checkpoint(cls, ck: Checkpoint) -> VLA:
+        """Rebuild the VLA of an opened (checked) checkpoint; errors name the bad file."""
+        where = str(ck.file(CONFIG_FILE))
+        cfg = vlm_config_from_dict(ck.model_config, where=where)
+        tok = ck.text_tokenizer()
+        proc = VLAProcessor.from_dict(
+            ck.processor_config(), tok, ck.action_tokenizer(), ck.normalizer(), str(ck.file(PROCESSOR_FILE))
+        )
         try:
             vlm = VLM(cfg, tokenizer=tok)
         except (KeyError, TypeError) as e:
-            raise ValueError(f"{path / CONFIG_FILE}: cannot build the model: {e!r}") from None
-        head = config.get("vla", {}).get("action_head", "tokens")  # absent in older checkpoints
+            raise ValueError(f"{where}: cannot build the model: {e!r}") from None
+        head = ck.section("vla").get("action_head", "tokens")  # absent in older checkpoints
         try:
             model = cls(vlm, proc, head)
         except ValueError as e:
-            raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
-        model._check_compatible(str(path))
-        model.load_weights(path)
+            raise ValueError(f"{where}: {e}") from None
+        model._check_compatible(str(ck.path))
+        ck.load_weights(model, rename=_module_key)
         return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> VLA:
+        """Rebuild a VLA from its checkpoint directory, or a training run's latest checkpoint."""
+        return cls.from_checkpoint(Checkpoint.open(path, model_type=VLA_TYPE))
+
+
+def _module_key(weights_key: str) -> str:
+    """A model.safetensors key (VLM parameter names, action_head.*) -> the VLA's state-dict key."""
+    return weights_key if weights_key.startswith("action_head.") else f"vlm.{weights_key}"

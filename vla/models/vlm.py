@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from vla.backbones.adapters import ComponentControls
-from vla.backbones.config import VLMConfig
+from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import build_connector
 from vla.backbones.language import build_language_model, load_text_tokenizer
 from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
 from vla.models.generation import Allowed, GenerationResult, greedy_generate
+from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
 from vla.models.masks import position_ids_from_mask, prefix_lm_mask
 
 IGNORE_INDEX = -100
@@ -355,13 +357,34 @@ class VLM(nn.Module, ComponentControls):
             self.cfg, vision=self.vision.resolved_config(), lm=self.lm.resolved_config(tokenizer="")
         )
 
-    def save_pretrained(self, path: str | Path, **kwargs: Any) -> Path:
-        from vla.models.checkpoint import save_checkpoint
+    def checkpoint_contents(
+        self,
+        state_dict: Mapping[str, torch.Tensor] | None = None,
+        extra_config: Mapping[str, Any] | None = None,
+    ) -> CheckpointContents:
+        """What a checkpoint of this VLM holds: resolved config, weights (`state_dict`, default the current
+        ones), tokenizer; `extra_config` adds config.json sections."""
+        return CheckpointContents(
+            state_dict=self.state_dict() if state_dict is None else state_dict,
+            model_type=VLM_TYPE,
+            model_config=dataclasses.asdict(self.resolved_config()),
+            sections=dict(extra_config or {}),
+            text_tokenizer=self.tokenizer,
+        )
 
-        return save_checkpoint(self, path, **kwargs)
+    def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
+        """Write the checkpoint directory atomically (vla.models.checkpoint)."""
+        return write_checkpoint(path, self.checkpoint_contents(extra_config=extra_config))
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint) -> VLM:
+        """Rebuild the VLM of an opened checkpoint (config.json, tokenizer/, model.safetensors)."""
+        cfg = vlm_config_from_dict(ck.model_config, where=str(ck.file(CONFIG_FILE)))
+        model = cls(cfg, tokenizer=ck.text_tokenizer())
+        ck.load_weights(model)
+        return model.eval()
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> VLM:
-        from vla.models.checkpoint import load_checkpoint
-
-        return load_checkpoint(path)
+        """Rebuild a VLM from its checkpoint directory (or a training run's latest checkpoint)."""
+        return cls.from_checkpoint(Checkpoint.open(path, model_type=VLM_TYPE))

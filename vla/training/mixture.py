@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from vla.data.mixture import MixtureBatchSampler
 from vla.data.vqa.cotrain import CoTrainLoss, build_cotrain, cotrain_collator
+from vla.models.checkpoint import CheckpointContents
 
 
 def _strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -31,15 +32,16 @@ def cotrain_fit(
     vla: nn.Module,
     robot: Dataset,
     trainer_cfg: Any,
-    save_model: Callable[[Path, dict[str, torch.Tensor]], None],
+    checkpoint_contents: Callable[[dict[str, torch.Tensor]], CheckpointContents],
     load_model: Callable[[nn.Module, Path], None],
     collate_fn: Callable[[list[Any]], Any] | None = None,
     sample_weights: torch.Tensor | None = None,
 ) -> tuple[nn.Module, Dataset, dict[str, Any]]:
     """(model, train set, Trainer.fit keyword arguments) for co-training `vla` on robot windows + VQA.
 
-    cfg: vla.data.vqa.cotrain.CoTrainConfig. save_model/load_model are the plain VLA's functions (state
-    dict keys of the VLA); the wrapper's "model." prefix is removed here, so checkpoints stay VLA ones.
+    cfg: vla.data.vqa.cotrain.CoTrainConfig. checkpoint_contents/load_model are the plain VLA's functions
+    (state dict keys of the VLA); the wrapper's "model." prefix is removed here, so checkpoints stay VLA
+    ones.
     collate_fn: the robot windows' collate function (default: the VLA processor's)."""
     if sample_weights is not None:
         raise ValueError(
@@ -66,7 +68,7 @@ def cotrain_fit(
     print(f"[train] co-training: {sizes} samples; shares at step 0: {w0}; at the last step: {wn}")
     kwargs = {
         "collate_fn": collate,
-        "save_model": lambda d, sd: save_model(d, _strip_prefix(sd, "model.")),
+        "checkpoint_contents": lambda sd: checkpoint_contents(_strip_prefix(sd, "model.")),
         "load_model": lambda m, d: load_model(vla, d),
         "batch_sampler": batch_sampler,
     }

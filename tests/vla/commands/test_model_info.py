@@ -3,7 +3,7 @@
 import json
 
 from vla import cli
-from vla.models import load_checkpoint
+from vla.models import VLM
 
 
 def test_model_info_prints_summary_and_saves_checkpoint(tmp_path, capsys):
@@ -17,7 +17,7 @@ def test_model_info_prints_summary_and_saves_checkpoint(tmp_path, capsys):
     assert info["parameters"]["total"] == sum(info["parameters"][k] for k in ("vision", "connector", "lm"))
     assert info["image_transform"]["size"] == 32
     assert "checkpoint written" in captured.err
-    assert load_checkpoint(out).connector.num_tokens(16) == 8
+    assert VLM.from_pretrained(out).connector.num_tokens(16) == 8
 
 
 def test_model_info_errors(capsys):

@@ -13,8 +13,6 @@ from vla.models.goal_diffusion import (
     GoalDiffusionConfig,
     align_goal_to_initial,
     goal_config_from_dict,
-    load_goal_diffusion,
-    save_goal_diffusion,
 )
 from vla.models.point_transformer import PointTransformer
 from vla.pointcloud import PointCloudConfig, chamfer_distance
@@ -73,8 +71,8 @@ def test_checkpoint_roundtrip_and_bad_input(tmp_path):
     torch.manual_seed(0)
     model = GoalDiffusion(tiny_config(use_color=True)).eval()
     init = torch.cat([_clouds(1), torch.rand(1, N, 3)], dim=-1)  # xyz + rgb
-    path = save_goal_diffusion(model, tmp_path / "ckpt")
-    back = load_goal_diffusion(path)
+    path = model.save_pretrained(tmp_path / "ckpt")
+    back = GoalDiffusion.from_pretrained(path)
     torch.testing.assert_close(back.sample(init, ["stack"], steps=3), model.sample(init, ["stack"], steps=3))
     assert back.cfg == model.resolved_config()
     with pytest.raises(ValueError, match=r"initial must be float \[B,64,6\]"):
@@ -84,7 +82,7 @@ def test_checkpoint_roundtrip_and_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"unknown keys \['depthh'\]"):
         goal_config_from_dict({"depthh": 3})
     with pytest.raises(FileNotFoundError, match="checkpoint directory not found"):
-        load_goal_diffusion(tmp_path / "missing")
+        GoalDiffusion.from_pretrained(tmp_path / "missing")
 
 
 def test_goal_set_roundtrip_and_errors(goals, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vla.training.checkpointing import CheckpointManager
+from vla.models.checkpoint import WEIGHTS_FILE, CheckpointManager, read_train_state
 from vla.training.sampler import ResumableBatchSampler
 from vla.training.trainer import FreezePhase, Trainer, TrainerConfig
 
@@ -53,7 +53,7 @@ def test_learns_writes_logs_plot_and_checkpoints(tmp_path):
     assert result.status == "done" and result.step == 60
     assert rows[-1]["loss"] < 0.2 * rows[0]["loss"]
     assert (tmp_path / "loss.png").stat().st_size > 1000 and (tmp_path / "tb").is_dir()
-    names = [p.name for p in CheckpointManager(tmp_path / "checkpoints").step_dirs()]
+    names = [p.name for p in CheckpointManager.of_run(tmp_path).step_dirs()]
     assert names == ["step_00000040", "step_00000060"]  # keep-last-2
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_00000060"
     val = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -69,7 +69,7 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(tmp_path):
     _run(full, 14, "--ema", 0.9)
     killed = _run(cut, 14, "--ema", 0.9, "--kill-at", 11, check=False)  # during step 11, after step-8 save
     assert killed.returncode == -9
-    assert CheckpointManager(cut / "checkpoints").latest().name == "step_00000008"
+    assert CheckpointManager.of_run(cut).latest().name == "step_00000008"
     _run(cut, 14, "--ema", 0.9, "--resume")
     a, b = _train_rows(full), _train_rows(cut)
     assert [r["step"] for r in b] == list(range(1, 15))
@@ -77,8 +77,8 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(tmp_path):
     from safetensors.torch import load_file
 
     last = full / "checkpoints" / "step_00000014"
-    state = CheckpointManager.load_train_state(last)
-    deployed = load_file(str(last / "model.safetensors"))
+    state = read_train_state(last)
+    deployed = load_file(str(last / WEIGHTS_FILE))
     assert torch.equal(deployed["head.weight"], state["ema"]["head.weight"])
     assert not torch.equal(deployed["head.weight"], state["model_raw"]["head.weight"])
 
@@ -89,7 +89,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert result.status == "nan" and result.step == 9
     assert "non-finite loss" in out and "step_00000008" in out
-    assert CheckpointManager(tmp_path / "checkpoints").latest().name == "step_00000008"
+    assert CheckpointManager.of_run(tmp_path).latest().name == "step_00000008"
 
 
 def test_freeze_schedule_trains_only_named_components(tmp_path):
@@ -168,7 +168,7 @@ def test_fsdp_two_processes_with_resume_match_one_process(tmp_path):
     _run(one, 8, *common)
     killed = _torchrun(two, 8, *common, "--strategy", "fsdp", "--kill-at", 11, check=False)
     assert killed.returncode != 0
-    assert CheckpointManager(two / "checkpoints").latest().name == "step_00000004"
+    assert CheckpointManager.of_run(two).latest().name == "step_00000004"
     _torchrun(two, 8, *common, "--strategy", "fsdp", "--resume")
     a, b = _train_rows(one), _train_rows(two)
     assert [r["step"] for r in b] == list(range(1, 9))
@@ -176,7 +176,7 @@ def test_fsdp_two_processes_with_resume_match_one_process(tmp_path):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4, abs=1e-6)
     from safetensors.torch import load_file
 
-    ToyModel().load_state_dict(load_file(str(two / "checkpoints" / "step_00000008" / "model.safetensors")))
+    ToyModel().load_state_dict(load_file(str(two / "checkpoints" / "step_00000008" / WEIGHTS_FILE)))
     with pytest.raises(ValueError, match="fsdp"):
         Trainer(TrainerConfig(strategy="fsdp", ema_decay=0.9))
 
