@@ -43,7 +43,7 @@ from sim.config import EnvConfig, TaskConfig, env_kwargs
 from sim.experts import make_expert
 from sim.vector import make_vector_env
 from vla.core.config import compose, register_config, split_positionals, to_dataclass
-from vla.core.rollout import run_rollouts
+from vla.core.rollout import ProgressBar, run_rollouts
 from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
 from vla.data.store import EpisodeStore
@@ -71,23 +71,6 @@ class CollectConfig:
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)  # pipeline of recorded clouds
     record_clouds: bool | None = None  # each episode's final-scene cloud (needs depth); null: if env.depth
     per_frame_clouds: bool = False  # every frame's cloud as pointcloud/points + pointcloud/colors
-
-
-class _Progress:
-    """Observer that advances a progress bar at each episode end."""
-
-    def __init__(self, bar: Any, tally: RecordTally) -> None:
-        self.bar, self.tally = bar, tally
-
-    def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
-        pass
-
-    def on_step(self, *args: Any) -> None:
-        pass
-
-    def on_episode_end(self, result: Any) -> None:
-        self.bar.update(1)
-        self.bar.set_postfix(kept=self.tally.episodes_kept, frames=self.tally.frames_kept)
 
 
 def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
@@ -177,7 +160,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         results: list[Any] = []
         t0 = time.perf_counter()
         bar = tqdm(total=cfg.episodes, desc=f"collect {task}", unit="ep")
-        progress = _Progress(bar, tally)
+        progress = ProgressBar(bar, lambda: {"kept": tally.episodes_kept, "frames": tally.frames_kept})
 
         def observers(seed: int) -> Sequence[Any]:
             rec = EpisodeRecorder(store, keep_failed=cfg.keep_failed, tally=tally)

@@ -278,11 +278,12 @@ def run_episodes_vector(
     return [results[k] for k in sorted(results)]
 
 
-class _ProgressBar:
-    """Observer: advances a shared tqdm bar at each episode end."""
+class ProgressBar:
+    """Observer: advances a shared tqdm bar at each episode end, with `postfix()` (when given) as the bar's
+    postfix (e.g. `vla collect`'s kept episodes and frames)."""
 
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
+    def __init__(self, bar: Any, postfix: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self.bar, self.postfix = bar, postfix
 
     def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
         pass
@@ -292,6 +293,8 @@ class _ProgressBar:
 
     def on_episode_end(self, result: EpisodeResult) -> None:
         self.bar.update(1)
+        if self.postfix is not None:
+            self.bar.set_postfix(**self.postfix())
 
 
 def run_rollouts(
@@ -321,7 +324,7 @@ def run_rollouts(
 
     def observers(seed: int) -> list[Observer]:
         own = list(observer_factory(seed)) if observer_factory is not None else []
-        return own + ([_ProgressBar(bar)] if bar is not None else [])
+        return own + ([ProgressBar(bar)] if bar is not None else [])
 
     try:
         if isinstance(env, VectorEnv):

@@ -7,9 +7,9 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv
 
 import sim  # noqa: F401  (registers vla/Tabletop-v0)
-from vla.core.policy import ConstantPolicy
 from sim.experts import make_expert
 from sim.vector import make_vector_env
+from vla.core.policy import ConstantPolicy
 from vla.core.rollout import EpisodeResult, Observer, run_episode, run_episodes_vector, run_rollouts
 
 SMALL = dict(task="pick", cameras=("static",), image_size=32, depth=False)
