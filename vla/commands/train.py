@@ -37,9 +37,10 @@ from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
 from vla.models.action_head import check_action_head
+from vla.models.checkpoint import CheckpointManager
+from vla.models.vla import VLA
 from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
-from vla.training.checkpointing import CheckpointManager
 from vla.training.mixture import cotrain_fit
 from vla.training.trainer import Trainer, TrainerConfig
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
@@ -184,12 +185,10 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
 
 def run(cfg: TrainConfig) -> Any:
     """Build everything from `cfg`, train, and return the TrainResult."""
-    from vla.models.vla import VLA
-
     tcfg = cfg.trainer
     trainer = Trainer(tcfg)  # checks steps/batch/precision before any data is read
     train, val, weights, actions, norm = build_datasets(cfg)
-    latest = CheckpointManager(Path(tcfg.out_dir) / "checkpoints").latest() if tcfg.resume else None
+    latest = CheckpointManager.of_run(tcfg.out_dir).latest() if tcfg.resume else None
     if latest is not None:  # same tokenizer, normaliser and vocabulary as the interrupted run
         model = VLA.from_pretrained(latest).train()
     else:
@@ -218,7 +217,7 @@ def run(cfg: TrainConfig) -> Any:
         )
     fit_kw = {
         "collate_fn": model.processor.collate,
-        "save_model": lambda d, sd: model.write_files(d, sd, extra_config=resolved),
+        "checkpoint_contents": lambda sd: model.checkpoint_contents(sd, extra_config=resolved),
         "load_model": lambda m, d: m.load_weights(d),
         "sample_weights": weights,
     }

@@ -10,7 +10,11 @@ run with a message and keeps the last good checkpoint.
 
     trainer = Trainer(TrainerConfig(steps=200, batch_size=16, out_dir="outputs/run"))
     result = trainer.fit(model, train_set, val_set=None, collate_fn=collate,
-                         save_model=lambda d, sd: model.save_pretrained(d, state_dict=sd))
+                         checkpoint_contents=lambda sd: model.checkpoint_contents(sd))
+
+Checkpoints go through the project's one checkpoint module (vla.models.checkpoint): the model says what a
+checkpoint holds (`checkpoint_contents(state_dict)`; default: the weights only) and the run's
+`CheckpointManager` writes it with the resume state (`<out>/checkpoints/step_N/`, `latest`, keep-last-k).
 
 `batch_size` is the global batch of one micro-step (split evenly across ranks); one optimiser step sees
 `batch_size * grad_accum` samples. Samples are drawn by a `ResumableBatchSampler` (uniform, or weighted
@@ -33,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vla.training.checkpointing import CheckpointManager
+from vla.models.checkpoint import CheckpointContents, CheckpointManager, load_weights, read_train_state
 from vla.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -127,23 +131,9 @@ def _to_device(batch: Any, device: str) -> Any:
     return batch
 
 
-def _default_save(directory: Path, state_dict: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    # Clone so tied weights (shared storage) become separate tensors, which safetensors requires.
-    save_file(
-        {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()},
-        str(directory / "model.safetensors"),
-    )
-
-
-def _default_load(model: nn.Module, directory: Path) -> None:
-    from safetensors.torch import load_file
-
-    path = directory / "model.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {directory} has no model.safetensors")
-    model.load_state_dict(load_file(str(path)), strict=True)
+def _weights_only(state_dict: dict[str, torch.Tensor]) -> CheckpointContents:
+    """The default checkpoint of a plain nn.Module: its weights (no config.json; resumable only)."""
+    return CheckpointContents(state_dict=state_dict)
 
 
 class Trainer:
@@ -236,21 +226,24 @@ class Trainer:
         train_set: Dataset,
         val_set: Dataset | None = None,
         collate_fn: Callable | None = None,
-        save_model: Callable[[Path, dict[str, torch.Tensor]], None] | None = None,
+        checkpoint_contents: Callable[[dict[str, torch.Tensor]], CheckpointContents] | None = None,
         load_model: Callable[[nn.Module, Path], None] | None = None,
         sample_weights: torch.Tensor | None = None,
         batch_sampler: Callable[[int, int], PositionedBatchSampler] | None = None,
     ) -> TrainResult:
-        """Train `model` for `steps` optimiser steps. `batch_sampler(rank, world_size)` (optional) replaces
-        the default sampler; it must yield each rank's slice of the global batch and honour set_position."""
+        """Train `model` for `steps` optimiser steps. `checkpoint_contents(state_dict)` says what a
+        checkpoint holds for those weights (default: the weights only); `load_model(model, directory)`
+        loads a checkpoint's weights on resume (default: vla.models.checkpoint.load_weights).
+        `batch_sampler(rank, world_size)` (optional) replaces the default sampler; it must yield each
+        rank's slice of the global batch and honour set_position."""
         c = self.cfg
         if batch_sampler is not None and sample_weights is not None:
             raise ValueError("trainer: give sample_weights or batch_sampler, not both")
         info = init_distributed(c.strategy, c.device)
         out = Path(c.out_dir)
-        ckpts = CheckpointManager(out / "checkpoints", c.keep_last)
-        save_model = save_model or _default_save
-        load_model = load_model or _default_load
+        ckpts = CheckpointManager.of_run(out, c.keep_last)
+        checkpoint_contents = checkpoint_contents or _weights_only
+        load_model = load_model or load_weights
         seed_everything(c.seed)
         model.to(info.device)
         trainable0 = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -260,7 +253,7 @@ class Trainer:
         if c.resume and resume_dir is None and info.is_main:
             print(f"[train] resume requested but no checkpoint in {ckpts.root}: starting from step 0")
         if resume_dir is not None:
-            state = CheckpointManager.load_train_state(resume_dir)
+            state = read_train_state(resume_dir)
             if "model_raw" in state:  # EMA run: the safetensors file holds EMA weights
                 model.load_state_dict(state["model_raw"], strict=True)
             else:
@@ -314,7 +307,7 @@ class Trainer:
                 train_state["model_raw"] = {k: v.detach().cpu().clone() for k, v in raw.items()}
             path = None
             if info.is_main:
-                path = ckpts.save(at_step, lambda d: save_model(d, deploy), train_state)
+                path = ckpts.save(at_step, checkpoint_contents(deploy), train_state)
             barrier(info)
             return path
 
