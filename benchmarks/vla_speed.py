@@ -120,7 +120,7 @@ def main() -> None:
             with contextlib.redirect_stdout(sys.stderr):
                 m = run(load_config(overrides(f"chunk{chunk}", 1, chunk)))
         mc = VLA.from_pretrained(m.checkpoint).to(args.device)
-        inputs = mc.processor.observation([obs])
+        inputs = mc.processor.preprocess([obs])
         a = mc.generate_action_ids(inputs, use_cache=True)
         b = mc.generate_action_ids(inputs, use_cache=False)
         t_kv = statistics.median(timed(lambda mc=mc, i=inputs: mc.generate_action_ids(i, use_cache=True), 15))

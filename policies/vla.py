@@ -2,9 +2,11 @@
 
 The same object serves sim rollouts (`vla eval policy=vla policy_kwargs.checkpoint=...`, or
 `vla eval checkpoint=...`) and the ROS 2 node: it keeps the last `n_obs` observations (the history the
-checkpoint was trained with), predicts a raw action chunk [T, D] with constrained KV-cached decoding and
-returns its first step. Wrap it to execute more of each chunk (`ActionChunkQueue`) or to blend
-overlapping chunks (`TemporalEnsemble`); the registry entry "vla" does that from keyword arguments.
+checkpoint was trained with), predicts a raw action chunk [T, D] with `VLA.predict_action` (the
+processor's preprocess -> the model's tensors, constrained KV-cached decoding or one continuous-head pass
+-> the processor's postprocess) and returns its first step. Wrap it to execute more of each chunk
+(`ActionChunkQueue`) or to blend overlapping chunks (`TemporalEnsemble`); the registry entry "vla" does
+that from keyword arguments.
 
     policy = VLAPolicy.from_pretrained("outputs/train/pick")          # run dir or checkpoint dir
     policy.reset(); action = policy.select_action(obs)                # [D] float32

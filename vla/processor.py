@@ -1,15 +1,19 @@
 """The VLA processor: observations, prompts and actions to model tensors and back, saved with the checkpoint.
 
-One object does every conversion between the env/robot dict format of `vla.core.types` and the model, so
-training (`collate` over `vla.data.windows` samples), evaluation and deployment (`observation` over one
-env observation or a history of them, `decode_actions` after generation) preprocess identically:
+One object does every conversion between the env/robot dict format of `vla.core.types` and the model's
+tensors, so training (`collate` over `vla.data.windows` samples), evaluation and deployment (`preprocess`
+of one env observation or a history of them, `postprocess` of the model's outputs) convert identically
+and the model sees tensors only:
 
     images/<camera> uint8 [H,W,3] (x n_obs)  -> pixels [B, n_obs*C, 3, S, S]   (encoder's ImageTransform)
     state float32 [S] (x n_obs)              -> state  [B, n_obs*S]            (Normalizer, "state" key)
     instruction str                          -> BOS + prompt ids (right-padded for training, left for
                                                 generation) with labels only on action ids + EOS
-    action float32 [T, D] raw                -> LM ids [L] (Normalizer "action" key unless the action
-                                                tokenizer's input_space is "raw"; then tokenizer; vocab)
+    action float32 [T, D] raw                -> actions [B, T, D] float32 normalised (Normalizer
+                                                "action" key: the continuous head's target), LM ids [L]
+                                                (tokenizer of the normalised chunk, or of the raw one
+                                                when its input_space is "raw"; vocab) and raw_actions
+                                                [B, T, D] float32 (for raw-unit metrics only)
     pointcloud/points [N,3] (+ colors)       -> points [B, N, 3|6]    (obs_points = N > 0; from depth with
                                                 the saved camera models when an observation lacks it)
     goal/points [N,3] (+ goal/colors)        -> goal_points [B, N, 3|6]  (goal_points = N > 0)
@@ -17,12 +21,17 @@ env observation or a history of them, `decode_actions` after generation) preproc
 Point clouds (vla.pointcloud.model_inputs): xyz in metres, robot base frame, normalised by the fixed
 workspace `point_center` / `point_scale` saved with the checkpoint; colours uint8 or floats in [0, 1].
 
-Normalisation of actions happens exactly once: by the dataset's q99 `Normalizer` for "normalized"
-tokenizers (uniform, FAST), or inside the tokenizer for "raw" ones (quantile/openvla).
+Actions are normalised here, exactly once, on float32 tensors: by the dataset's q99 `Normalizer` for the
+continuous head's targets and "normalized" tokenizers (uniform, FAST), or inside the tokenizer for "raw"
+ones (quantile/openvla). Decoding is here too: `postprocess` maps the model's outputs (normalised chunks
+of the continuous head, or the token head's generated LM ids) to raw numpy actions, and the model's
+raw-unit metrics use `unnormalize_action` / `actions_from_token_ids` (torch ops). Prompts and padding go
+through vla.backbones.text, as the VQA collator's do.
 
     proc = VLAProcessor.build(text_tok, action_tok, normalizer, transform, ProcessorConfig(...))
     batch = proc.collate(samples)                  # training batch dict (tensors)
-    inputs = proc.observation([obs])               # one step, history of 1
+    inputs = proc.preprocess([obs])                # one step, history of 1 -> model input tensors
+    chunks = proc.postprocess(vla.act(inputs))     # -> raw actions [B,T,D] float32 numpy
     actions, valid = proc.decode_actions(lm_ids)   # [B,L] -> raw actions [B,T,D], valid [B]
     VLAProcessor.from_dict(proc.to_dict(), text_tok, action_tok, normalizer)   # as saved in a checkpoint
 """
@@ -37,10 +46,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from action_tokenizers.bins import BinTokenizerBase
 from action_tokenizers.vocab import ActionVocab, make_action_vocab
 from vla.backbones.transforms import ImageTransform
 from vla.core.normalizer import Normalizer
-from vla.backbones.text import IGNORE_INDEX
+from vla.backbones.text import encode_text, pad_batch, with_answer
 from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
 from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
 
@@ -108,6 +118,7 @@ class VLAProcessor:
         if cfg.use_state and STATE_KEY not in normalizer:
             raise ValueError(f"processor: use_state=true but the normalizer has no {STATE_KEY!r} statistics")
         self._action_ids = torch.as_tensor(vocab.lm_ids, dtype=torch.long)  # [K] LM ids of action tokens
+        self._bin_values = _bin_values(action_tokenizer)  # [K,D] float32 or None (not a bin tokenizer)
         self._prompt_cache: dict[str, list[int]] = {}
 
     @classmethod
@@ -148,6 +159,12 @@ class VLAProcessor:
         return self.action_tokenizer.tokens_per_chunk
 
     @property
+    def has_bins(self) -> bool:
+        """True for per-dimension bin tokenizers (uniform, quantile, openvla): fixed length, ordered ids,
+        and `actions_from_token_ids` decodes them as torch ops."""
+        return self._bin_values is not None
+
+    @property
     def max_action_tokens(self) -> int:
         return int(self.action_tokenizer.max_tokens)
 
@@ -161,26 +178,60 @@ class VLAProcessor:
         """BOS + the formatted prompt's ids (cached per instruction)."""
         if instruction not in self._prompt_cache:
             text = self.cfg.prompt.format(instruction=instruction.strip().rstrip(".").lower())
-            ids = self.text_tokenizer(text, add_special_tokens=False)["input_ids"]
-            bos = self.text_tokenizer.bos_token_id
-            self._prompt_cache[instruction] = ([bos] if bos is not None else []) + list(ids)
+            self._prompt_cache[instruction] = encode_text(self.text_tokenizer, text, bos=True)
         return list(self._prompt_cache[instruction])
 
     # ----------------------------------------------------------------- actions
-    def action_token_ids(self, actions: Any) -> np.ndarray | list[np.ndarray]:
-        """Raw actions [B,T,D] -> LM ids [B,L] (fixed length) or a list of B arrays (variable length)."""
-        arr = np.asarray(actions, dtype=np.float64)
-        if arr.ndim != 3 or arr.shape[1:] != (self.chunk_len, self.action_dim):
+    def _action_chunks(self, actions: Any, where: str) -> torch.Tensor:
+        """Raw action chunks (tensor or array) -> float32 tensor [B,T,D] (checked; a new tensor or a view)."""
+        x = torch.as_tensor(actions).to(torch.float32)
+        if x.ndim != 3 or tuple(x.shape[1:]) != (self.chunk_len, self.action_dim):
             raise ValueError(
-                f"processor: expected {ACTION_KEY} [B, T={self.chunk_len}, D={self.action_dim}], got "
-                f"{tuple(arr.shape)}"
+                f"processor ({where}): expected {ACTION_KEY} [B, T={self.chunk_len}, D={self.action_dim}], "
+                f"got {tuple(x.shape)}"
             )
+        return x
+
+    def normalize_action(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw actions [..., D] -> the checkpoint Normalizer's "action" space (q99: [-1, 1]), same dtype
+        and device (torch ops; the continuous head's targets and "normalized" tokenizers' input)."""
+        if ACTION_KEY not in self.normalizer:
+            raise ValueError(f"processor: the normalizer has no {ACTION_KEY!r} statistics")
+        return self.normalizer.normalize(ACTION_KEY, raw)
+
+    def unnormalize_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Inverse of `normalize_action`: normalised [..., D] -> raw units, same dtype and device."""
+        if ACTION_KEY not in self.normalizer:
+            raise ValueError(f"processor: the normalizer has no {ACTION_KEY!r} statistics")
+        return self.normalizer.unnormalize(ACTION_KEY, actions)
+
+    def _token_rows(self, raw: torch.Tensor, normed: torch.Tensor | None) -> np.ndarray | list[np.ndarray]:
+        """The tokenizer's ids of raw chunks [B,T,D] (or of their normalised copy `normed`, for
+        "normalized" tokenizers) as LM ids [B,L], or B arrays for variable-length tokenizers."""
+        x = raw
         if self.normalize_actions:
-            arr = np.asarray(self.normalizer.normalize(ACTION_KEY, arr), dtype=np.float64)
-        ids = self.action_tokenizer.encode(arr)
+            x = normed if normed is not None else self.normalize_action(raw)
+        ids = self.action_tokenizer.encode(x.detach().cpu().numpy())  # the tokenizers work on numpy
         if isinstance(ids, np.ndarray):
             return self.vocab.to_lm(ids)  # [B,L]
         return [self.vocab.to_lm(np.asarray(r)) for r in ids]
+
+    def action_token_ids(self, actions: Any) -> np.ndarray | list[np.ndarray]:
+        """Raw actions [B,T,D] -> LM ids [B,L] (fixed length) or a list of B arrays (variable length)."""
+        return self._token_rows(self._action_chunks(actions, "action_token_ids"), None)
+
+    def actions_from_token_ids(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Action token ids [B, T*D] in [0, K) (not LM ids) -> raw actions [B,T,D] float32 on their device,
+        as torch ops: the bin values of a bin tokenizer (uniform, quantile, openvla), unnormalised for
+        "normalized" ones. The same values as `decode_actions` gives for those ids; the model's
+        teacher-forced raw-unit metric. ValueError for tokenizers without bins (FAST)."""
+        if self._bin_values is None:
+            raise ValueError(f"processor: tokenizer {self.action_tokenizer.name!r} has no per-dimension bins")
+        t, d = self.chunk_len, self.action_dim
+        table = self._bin_values.to(token_ids.device)  # [K,D]
+        idx = token_ids.reshape(-1, t, d)  # [B,T*D] -> [B,T,D]
+        values = table[idx, torch.arange(d, device=idx.device)]  # [B,T,D]
+        return self.unnormalize_action(values) if self.normalize_actions else values
 
     def decode_actions(self, lm_ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """Generated LM ids [B,L] (or a list of rows) -> raw actions [B,T,D] float32 and valid [B] bool.
@@ -200,56 +251,71 @@ class VLAProcessor:
             dec = self.action_tokenizer.decode(np.stack(tok_rows))  # [B,L]
         else:  # variable length, or a wrong-length row (decoded as invalid)
             dec = self.action_tokenizer.decode(tok_rows)
-        acts = np.asarray(dec.actions, dtype=np.float64).reshape(len(rows), self.chunk_len, self.action_dim)
+        acts = torch.as_tensor(np.asarray(dec.actions, dtype=np.float32)).reshape(
+            len(rows), self.chunk_len, self.action_dim
+        )  # [B,T,D] in the tokenizer's input space
         if self.normalize_actions:
-            acts = np.asarray(self.normalizer.unnormalize(ACTION_KEY, acts), dtype=np.float64)
+            acts = self.unnormalize_action(acts)
         valid = np.asarray(dec.valid, dtype=bool).reshape(len(rows)) & np.asarray(ok, dtype=bool)
-        return acts.astype(np.float32), valid
+        return acts.numpy(), valid
+
+    def postprocess(self, outputs: Mapping[str, torch.Tensor]) -> np.ndarray:
+        """The model's action outputs -> raw action chunks [B,T,D] float32 (numpy, for the policy).
+
+        outputs["actions"]: normalised chunks [B,T,D] (continuous head), unnormalised here; or
+        outputs["action_ids"]: generated LM ids [B,L] (token head), decoded by `decode_actions` (an invalid
+        chunk gives the tokenizer's best valid chunk)."""
+        if "actions" in outputs:
+            return self.unnormalize_action(outputs["actions"].detach().to("cpu", torch.float32)).numpy()
+        if "action_ids" in outputs:
+            return self.decode_actions(outputs["action_ids"])[0]
+        raise ValueError(f"processor.postprocess: expected 'actions' or 'action_ids', got {sorted(outputs)}")
 
     # ----------------------------------------------------------------- observations
-    def _pixels(self, frames: Sequence[Any], where: str) -> torch.Tensor:
-        """Per sample a list of n_obs*C uint8 [H,W,3] frames -> [B, n_obs*C, 3, S, S]."""
-        stacked = [self.transform(np.stack([np.asarray(f) for f in fs])) for fs in frames]  # [N,3,S,S] each
-        out = torch.stack(stacked)  # [B,N,3,S,S]
+    def _frames_of(self, sample: Mapping[str, Any], where: str) -> torch.Tensor:
+        """A sample's images: per camera uint8 [n_obs,H,W,3] -> [n_obs*C,H,W,3] ordered (time, camera)."""
+        per_cam = []
+        for cam in self.cfg.cameras:
+            key = image_key(cam)
+            if key not in sample:
+                raise ValueError(f"processor ({where}): missing {key!r}; have {sorted(sample)}")
+            x = torch.as_tensor(sample[key])  # a view of a numpy array, no copy
+            if x.ndim != 4 or x.shape[0] != self.cfg.n_obs or x.shape[-1] != 3 or x.dtype != torch.uint8:
+                raise ValueError(
+                    f"processor ({where}): {key} must be uint8 [n_obs={self.cfg.n_obs}, H, W, 3], got "
+                    f"{tuple(x.shape)} {x.dtype}"
+                )
+            per_cam.append(x)
+        return torch.stack(per_cam, dim=1).flatten(0, 1)  # [n_obs,C,H,W,3] -> [n_obs*C,H,W,3]
+
+    def _pixels(self, samples: Sequence[Mapping[str, Any]], where: str) -> torch.Tensor:
+        """Samples -> pixels [B, n_obs*C, 3, S, S] (the encoder's ImageTransform)."""
+        out = torch.stack([self.transform(self._frames_of(s, where)) for s in samples])  # [B,N,3,S,S]
         if out.shape[1] != self.num_images:
             raise ValueError(
                 f"processor ({where}): expected {self.num_images} image slots, got {out.shape[1]}"
             )
         return out
 
-    def _state(self, states: np.ndarray, where: str) -> torch.Tensor:
-        """states [B, n_obs, S] raw -> normalised [B, n_obs*S] float32."""
+    def _state(self, samples: Sequence[Mapping[str, Any]], where: str) -> torch.Tensor:
+        """Samples' raw states [n_obs, S] -> normalised [B, n_obs*S] float32 (Normalizer "state" key)."""
+        if any(STATE_KEY not in sm for sm in samples):
+            raise ValueError(f"processor ({where}): a sample lacks {STATE_KEY!r} (use_state=true)")
+        states = torch.stack([torch.as_tensor(sm[STATE_KEY]).to(torch.float32) for sm in samples])
         s = self.cfg.state_dim
-        if states.ndim != 3 or states.shape[1:] != (self.cfg.n_obs, s):
+        if states.ndim != 3 or tuple(states.shape[1:]) != (self.cfg.n_obs, s):
             raise ValueError(
                 f"processor ({where}): expected {STATE_KEY} [B, n_obs={self.cfg.n_obs}, {s}], got "
                 f"{tuple(states.shape)}"
             )
-        norm = np.asarray(self.normalizer.normalize(STATE_KEY, states), dtype=np.float32)
-        return torch.from_numpy(norm.reshape(states.shape[0], -1))  # [B,n_obs,S] -> [B,n_obs*S]
+        return self.normalizer.normalize(STATE_KEY, states).reshape(len(samples), -1)  # [B,n_obs*S]
 
-    def _frames_of(self, sample: Mapping[str, Any], where: str) -> list[Any]:
-        """A window sample's images: per camera [n_obs,H,W,3] -> list ordered (time, camera)."""
-        per_cam = []
-        for cam in self.cfg.cameras:
-            key = image_key(cam)
-            if key not in sample:
-                raise ValueError(f"processor ({where}): missing {key!r}; have {sorted(sample)}")
-            x = np.asarray(sample[key])
-            if x.ndim != 4 or x.shape[0] != self.cfg.n_obs or x.shape[-1] != 3 or x.dtype != np.uint8:
-                raise ValueError(
-                    f"processor ({where}): {key} must be uint8 [n_obs={self.cfg.n_obs}, H, W, 3], got "
-                    f"{tuple(x.shape)} {x.dtype}"
-                )
-            per_cam.append(x)
-        return [per_cam[c][t] for t in range(self.cfg.n_obs) for c in range(len(per_cam))]
-
-    def observation(self, history: Sequence[Mapping[str, Any]], instruction: str | None = None) -> dict:
+    def preprocess(self, history: Sequence[Mapping[str, Any]], instruction: str | None = None) -> dict:
         """Model inputs for one decision from env observations (oldest first; the last is current).
 
         A history shorter than n_obs repeats its first frame (as the training windows do at an episode
         start). Returns input_ids/attention_mask [1,L], images [1,N,3,S,S], state [1,n_obs*S] and, when
-        enabled, points [1,N,C] / goal_points [1,N',C] of the current observation."""
+        enabled, points [1,N,C] / goal_points [1,N',C] of the current observation (all tensors)."""
         if not history:
             raise ValueError("processor: observation history is empty")
         hist = list(history)[-self.cfg.n_obs :]
@@ -257,68 +323,59 @@ class VLAProcessor:
         sample: dict[str, Any] = {}
         for cam in self.cfg.cameras:
             key = image_key(cam)
-            missing = [i for i, o in enumerate(hist) if key not in o]
-            if missing:
+            if any(key not in o for o in hist):
                 raise ValueError(
                     f"processor: observation lacks {key!r} (the checkpoint was trained with cameras "
                     f"{self.cfg.cameras}); it has {sorted(hist[-1])}"
                 )
-            sample[key] = np.stack([np.asarray(o[key]) for o in hist])
-        instr = instruction if instruction is not None else hist[-1].get(INSTRUCTION_KEY)
-        if not isinstance(instr, str):
-            raise ValueError(f"processor: observation has no {INSTRUCTION_KEY!r} string and none was given")
-        ids = self.prompt_ids(instr)
-        out = {
-            "input_ids": torch.tensor([ids], dtype=torch.long),
-            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-            "images": self._pixels([self._frames_of(sample, "observation")], "observation"),
-        }
+            sample[key] = torch.stack([torch.as_tensor(o[key]) for o in hist])  # [n_obs,H,W,3]
         if self.cfg.use_state:
             if any(STATE_KEY not in o for o in hist):
                 raise ValueError(f"processor: observation lacks {STATE_KEY!r} (use_state=true)")
-            states = np.stack([np.asarray(o[STATE_KEY], dtype=np.float64) for o in hist])[None]
-            out["state"] = self._state(states, "observation")
+            sample[STATE_KEY] = torch.stack([torch.as_tensor(o[STATE_KEY]) for o in hist])  # [n_obs,S]
+        instr = instruction if instruction is not None else hist[-1].get(INSTRUCTION_KEY)
+        if not isinstance(instr, str):
+            raise ValueError(f"processor: observation has no {INSTRUCTION_KEY!r} string and none was given")
+        text = pad_batch([(self.prompt_ids(instr), None)], self._pad_id, side="left")
+        out = {
+            "input_ids": text["input_ids"],
+            "attention_mask": text["attention_mask"],
+            "images": self._pixels([sample], "preprocess"),
+        }
+        if self.cfg.use_state:
+            out["state"] = self._state([sample], "preprocess")
         if self.points.enabled:  # clouds of the current observation only
-            out.update(self.points.batch([self.points.with_observation_cloud(hist[-1])], "observation"))
+            out.update(self.points.batch([self.points.with_observation_cloud(hist[-1])], "preprocess"))
         return out
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        """Window samples (vla.data.windows) -> a right-padded training batch.
+        """Window samples (vla.data.windows; tensors or arrays) -> a right-padded training batch.
 
         input_ids/attention_mask/labels [B,L] (labels on action ids + EOS), images [B,N,3,S,S],
-        state [B,n_obs*S] (if used), actions [B,T,D] raw float32 (for L1 of decoded actions)."""
+        state [B,n_obs*S] (if used), actions [B,T,D] float32 normalised (when the normaliser has
+        "action" statistics: the continuous head's target), raw_actions [B,T,D] float32 (metrics)."""
         if not samples:
             raise ValueError("processor.collate: empty batch")
-        actions = np.stack([np.asarray(s[ACTION_KEY], dtype=np.float64) for s in samples])  # [B,T,D]
-        act_ids = self.action_token_ids(actions)
+        raw = self._action_chunks(torch.stack([torch.as_tensor(s[ACTION_KEY]) for s in samples]), "collate")
+        actions = self.normalize_action(raw) if ACTION_KEY in self.normalizer else None  # [B,T,D]
         eos = self.text_tokenizer.eos_token_id
-        seqs = []
-        for s, a in zip(samples, act_ids, strict=True):
-            p = self.prompt_ids(str(s[INSTRUCTION_KEY]))
-            ans = [int(i) for i in np.asarray(a).reshape(-1)] + ([eos] if eos is not None else [])
-            seqs.append((p + ans, [IGNORE_INDEX] * len(p) + ans))
-        length = max(len(ids) for ids, _ in seqs)
-        pad = int(self.text_tokenizer.pad_token_id or 0)
-        b = len(seqs)
-        input_ids = torch.full((b, length), pad, dtype=torch.long)
-        mask = torch.zeros(b, length, dtype=torch.long)
-        labels = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
-        for i, (ids, lab) in enumerate(seqs):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            mask[i, : len(ids)] = 1
-            labels[i, : len(ids)] = torch.tensor(lab)
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": mask,
-            "labels": labels,
-            "images": self._pixels([self._frames_of(s, "collate") for s in samples], "collate"),
-            "actions": torch.from_numpy(actions.astype(np.float32)),
-        }
+        seqs = [
+            with_answer(self.prompt_ids(str(s[INSTRUCTION_KEY])), np.asarray(a).reshape(-1), eos)
+            for s, a in zip(samples, self._token_rows(raw, actions), strict=True)
+        ]
+        batch = pad_batch(seqs, self._pad_id, side="right")  # input_ids, attention_mask, labels [B,L]
+        batch["images"] = self._pixels(samples, "collate")
+        if actions is not None:
+            batch["actions"] = actions
+        batch["raw_actions"] = raw
         if self.cfg.use_state:
-            states = np.stack([np.asarray(s[STATE_KEY], dtype=np.float64) for s in samples])
-            batch["state"] = self._state(states, "collate")
+            batch["state"] = self._state(samples, "collate")
         batch.update(self.points.batch(samples, "collate"))  # points / goal_points [B,N,C] when enabled
         return batch
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self.text_tokenizer.pad_token_id or 0)
 
     # ----------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -366,3 +423,12 @@ def _as_rows(lm_ids: Any) -> list[Any]:
     if isinstance(lm_ids, np.ndarray):
         return list(lm_ids.reshape(-1, lm_ids.shape[-1])) if lm_ids.ndim >= 1 else [lm_ids.reshape(1)]
     return list(lm_ids)
+
+
+def _bin_values(tokenizer: Any) -> torch.Tensor | None:
+    """Per-dimension bin values [K, D] float32 of a bin tokenizer (in its input space: normalised or raw),
+    as its own `decode` gives them; None for tokenizers without per-dimension bins (FAST)."""
+    if not isinstance(tokenizer, BinTokenizerBase):
+        return None
+    grid = np.repeat(np.arange(tokenizer.n_bins, dtype=np.int64)[:, None], tokenizer.action_dim, axis=1)
+    return torch.from_numpy(tokenizer.decode_values(grid).astype(np.float32))  # [K,D]

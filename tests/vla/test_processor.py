@@ -1,5 +1,7 @@
-"""VLAProcessor: action round trip (normalised once, for "normalized" and "raw" tokenizers), observation
-assembly with history, training collate layout, save/load identity and clear errors on bad input."""
+"""VLAProcessor: action round trip (normalised once, for "normalized" and "raw" tokenizers), the torch
+decoding the model's metrics use (equal to the tokenizer's), postprocess of both heads' outputs,
+observation assembly with history, training collate layout (float32 tensors, normalised targets, the same
+batch from tensors or arrays, inputs untouched), save/load identity and clear errors on bad input."""
 
 import json
 
@@ -85,27 +87,26 @@ def test_non_action_ids_make_the_chunk_invalid():
 
 def test_observation_history_and_cameras():
     proc = _proc(n_obs=2, cameras=("static", "wrist"))
-    out = proc.observation([_obs(0, ("static", "wrist"))])  # one frame: repeated to fill the history
+    out = proc.preprocess([_obs(0, ("static", "wrist"))])  # one frame: repeated to fill the history
     assert out["images"].shape == (1, 4, 3, 32, 32)
     assert torch.equal(out["images"][0, 0], out["images"][0, 2])  # (t0 static) == (t1 static)
     assert out["state"].shape == (1, 30) and torch.equal(out["state"][0, :15], out["state"][0, 15:])
     ids = out["input_ids"][0].tolist()
     assert ids[0] == proc.text_tokenizer.bos_token_id
     assert "What action should the robot take to lift the red cube?" in proc.text_tokenizer.decode(ids)
-    two = proc.observation([_obs(0, ("static", "wrist")), _obs(1, ("static", "wrist"))])
+    two = proc.preprocess([_obs(0, ("static", "wrist")), _obs(1, ("static", "wrist"))])
     assert not torch.equal(two["images"][0, 0], two["images"][0, 2])
     with pytest.raises(ValueError, match="images/wrist"):
-        proc.observation([_obs(0, ("static",))])
+        proc.preprocess([_obs(0, ("static",))])
     with pytest.raises(ValueError, match="instruction"):
-        proc.observation([{k: v for k, v in _obs(0, ("static", "wrist")).items() if k != "instruction"}])
+        proc.preprocess([{k: v for k, v in _obs(0, ("static", "wrist")).items() if k != "instruction"}])
 
 
-def test_collate_labels_only_on_action_tokens_and_eos():
-    proc = _proc(chunk_len=2)
-    samples = []
-    for i, text in enumerate(["lift the red cube", "pick up the blue block and raise it high"]):
+def _samples(n=2):
+    out = []
+    for i, text in enumerate(["lift the red cube", "pick up the blue block and raise it high"][:n]):
         o = _obs(i)
-        samples.append(
+        out.append(
             {
                 "images/static": o["images/static"][None],
                 "state": o["state"][None],
@@ -113,6 +114,12 @@ def test_collate_labels_only_on_action_tokens_and_eos():
                 "instruction": text,
             }
         )
+    return out
+
+
+def test_collate_labels_only_on_action_tokens_and_eos():
+    proc = _proc(chunk_len=2)
+    samples = _samples()
     b = proc.collate(samples)
     assert (
         b["images"].shape == (2, 1, 3, 32, 32)
@@ -129,7 +136,58 @@ def test_collate_labels_only_on_action_tokens_and_eos():
         proc.collate([{**samples[0], "action": ACTIONS[:3]}])
 
 
+def test_collate_gives_normalised_float32_targets_from_tensors_or_arrays():
+    """The model gets normalised targets (the processor normalises, for both heads) and the raw chunk for
+    raw-unit metrics, all float32 tensors; window tensors and numpy arrays collate to the same batch."""
+    proc = _proc(chunk_len=2)
+    arrays = _samples()
+    tensors = [{k: torch.as_tensor(v) if k != "instruction" else v for k, v in s.items()} for s in arrays]
+    before = [{k: np.array(v, copy=True) for k, v in s.items() if k != "instruction"} for s in arrays]
+    a, b = proc.collate(arrays), proc.collate(tensors)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    raw = torch.as_tensor(np.stack([s["action"] for s in arrays]))  # [2,2,7]
+    assert torch.equal(a["raw_actions"], raw)
+    assert torch.equal(a["actions"], NORM.normalize("action", raw))
+    assert float(a["actions"].abs().max()) <= 1.0
+    assert all(v.dtype in (torch.float32, torch.long) for v in a.values())
+    for s, kept in zip(arrays, before, strict=True):  # the samples are not changed
+        assert all(np.array_equal(s[k], kept[k]) for k in kept)
+    # the ids are the tokenizer's ids of exactly these normalised targets
+    tok_ids = proc.action_tokenizer.encode(a["actions"].numpy())
+    assert np.array_equal(proc.action_token_ids(raw), proc.vocab.to_lm(tok_ids))
+
+
+@pytest.mark.parametrize("tokenizer", ["uniform", "quantile", "openvla"])
+def test_torch_bin_decoding_equals_the_tokenizers(tokenizer):
+    """actions_from_token_ids (torch, the model's teacher-forced action_l1) == decode_actions (numpy)."""
+    proc = _proc(tokenizer, chunk_len=2)
+    assert proc.has_bins
+    raw = torch.as_tensor(ACTIONS[:40].reshape(20, 2, 7))
+    lm_ids = proc.action_token_ids(raw)  # [20,14]
+    token_ids, _ = proc.vocab.from_lm(lm_ids)
+    got = proc.actions_from_token_ids(torch.as_tensor(token_ids))
+    want, valid = proc.decode_actions(lm_ids)
+    assert valid.all() and got.dtype == torch.float32 and got.shape == (20, 2, 7)
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert not _proc("fast", chunk_len=4).has_bins
+
+
+def test_postprocess_decodes_either_head():
+    proc = _proc(chunk_len=2)
+    raw = torch.as_tensor(ACTIONS[:6].reshape(3, 2, 7))
+    normed = proc.normalize_action(raw)
+    back = proc.postprocess({"actions": normed})  # continuous head: normalised chunks
+    assert isinstance(back, np.ndarray) and back.dtype == np.float32 and back.shape == (3, 2, 7)
+    np.testing.assert_array_equal(back, NORM.unnormalize("action", normed.numpy()))
+    ids = torch.as_tensor(proc.action_token_ids(raw))  # token head: LM ids
+    np.testing.assert_array_equal(proc.postprocess({"action_ids": ids}), proc.decode_actions(ids)[0])
+    with pytest.raises(ValueError, match="'actions' or 'action_ids'"):
+        proc.postprocess({"logits": ids})
+
+
 def test_save_load_identical(tmp_path):
+    """to_dict -> JSON -> from_dict (what a checkpoint's processor.json holds) rebuilds the same processor;
+    the checkpoint module (tests/vla/models/test_checkpoint.py) owns the files."""
     proc = _proc("fast", chunk_len=4)
     proc.text_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
     data = json.loads(json.dumps(proc.to_dict()))
@@ -137,7 +195,7 @@ def test_save_load_identical(tmp_path):
     back = VLAProcessor.from_dict(data, tok, proc.action_tokenizer, proc.normalizer)
     assert back.to_dict() == proc.to_dict()
     obs = _obs(3)
-    a, b = proc.observation([obs]), back.observation([obs])
+    a, b = proc.preprocess([obs]), back.preprocess([obs])
     assert all(torch.equal(a[k], b[k]) for k in a)
     chunk = ACTIONS[None, :4]
     assert [list(x) for x in proc.action_token_ids(chunk)] == [list(x) for x in back.action_token_ids(chunk)]
@@ -160,5 +218,3 @@ def test_bad_config_is_a_clear_error():
             NORM,
             ImageTransform(32),
         )
-    """to_dict -> JSON -> from_dict (what a checkpoint's processor.json holds) rebuilds the same processor;
-    the checkpoint module (tests/vla/models/test_checkpoint.py) owns the files."""

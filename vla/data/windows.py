@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vla.core.types import ACTION_KEY, GOAL_COLORS_KEY, GOAL_POINTS_KEY, FeatureType
 from vla.data.chunks import FrameReader
 from vla.data.store import EpisodeStore, is_frame_feature
-from vla.core.types import ACTION_KEY, GOAL_COLORS_KEY, GOAL_POINTS_KEY, FeatureType
+from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
 
 _RESIZED = (FeatureType.VISUAL, FeatureType.DEPTH, FeatureType.SEGMENTATION)
 
@@ -142,8 +143,6 @@ class WindowDataset(Dataset):
     def _goal_clouds(self, store: EpisodeStore) -> list[tuple[np.ndarray, np.ndarray]]:
         """(points [N,3], colors [N,3]) per chosen episode: the per-episode clouds beside the store, or a
         store of the previous layout's `goal/points` frame feature (its first frame per episode)."""
-        from vla.pointcloud.episode_clouds import EpisodeClouds, has_episode_clouds
-
         if has_episode_clouds(self.path):
             clouds = EpisodeClouds.open(store)
             return [clouds.goal(int(e), str(self.spec.goal_cloud)) for e in self.episodes]

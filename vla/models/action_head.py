@@ -18,8 +18,10 @@ Shapes (legend: B batch, T chunk steps, D action dim, H LM hidden):
     loss = head.loss(y, target)               # mean |y - target| over B, T, D
 
 The head predicts *normalised* actions (the dataset Normalizer's space, so every dimension weighs the same
-in the loss) and `VLA.predict_action` unnormalises them with the checkpoint's one normaliser. Its weights
-live in model.safetensors under `action_head.*`; config.json's "vla" section says `action_head: "l1"`.
+in the loss): the processor hands it normalised targets (`VLAProcessor.collate`, batch["actions"]) and
+unnormalises its outputs (`VLAProcessor.postprocess`) with the checkpoint's one normaliser; the head itself
+sees tensors only. Its weights live in model.safetensors under `action_head.*`; config.json's "vla"
+section says `action_head: "l1"`.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@
 Sequence: `[camera x history tokens][state tokens][obs point tokens][goal point tokens][BOS + prompt]
 [action tokens][EOS]`; the point blocks are there when the processor reads clouds (`obs_points`,
 `goal_points` > 0, with `model.points` / `model.goal_points` encoders); the loss covers only
-the action tokens and EOS. `predict_action` preprocesses one observation (or a history) with the
-checkpoint's `VLAProcessor`, runs greedy decoding with the KV cache constrained to action ids at every
-action position (action ids + EOS for variable-length tokenizers), and decodes the ids to a raw action
-chunk [T, D] with the checkpoint's normaliser.
+the action tokens and EOS. The model sees tensors only: the checkpoint's `VLAProcessor` normalises
+(training targets included) and decodes. `act` maps model inputs to the token head's greedy ids (KV cache,
+constrained to action ids at every action position; action ids + EOS for variable-length tokenizers) or
+the continuous head's normalised chunk, and `predict_action` is processor.preprocess -> act ->
+processor.postprocess: one observation (or a history) to a raw action chunk [T, D].
 
     vla = VLA.build(compose_model_config("tiny"), ProcessorConfig(cameras=["static"]), action_tok, norm)
     out = vla(processor.collate(samples))           # {"loss", "action_acc", ("action_l1" in eval mode)}
+    ids = vla.act(processor.preprocess([obs]))      # {"action_ids": [1,L]} or {"actions": [1,T,D]}
     chunk = vla.predict_action(obs)                  # [T, D] float32, raw EnvAction units
     vla.save_pretrained("outputs/ckpt"); VLA.from_pretrained("outputs/ckpt")
 
@@ -32,6 +34,7 @@ from torch import nn
 
 from action_tokenizers.vocab import make_action_vocab
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
+from vla.backbones.language import load_text_tokenizer
 from vla.core.normalizer import Normalizer
 from vla.models.action_head import L1ActionHead, check_action_head
 from vla.models.checkpoint import (
@@ -89,13 +92,11 @@ class VLA(nn.Module):
 
     def set_action_label_sigma(self, sigma: float) -> None:
         """Train bin tokens against Gaussian soft labels `sigma` bins wide (0: plain cross-entropy)."""
-        from action_tokenizers.bins import BinTokenizerBase
-
         if sigma < 0:
             raise ValueError(f"action_label_sigma must be >= 0, got {sigma}")
         if sigma > 0 and self.action_head is not None:
             raise ValueError("action_label_sigma applies to action tokens, not action_head='l1'")
-        if sigma > 0 and not isinstance(self.processor.action_tokenizer, BinTokenizerBase):
+        if sigma > 0 and not self.processor.has_bins:
             name = self.processor.action_tokenizer.name
             raise ValueError(f"action_label_sigma needs a bin tokenizer (uniform/quantile), not {name!r}")
         self.action_label_sigma = float(sigma)
@@ -111,8 +112,6 @@ class VLA(nn.Module):
     ) -> VLA:
         """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary;
         `action_head` "l1" adds the continuous head (vla.models.action_head)."""
-        from vla.backbones.language import load_text_tokenizer
-
         cfg = vlm_config_for(model_cfg, proc_cfg)
         if not action_tokenizer.is_fitted:
             raise ValueError("VLA.build: the action tokenizer is not fitted")
@@ -162,9 +161,10 @@ class VLA(nn.Module):
         return {**comps, "action_head": self.action_head} if self.action_head is not None else comps
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch from VLAProcessor.collate -> loss, action-token accuracy (teacher forced) and, in eval
-        mode with a fixed-length tokenizer, the L1 error of the decoded (constrained argmax) actions.
-        With the continuous head: the L1 loss on normalised actions, and action_l1 in raw units."""
+        """batch from VLAProcessor.collate (tensors) -> {"loss", ...metrics} (tensors): action-token and
+        token accuracy (teacher forced) and, in eval mode with a bin tokenizer, `action_l1`: the mean raw-unit
+        error of the constrained-argmax actions (decoded by the processor's torch bin table).
+        With the continuous head: the L1 loss against the batch's normalised targets, and action_l1."""
         if self.action_head is not None:
             return self._forward_continuous(batch)
         out = self.vlm(
@@ -189,14 +189,14 @@ class VLA(nn.Module):
         labelled = target != IGNORE_INDEX
         result["token_acc"] = (pred[labelled] == target[labelled]).float().mean().detach()
         fixed = self.processor.fixed_length
-        if not self.training and fixed is not None and "actions" in batch and bool(is_action.any()):
+        if not self.training and self.processor.has_bins and "raw_actions" in batch and bool(is_action.any()):
             rows = is_action.sum(dim=1)
             if bool((rows == fixed).all()):
                 sub = logits[is_action][:, self.action_ids]  # [B*L,K] scores of action ids only
-                ids = self.action_ids[sub.argmax(dim=-1)].view(-1, fixed)  # [B,L] LM ids
-                acts, _ = self.processor.decode_actions(ids)  # [B,T,D] raw
-                err = np.abs(acts - batch["actions"].detach().cpu().numpy()).mean()
-                result["action_l1"] = torch.tensor(float(err))
+                token_ids = sub.argmax(dim=-1).view(-1, fixed)  # [B,L] action token ids (bin order)
+                acts = self.processor.actions_from_token_ids(token_ids)  # [B,T,D] raw
+                raw = batch["raw_actions"].to(acts.device)  # [B,T,D]
+                result["action_l1"] = (acts - raw).abs().mean().detach()
         return result
 
     def regress_actions(self, inputs: Mapping[str, torch.Tensor], prompt_mask: torch.Tensor) -> torch.Tensor:
@@ -214,22 +214,23 @@ class VLA(nn.Module):
         return self.action_head(hidden)  # [B,T,D]
 
     def _forward_continuous(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """L1 loss of the regressed chunk against batch["actions"] (normalised by the processor); in eval
+        mode action_l1 in raw units (the processor's unnormaliser, torch ops) against batch["raw_actions"]."""
         assert self.action_head is not None
         # the collated rows are [BOS + prompt][action ids][EOS][pads]: keep only the prompt visible
         prompt_mask = batch["attention_mask"] * (batch["labels"] == IGNORE_INDEX)  # [B,L]
         pred = self.regress_actions(batch, prompt_mask)  # [B,T,D] normalised
-        raw = batch["actions"].to(pred.device)  # [B,T,D]
-        target = self.processor.normalizer.normalize(ACTION_KEY, raw).to(pred.dtype)
+        target = batch["actions"].to(pred.device, pred.dtype)  # [B,T,D] normalised
         result = {"loss": self.action_head.loss(pred, target)}
-        if not self.training:
-            acts = self.processor.normalizer.unnormalize(ACTION_KEY, pred.detach().float())
-            result["action_l1"] = (acts - raw.float()).abs().mean()
+        if not self.training and "raw_actions" in batch:
+            acts = self.processor.unnormalize_action(pred.detach().float())  # [B,T,D] raw
+            result["action_l1"] = (acts - batch["raw_actions"].to(acts.device).float()).abs().mean()
         return result
 
     # ----------------------------------------------------------------- inference
     @torch.no_grad()
     def generate_action_ids(self, inputs: Mapping[str, torch.Tensor], use_cache: bool = True) -> torch.Tensor:
-        """Constrained greedy decoding of one action chunk: model inputs (processor.observation) -> [B,L]."""
+        """Constrained greedy decoding of one action chunk: model inputs (processor.preprocess) -> [B,L]."""
         fixed = self.processor.fixed_length
         allowed = self.action_ids
         eos: int | None = None
@@ -253,27 +254,32 @@ class VLA(nn.Module):
         return gen.tokens
 
     @torch.no_grad()
+    def act(self, inputs: Mapping[str, torch.Tensor], use_cache: bool = True) -> dict[str, torch.Tensor]:
+        """Model inputs (processor.preprocess) -> the action outputs processor.postprocess decodes:
+        {"actions": [B,T,D] normalised} (continuous head, one forward pass) or {"action_ids": [B,L]} LM
+        ids (token head, constrained greedy decoding)."""
+        if self.action_head is not None:
+            return {"actions": self.regress_actions(inputs, inputs["attention_mask"])}  # [B,T,D]
+        return {"action_ids": self.generate_action_ids(inputs, use_cache=use_cache)}  # [B,L]
+
+    @torch.no_grad()
     def predict_action(
         self,
         obs: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         instruction: str | None = None,
         use_cache: bool = True,
     ) -> np.ndarray:
-        """One observation dict (or a history, oldest first) -> raw action chunk [T, D] float32."""
+        """One observation dict (or a history, oldest first) -> raw action chunk [T, D] float32:
+        processor.preprocess -> act (eval mode) -> processor.postprocess."""
         history = [obs] if isinstance(obs, Mapping) else list(obs)
+        inputs = self.processor.preprocess(history, instruction)
         was_training = self.training
         self.eval()
         try:
-            inputs = self.processor.observation(history, instruction)
-            if self.action_head is not None:  # one forward pass, no decoding
-                pred = self.regress_actions(inputs, inputs["attention_mask"])  # [1,T,D] normalised
-                acts = self.processor.normalizer.unnormalize(ACTION_KEY, pred.float().cpu().numpy())
-                return np.asarray(acts[0], dtype=np.float32)  # [T,D]
-            ids = self.generate_action_ids(inputs, use_cache=use_cache)  # [1,L]
+            outputs = self.act(inputs, use_cache=use_cache)
         finally:
             self.train(was_training)
-        actions, _valid = self.processor.decode_actions(ids)
-        return actions[0]  # [T,D]
+        return self.processor.postprocess(outputs)[0]  # [T,D]
 
     # ----------------------------------------------------------------- checkpoints
     def checkpoint_contents(

@@ -36,13 +36,12 @@ from vla.backbones.adapters import ComponentControls
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import build_connector
 from vla.backbones.language import build_language_model, load_text_tokenizer
+from vla.backbones.text import IGNORE_INDEX
 from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
-from vla.models.generation import Allowed, GenerationResult, greedy_generate
 from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
+from vla.models.generation import Allowed, GenerationResult, greedy_generate
 from vla.models.masks import position_ids_from_mask, prefix_lm_mask
-
-IGNORE_INDEX = -100
 
 
 @dataclass

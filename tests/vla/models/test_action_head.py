@@ -95,7 +95,7 @@ def test_l1_vla_overfits_two_episodes_and_reloads_exactly(pick_store, l1_run, tm
     batch = model.processor.collate([ds[i] for i in range(len(ds))])
     with torch.no_grad():
         out = model(batch)
-    spread = float(batch["actions"].std(dim=0).mean())
+    spread = float(batch["raw_actions"].std(dim=0).mean())
     assert float(out["action_l1"]) < 0.25 * spread  # raw units, far below the actions' own spread
     model.save_pretrained(tmp_path / "copy")
     again = VLA.from_pretrained(tmp_path / "copy")
@@ -129,6 +129,29 @@ def test_training_path_equals_acting_path(prefix_lm):
     with torch.no_grad():
         pred2 = model.regress_actions(batch2, batch2["attention_mask"] * (batch2["labels"] == -100))
     torch.testing.assert_close(pred2, pred)
+
+
+def test_the_model_regresses_the_processors_normalised_targets():
+    """The processor normalises (collate) and unnormalises (postprocess); the model sees tensors only:
+    its loss is the L1 against batch["actions"] as given, its outputs are tensors, and act ->
+    postprocess is predict_action."""
+    model = _tiny(chunk_len=2)
+    samples = [_sample(i, 2) for i in range(3)]
+    batch = model.processor.collate(samples)
+    with torch.no_grad():
+        out = model(batch)
+        pred = model.regress_actions(batch, batch["attention_mask"] * (batch["labels"] == -100))
+        shifted = model({**batch, "actions": batch["actions"] + 0.25})
+    assert set(out) == {"loss", "action_l1"} and all(torch.is_tensor(v) for v in out.values())
+    torch.testing.assert_close(out["loss"], (pred - batch["actions"]).abs().mean())
+    assert float(shifted["loss"]) != pytest.approx(float(out["loss"]))  # the targets come from the batch
+    raw = model.processor.unnormalize_action(pred)
+    torch.testing.assert_close(out["action_l1"], (raw - batch["raw_actions"]).abs().mean())
+    inputs = model.processor.preprocess([_obs(samples[0])])
+    acts = model.act(inputs)
+    assert set(acts) == {"actions"} and acts["actions"].shape == (1, 2, 7)
+    chunk = model.predict_action(_obs(samples[0]))
+    np.testing.assert_array_equal(model.processor.postprocess(acts)[0], chunk)
 
 
 def test_the_image_and_instruction_change_the_action():

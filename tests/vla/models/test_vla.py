@@ -78,6 +78,7 @@ def test_tiny_vla_overfits_two_episodes(pick_store, overfit_run):
     batch = model.processor.collate([ds[i] for i in range(len(ds))])
     with torch.no_grad():
         out = model(batch)
+    assert all(torch.is_tensor(v) and v.numel() == 1 for v in out.values())  # losses and metrics only
     assert float(out["action_acc"]) >= 0.95
     assert float(out["action_l1"]) < 0.01  # decoded raw actions, teacher forced
 
@@ -110,7 +111,7 @@ def test_save_load_identical_predictions(overfit_run, pick_store, tmp_path):
 def test_constrained_decoding_only_emits_action_ids(seed, tokenizer):
     torch.set_num_threads(1)
     model = _tiny(tokenizer, chunk_len=2, seed=seed)
-    inputs = model.processor.observation([_obs(seed)])
+    inputs = model.processor.preprocess([_obs(seed)])
     cached = model.generate_action_ids(inputs, use_cache=True)
     full = model.generate_action_ids(inputs, use_cache=False)
     assert torch.equal(cached, full)
@@ -122,7 +123,7 @@ def test_constrained_decoding_only_emits_action_ids(seed, tokenizer):
 
 def test_constraint_overrides_a_model_that_prefers_text():
     model = _tiny("uniform", chunk_len=1)
-    inputs = model.processor.observation([_obs(1)])
+    inputs = model.processor.preprocess([_obs(1)])
     gen = model.vlm.generate(
         inputs["input_ids"], inputs["attention_mask"], images=inputs["images"], state=inputs["state"],
         max_new_tokens=7, eos_token_id=None,
@@ -133,6 +134,9 @@ def test_constraint_overrides_a_model_that_prefers_text():
     assert torch.isin(ids, action_ids).all()
     chunk = model.predict_action(_obs(1))
     assert chunk.shape == (1, 7) and np.all(np.isfinite(chunk))
+    out = model.act(inputs)  # predict_action = preprocess -> act -> postprocess
+    assert set(out) == {"action_ids"} and torch.equal(out["action_ids"], ids)
+    np.testing.assert_array_equal(model.processor.postprocess(out)[0], chunk)
 
 
 def test_bad_checkpoints_fail_clearly(tmp_path):
@@ -161,8 +165,8 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
 def test_history_model_uses_every_frame():
     model = _tiny("uniform", chunk_len=1, n_obs=2)
     assert model.vlm.cfg.max_cameras == 4 and model.vlm.cfg.state.dim == 30
-    a = model.processor.observation([_obs(1), _obs(2)])
-    b = model.processor.observation([_obs(3), _obs(2)])
+    a = model.processor.preprocess([_obs(1), _obs(2)])
+    b = model.processor.preprocess([_obs(3), _obs(2)])
     with torch.no_grad():
         la = model.vlm(a["input_ids"], images=a["images"], state=a["state"]).logits[0, -1]
         lb = model.vlm(b["input_ids"], images=b["images"], state=b["state"]).logits[0, -1]

@@ -52,7 +52,7 @@ def _obs(seed, goal_shift=0.0):
 
 
 def _logits(vla, obs):
-    inputs = vla.processor.observation([obs])
+    inputs = vla.processor.preprocess([obs])
     out = vla.vlm(
         inputs["input_ids"], inputs["attention_mask"], images=inputs["images"], state=inputs["state"],
         points=inputs.get("points"), goal_points=inputs.get("goal_points"),
@@ -75,7 +75,7 @@ def test_goal_and_observation_clouds_reach_the_model():
     recoloured["goal/colors"] = 255 - recoloured["goal/colors"]
     assert (_logits(vla, recoloured)[0] - base).abs().max() > 1e-4
     # normalised by the fixed workspace box, colours in [0, 1]
-    inputs = vla.processor.observation([_obs(1)])
+    inputs = vla.processor.preprocess([_obs(1)])
     assert inputs["goal_points"].shape == (1, N, 6) and inputs["points"].shape == (1, N, 6)
     np.testing.assert_allclose(
         inputs["goal_points"][0, :, :3].numpy(), (_obs(1)["goal/points"] - [0.5, 0.0, 0.05]) / 0.25, atol=1e-6

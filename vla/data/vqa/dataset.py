@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vla.backbones.text import encode_text, pad_batch, with_answer
 from vla.data.vqa.config import VQAPromptConfig
 from vla.data.vqa.sample import Turn, VQASample
-from vla.backbones.text import IGNORE_INDEX, pad_batch
 
 
 class VQADataset(Dataset):
@@ -67,22 +67,20 @@ def encode_turns(
 ) -> tuple[list[int], list[int]]:
     """Token ids and labels of a conversation: -100 on BOS/questions, ids on answers (+ EOS each).
 
-    answer_last=False leaves the last turn's answer out (a generation prompt)."""
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    ids, labels = list(bos), [IGNORE_INDEX] * len(bos)
+    answer_last=False leaves the last turn's answer out (a generation prompt). Each turn is one
+    `with_answer` row of vla.backbones.text, the path the VLA's robot prompts take too."""
+    ids, labels = with_answer(encode_text(tokenizer, "", bos=True), [])  # BOS, unlabelled
     for i, t in enumerate(turns):
         q = prompt.format_question(t.prompt, task if i == 0 else "")
         if i > 0:
             q = prompt.turn_separator + q
-        q_ids = tokenizer(q, add_special_tokens=False)["input_ids"]
-        ids += q_ids
-        labels += [IGNORE_INDEX] * len(q_ids)
+        q_ids = encode_text(tokenizer, q)
         if i == len(turns) - 1 and not answer_last:
-            break
-        a_ids = tokenizer(prompt.answer_prefix + t.answer.strip(), add_special_tokens=False)["input_ids"]
-        ids += a_ids + eos
-        labels += a_ids + eos
+            turn = with_answer(q_ids, [])
+        else:
+            a_ids = encode_text(tokenizer, prompt.answer_prefix + t.answer.strip())
+            turn = with_answer(q_ids, a_ids, tokenizer.eos_token_id)
+        ids, labels = ids + turn[0], labels + turn[1]
     return ids, labels
 
 
