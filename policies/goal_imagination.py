@@ -25,16 +25,16 @@ from typing import Any
 import numpy as np
 
 from policies.vla import make_vla_policy
+from sim import camera as cam
 from vla.core.types import GOAL_COLORS_KEY, GOAL_POINTS_KEY, INSTRUCTION_KEY, depth_key
 from vla.models.checkpoint import GOAL_DIFFUSION_TYPE, VLA_TYPE, Checkpoint
 from vla.models.goal_diffusion import GoalDiffusion
-from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline
+from vla.pointcloud.geometry import CameraModel
+from vla.pointcloud.pipeline import PointCloudConfig, PointCloudPipeline, frames_from_obs
 
 
 def sim_camera_models(names: list[str], width: int, height: int) -> dict[str, Any]:
     """CameraModels of the simulator's fixed cameras at an image size (hand cameras move: an error)."""
-    from sim import camera as cam
-    from vla.pointcloud.geometry import CameraModel
 
     out = {}
     for n in names:
@@ -94,8 +94,6 @@ class GoalImaginationPolicy:
     def imagine(self, obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The goal cloud for this observation and its instruction: points [N,3] float32, colors uint8."""
         import torch
-
-        from vla.pointcloud.pipeline import frames_from_obs
 
         instruction = obs.get(INSTRUCTION_KEY)
         if not isinstance(instruction, str):

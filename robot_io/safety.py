@@ -1,7 +1,6 @@
 """The safety layer: every command the node sends passes through here first. Pure, unit-testable parts.
 
 Per control step (legend: D = 7 action dims, J = arm joints):
-
     gate(...)                 hold if disabled, no instruction, or a stale image/joint state (watchdog)
     filter_ee_delta(a, ee)    finite check -> workspace box -> translation cap -> rotation cap -> gripper
     filter_joints(q*, q)      finite check -> joint position limits (URDF - margin) -> joint velocity limits

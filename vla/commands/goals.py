@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.io import atomic_write_json
 from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig
-from vla.pointcloud.pipeline import PointCloudConfig
+from vla.pointcloud.goals import GoalSet, generate_goal_scenes
+from vla.pointcloud.pipeline import Cloud, PointCloudConfig
+from vla.pointcloud.viz import render_clouds_png, write_ply
+from vla.training.goal_diffusion import evaluate_goals, train_goal_diffusion
 
 SUBCOMMANDS = ("generate", "train", "sample")
 
@@ -77,8 +81,6 @@ class GoalsConfig:
 
 
 def run_generate(cfg: GoalsConfig) -> int:
-    from vla.pointcloud.goals import generate_goal_scenes
-
     g = cfg.generate
     goals = generate_goal_scenes(
         g.tasks, g.episodes, g.split, cfg.pointcloud, g.image_size, g.noise, g.keep_failed
@@ -91,9 +93,6 @@ def run_generate(cfg: GoalsConfig) -> int:
 def run_train(cfg: GoalsConfig) -> int:
     import numpy as np
     import torch
-
-    from vla.training.goal_diffusion import train_goal_diffusion
-    from vla.pointcloud.goals import GoalSet
 
     t = cfg.train
     if t.threads > 0:
@@ -114,12 +113,6 @@ def run_train(cfg: GoalsConfig) -> int:
 
 
 def run_sample(cfg: GoalsConfig) -> int:
-    from vla.training.goal_diffusion import evaluate_goals
-    from vla.pointcloud.goals import GoalSet
-    from vla.pointcloud.pipeline import Cloud
-    from vla.pointcloud.viz import render_clouds_png, write_ply
-    from vla.core.io import atomic_write_json
-
     s = cfg.sample
     model = GoalDiffusion.from_pretrained(s.checkpoint)
     goals = GoalSet.load(s.data)

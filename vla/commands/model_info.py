@@ -32,7 +32,6 @@ def summarise(model) -> dict:
 
 
 def model_info(argv: Sequence[str]) -> int:
-
     pos = [a for a in argv if "=" not in a]
     overrides = [a for a in argv if "=" in a]
     if not pos or len(pos) > 2:

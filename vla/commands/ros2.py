@@ -22,7 +22,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from robot_io import config as _config  # noqa: F401  (registers the ros2_* schemas on import)
+from robot_io.bag import BagRecorder
+from robot_io.bag import import_rosbag as _import
+from robot_io.config import ImportRosbagConfig, NodeConfig, SimRobotConfig
+from robot_io.dds import loopback_config
+from robot_io.kinematics import Kinematics
+from robot_io.node import VlaNode
+from robot_io.sim_robot import SimRobot
+from robot_io.transport import make_transport
 from vla.core.config import compose, split_positionals, to_dataclass
+from vla.core.io import atomic_write_json
 from vla.core.policy import make_policy
 
 log = logging.getLogger("robot_io")
@@ -41,14 +50,10 @@ def _compose(name: str, argv: Sequence[str]) -> Any:
 
 def _dds_env() -> None:
     if "CYCLONEDDS_URI" not in os.environ:
-        from robot_io.dds import loopback_config
-
         os.environ["CYCLONEDDS_URI"] = loopback_config()
 
 
 def _transport(name: str, domain_id: int | None, node_name: str) -> Any:
-    from robot_io.transport import make_transport
-
     if name == "dds":
         _dds_env()
         return make_transport("dds", domain_id=domain_id)
@@ -73,9 +78,6 @@ def _setup_logging() -> None:
 
 
 def ros2_run(argv: Sequence[str]) -> int:
-    from robot_io.config import NodeConfig
-    from robot_io.node import VlaNode
-
     _setup_logging()
     cfg = to_dataclass(_compose("ros2_run", argv), NodeConfig)
     if cfg.rate_hz <= 0:
@@ -86,8 +88,6 @@ def ros2_run(argv: Sequence[str]) -> int:
     transport = _transport(cfg.transport, cfg.domain_id, "vla_node")
     recorder = None
     if cfg.record:
-        from robot_io.bag import BagRecorder
-
         recorder = BagRecorder(cfg.record)
     node = VlaNode(cfg, policy, transport, limits, recorder=recorder)
     signal.signal(signal.SIGTERM, lambda *_: node._stop.set())
@@ -115,9 +115,6 @@ def ros2_run(argv: Sequence[str]) -> int:
 
 
 def ros2_sim_robot(argv: Sequence[str]) -> int:
-    from robot_io.config import SimRobotConfig
-    from robot_io.sim_robot import SimRobot
-
     _setup_logging()
     cfg = to_dataclass(_compose("ros2_sim_robot", argv), SimRobotConfig)
     transport = _transport(cfg.transport, cfg.domain_id, "sim_robot")
@@ -131,8 +128,6 @@ def ros2_sim_robot(argv: Sequence[str]) -> int:
     ok = sum(r["success"] for r in results)
     print(f"vla ros2 sim-robot: {ok}/{len(results)} episodes succeeded: {json.dumps(results)}")
     if cfg.result:
-        from vla.core.io import atomic_write_json
-
         atomic_write_json(
             cfg.result, {"results": results, "commands": robot.commands, "malformed": robot.malformed}
         )
@@ -140,10 +135,6 @@ def ros2_sim_robot(argv: Sequence[str]) -> int:
 
 
 def import_rosbag(argv: Sequence[str]) -> int:
-    from robot_io.bag import import_rosbag as _import
-    from robot_io.config import ImportRosbagConfig
-    from robot_io.kinematics import Kinematics
-
     cfg = to_dataclass(_compose("ros2_import_rosbag", split_positionals(argv, ["bag"])), ImportRosbagConfig)
     limits = cfg.robot
     kin = Kinematics(limits.urdf, limits.joint_names, limits.ee_link)

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from action_tokenizers import make_tokenizer
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.core.config import compose, register_config, save_resolved, split_positionals
+from vla.core.normalizer import Normalizer
+from vla.core.types import ACTION_KEY, STATE_KEY, image_key
 from vla.data.config import DataConfig, window_spec
 from vla.data.mixture import MixtureSource, build_mixture
-from vla.core.normalizer import Normalizer
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
@@ -43,7 +45,6 @@ from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
 from vla.training.mixture import cotrain_fit
 from vla.training.trainer import Trainer, TrainerConfig
-from vla.core.types import ACTION_KEY, STATE_KEY, image_key
 
 
 @register_config("train")
@@ -128,7 +129,6 @@ def check_store(path: str, cfg: TrainConfig, action_dim: int) -> EpisodeStore:
 
 def fit_action_tokenizer(tok_cfg: dict[str, Any], actions: list[np.ndarray], norm: Normalizer) -> Any:
     """Make and fit the configured tokenizer on action chunks of the training episodes."""
-    from action_tokenizers import make_tokenizer
 
     kw = {k: v for k, v in tok_cfg.items() if k != "name"}
     if "name" not in tok_cfg:

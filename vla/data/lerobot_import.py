@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from vla.core.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.config import register_config
+from vla.core.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureSpec, FeatureType
 from vla.data.lerobot_format import LeRobotSource, feature_names
 from vla.data.store import EpisodeStore
-from vla.core.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureSpec, FeatureType
+from vla.data.windows import resize_frames
 
 
 @register_config("import_lerobot")
@@ -189,7 +190,5 @@ def import_lerobot(cfg: ImportLeRobotConfig, resolved: Mapping[str, Any] | None 
 
 def _resize(frames: np.ndarray, hw: Sequence[int]) -> np.ndarray:
     import torch
-
-    from vla.data.windows import resize_frames
 
     return resize_frames(torch.from_numpy(frames), hw, FeatureType.VISUAL).numpy()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from vla.core.config import register_config
+from vla.core.io import atomic_write_json, atomic_write_text
 from vla.data.vqa.config import VQAPromptConfig, VQASourceConfig
+from vla.data.vqa.dataset import VQACollator, VQADataset
+from vla.data.vqa.readers import read_vqa
 from vla.data.vqa.sample import VQASample
 from vla.models.checkpoint import VLA_TYPE, VLM_TYPE, Checkpoint
 from vla.models.vla import VLA
@@ -205,8 +207,6 @@ def predict(
     import torch
     from tqdm import tqdm
 
-    from vla.data.vqa.dataset import VQACollator, VQADataset
-
     state_dim = int(model.cfg.state.dim) if getattr(model, "state_encoder", None) is not None else 0
     collate = VQACollator(
         model.tokenizer, model.vision.transform, prompt or VQAPromptConfig(), bool(task), state_dim=state_dim
@@ -309,8 +309,6 @@ class EvalVQAConfig:
 
 def run(cfg: EvalVQAConfig) -> VQAScores:
     """Read the questions, answer them (model or predictions file), score, write results to `cfg.out`."""
-    from vla.data.vqa.readers import read_vqa
-    from vla.core.io import atomic_write_json, atomic_write_text
 
     if (cfg.checkpoint is None) == (cfg.predictions is None):
         raise ValueError("eval-vqa: give exactly one of checkpoint=DIR or predictions=FILE.jsonl")

@@ -7,7 +7,6 @@ removed by its segmentation id, so the clouds hold the table-top scene only). Su
 kept (failed ones too with `keep_failed`); a scene whose first or final cloud has too few points (the
 object hidden behind the gripper, say) is skipped and counted, never stored empty. A `GoalSet` is saved as
 one `.npz` file, written atomically, with these arrays (E episodes, N points):
-
     initial_points  float32 [E,N,3]   base frame, metres        initial_colors  uint8 [E,N,3]
     goal_points     float32 [E,N,3]                              goal_colors     uint8 [E,N,3]
     instruction     str     [E]       task str [E]    split str [E]    seed int64 [E]    success bool [E]

@@ -2,7 +2,6 @@
 
 The VLA processor (vla/processor.py) delegates its 3D inputs here. Two clouds can enter the model, each
 switched on by its point count in `PointInputConfig` (saved in processor.json with the checkpoint):
-
     observation cloud  `pointcloud/points` float32 [N,3] + `pointcloud/colors`   (obs_points = N)
     goal cloud         `goal/points`       float32 [N,3] + `goal/colors`         (goal_points = N)
 
@@ -68,7 +67,6 @@ def camera_to_dict(camera: Any) -> dict[str, Any]:
 
 
 def camera_from_dict(data: Mapping[str, Any]) -> Any:
-
     try:
         return CameraModel(data["K"], data["width"], data["height"], data["base_T_cam"], data["name"])
     except KeyError as e:
@@ -159,7 +157,6 @@ class PointInputs:
                 "models (point_cameras) to build it from depth"
             )
         if self._pipeline is None:
-
             pcfg = PointCloudConfig(**{**self.cfg.point_pipeline, "num_points": self.cfg.obs_points})
             self._pipeline = PointCloudPipeline(pcfg)
             self._cameras = {c["name"]: camera_from_dict(c) for c in self.cfg.point_cameras}
@@ -220,7 +217,6 @@ def point_training_setup(model_cfg: Any, store: Any) -> PointTrainingSetup:
         )
         keys = [POINTS_KEY, COLORS_KEY]
     if goal_on:
-
         if has_episode_clouds(store.path) and store.num_episodes > 0:
             n = int(EpisodeClouds.open(store).goal(0)[0].shape[0])
         elif GOAL_POINTS_KEY in store.features:

@@ -8,7 +8,6 @@
 
 and writes, once per episode (vla.pointcloud.episode_clouds, `<store>/episode_clouds/<e>.npz`, before the
 store commits the episode):
-
     goal   the env's goal cloud `goal/points` + `goal/colors` (goal tasks), from the first observation
     final  the final scene: the cloud of the observation after the episode's last action (with a pipeline)
 
