@@ -66,7 +66,7 @@ def matmul_gflops(threads: int, n: int = 1024, reps: int = 20) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def build(store: str, preset: str, batch: int):
+def build(store: str, preset: str):
     """The VLA `vla train` would build for `preset` on `store`, its train windows and its optimiser."""
     cfg = load_config([f"data.path={store}", "val_episodes=0", *PRESETS[preset]])
     train, _, _, actions, norm = build_datasets(cfg)
@@ -84,7 +84,7 @@ def build(store: str, preset: str, batch: int):
 def measure(store: str, preset: str, batch: int, steps: int, threads: int) -> dict:
     """Every per-thread-count figure of the docstring, in this process."""
     torch.set_num_threads(threads)
-    model, train, opt = build(store, preset, batch)
+    model, train, opt = build(store, preset)
     rng = np.random.default_rng(0)
 
     def read_and_collate() -> dict:
