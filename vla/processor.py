@@ -290,7 +290,11 @@ class VLAProcessor:
 
     def _pixels(self, samples: Sequence[Mapping[str, Any]], where: str) -> torch.Tensor:
         """Samples -> pixels [B, n_obs*C, 3, S, S] (the encoder's ImageTransform)."""
-        out = torch.stack([self.transform(self._frames_of(s, where)) for s in samples])  # [B,N,3,S,S]
+        frames = [self._frames_of(s, where) for s in samples]  # B x [N,H,W,3] uint8
+        if len({tuple(f.shape) for f in frames}) > 1:  # mixed sizes: the transform resizes each sample
+            out = torch.stack([self.transform(f) for f in frames])  # [B,N,3,S,S]
+        else:  # one transform over the whole batch: per-pixel ops, the same values as sample by sample
+            out = self.transform(torch.stack(frames).flatten(0, 1)).unflatten(0, (len(frames), -1))
         if out.shape[1] != self.num_images:
             raise ValueError(
                 f"processor ({where}): expected {self.num_images} image slots, got {out.shape[1]}"

@@ -9,6 +9,7 @@ load; `trainer.resume=true` continues the run bit for bit from the latest one.
 
     vla train data.path=outputs/demos/pick.zarr out=outputs/train/pick trainer.steps=2000
     vla train +experiment=pick_tiny                          # a preset in configs/experiment/
+    vla train ... procs=1 threads=2                        # one process (default on CPU: a rank per core)
     torchrun --nproc_per_node=2 -m vla.cli train ... trainer.strategy=ddp
     vla train ... 'mixture=[{path: a.zarr, weight: 2.0}, {path: b.zarr, weight: 1.0}]'
     vla train ... model.goal_points.num_groups=16 model.goal_points.in_features=6   # goal-cloud tokens
@@ -43,6 +44,7 @@ from vla.models.checkpoint import CheckpointManager
 from vla.models.vla import VLA
 from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
+from vla.training.distributed import available_cores, launch_local, local_world_size
 from vla.training.mixture import cotrain_fit
 from vla.training.trainer import Trainer, TrainerConfig
 
@@ -63,7 +65,8 @@ class TrainConfig:
     val_episodes: int = 2  # episodes held out of the (first) store for validation; 0: none
     mixture: list[dict[str, Any]] = field(default_factory=list)  # extra stores [{path, weight}]
     cotrain: CoTrainConfig | None = None  # VQA co-training: +data@cotrain=vqa_cotrain (docs/vqa.md)
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default (1 is fastest on a busy shared CPU)
+    threads: int = 0  # torch CPU threads per process; 0: torch's default (one process) or cores / procs
+    procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
 
@@ -227,13 +230,29 @@ def run(cfg: TrainConfig) -> Any:
     return trainer.fit(fit_model, train, val, **fit_kw)
 
 
+def local_ranks(cfg: TrainConfig) -> int:
+    """Local data-parallel ranks for `cfg` (vla.training.distributed.local_world_size; 1 with
+    trainer.strategy=none)."""
+    if cfg.trainer.strategy == "none":
+        return 1
+    return local_world_size(cfg.procs, cfg.trainer.batch_size, cfg.trainer.steps)
+
+
 def main(argv: Sequence[str]) -> int:
     cfg = load_config(argv)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    world = local_ranks(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         save_resolved(OmegaConf.structured(cfg), cfg.out)
-    result = run(cfg)
+    if world > 1:  # one rank per core, batch split (docs/training.md, "Training throughput")
+        Trainer(cfg.trainer)  # bad trainer options fail here, before any process starts
+        check_store(cfg.data.path, cfg, int(cfg.tokenizer.get("action_dim", 7)))
+        threads = cfg.threads if cfg.threads > 0 else max(available_cores() // world, 1)
+        print(f"[train] {world} local ranks x {threads} torch thread(s), batch {cfg.trainer.batch_size // world} each")
+        result = launch_local(run, (cfg,), world, threads)
+    else:
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        result = run(cfg)
     if result.status != "done":
         print(f"[train] {result.message}")
         return 1

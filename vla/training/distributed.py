@@ -2,7 +2,12 @@
 full (unsharded) state dicts for checkpoints.
 
 Single process when WORLD_SIZE is unset or 1. Under `torchrun --nproc_per_node=N ...` every rank runs
-the same trainer; rank 0 alone writes logs and checkpoints. Strategies:
+the same trainer; rank 0 alone writes logs and checkpoints. On a CPU without torchrun, `launch_local`
+does torchrun's job for one machine: it spawns N ranks (gloo over loopback, `threads` torch threads each)
+and returns rank 0's result. A small model trains faster as N one-thread ranks of batch B/N than as one
+process with N intra-op threads (measured in docs/training.md: the ranks' small kernels need no
+cross-thread synchronisation, and N lock-stepped ranks slow down evenly, instead of thrashing, when
+another process shares the CPU); `local_world_size` picks N. Strategies:
 
     ddp   DistributedDataParallel: every rank holds the whole model, gradients are all-reduced.
     fsdp  FSDP2 (`torch.distributed.fsdp.fully_shard`): parameters, gradients and optimiser state are
@@ -14,10 +19,16 @@ the same trainer; rank 0 alone writes logs and checkpoints. Strategies:
 from __future__ import annotations
 
 import os
+import socket
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
+from multiprocessing.connection import wait as wait_any
 from torch import nn
 
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
@@ -145,3 +156,113 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+AUTO_RANKS_MIN_STEPS = 500  # auto: shorter runs stay in one process (a rank costs ~3 s to start)
+
+
+def local_world_size(
+    procs: int, batch_size: int, steps: int, cores: int | None = None, min_rank_batch: int = 4
+) -> int:
+    """How many local ranks `launch_local` should start: `procs` when > 0 (checked against the batch),
+    else (auto) one per available core, at most batch_size / min_rank_batch, and a divisor of the batch.
+    Auto gives 1 (no launch) under torchrun, on a GPU machine, with one core, or for a run of fewer than
+    AUTO_RANKS_MIN_STEPS optimiser steps (the ranks' start-up would cost more than they save)."""
+    if procs < 0:
+        raise ValueError(f"procs must be >= 0 (0: one rank per core), got {procs}")
+    if procs > 0:
+        if batch_size % procs:
+            raise ValueError(f"procs={procs} must divide the batch size {batch_size} (each rank takes B/N)")
+        return procs
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or torch.cuda.is_available() or steps < AUTO_RANKS_MIN_STEPS:
+        return 1
+    n = min(available_cores() if cores is None else cores, max(batch_size // min_rank_batch, 1))
+    while n > 1 and batch_size % n:
+        n -= 1
+    return max(n, 1)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rank_main(rank: int, world: int, port: int, threads: int, fn: Callable, args: tuple, report) -> None:
+    """One spawned rank: torchrun's environment, `threads` torch threads, then fn(*args); rank 0 sends its
+    return value (or any rank its error) to the parent."""
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(threads)
+    try:
+        value = fn(*args)
+    except BaseException as e:  # reported to the parent, which raises it there
+        report.send((rank, "error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        raise SystemExit(1) from None
+    report.send((rank, "ok", value if rank == 0 else None, ""))
+
+
+def launch_local(fn: Callable[..., Any], args: tuple, world: int, threads: int = 1) -> Any:
+    """Run fn(*args) in `world` spawned ranks of a gloo process group on this machine (torchrun's
+    environment: RANK, WORLD_SIZE, MASTER_ADDR/PORT) and return rank 0's result. A rank's exception is
+    raised here with its message: ValueError, FileNotFoundError and FileExistsError keep their type (the
+    CLI prints them as one line), anything else becomes a RuntimeError carrying the rank's traceback."""
+    if world < 2:
+        raise ValueError(f"launch_local needs >= 2 ranks, got {world}")
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    pipes = [ctx.Pipe(duplex=False) for _ in range(world)]  # (parent's reader, rank's writer)
+    procs = [
+        ctx.Process(target=_rank_main, args=(r, world, port, threads, fn, args, pipes[r][1]))
+        for r in range(world)
+    ]
+    for p in procs:
+        p.start()
+    for _, writer in pipes:
+        writer.close()  # the ranks hold the writing ends
+    reports: list[tuple] = []
+    readers = [reader for reader, _ in pipes]
+    try:
+        running = list(procs)
+        while running or readers:  # a failed rank stops the others (they would wait in a collective)
+            for ready in wait_any([p.sentinel for p in running] + readers, timeout=5.0):
+                if ready in readers:
+                    try:
+                        reports.append(ready.recv())
+                    except EOFError:
+                        pass
+                    readers.remove(ready)
+            for p in [p for p in running if not p.is_alive()]:
+                running.remove(p)
+                if p.exitcode:
+                    for q in running:
+                        q.terminate()
+    finally:  # Ctrl-C or an error here: no rank outlives the launcher (a run resumes from its checkpoint)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    errors = [r for r in reports if r[1] == "error"]
+    if errors:  # the first one reported: the others are usually its echo (a peer gone mid-collective)
+        rank, _, message, tb = errors[0]
+        kind = message.split(":", 1)[0]
+        text = message.split(": ", 1)[-1]
+        for known in (ValueError, FileNotFoundError, FileExistsError):
+            if kind == known.__name__:
+                raise known(text)
+        raise RuntimeError(f"rank {rank} of {world} failed: {message}\n{tb}")
+    bad = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode]
+    done = [r for r in reports if r[0] == 0 and r[1] == "ok"]
+    if bad or not done:
+        raise RuntimeError(f"local training ranks exited abnormally (rank, exit code): {bad or 'no result'}")
+    return done[0][2]
