@@ -6,16 +6,24 @@ What one training step costs and what the machine could do, measured in one run:
                          matmuls and convolutions, not attention kernels or elementwise ops)
     matmul_gflops        1024x1024 fp32 matmul GFLOP/s with 1 thread and with every core
     roofline_samples_s   matmul_gflops[all cores] / flops_per_sample: the compute ceiling
-    data_samples_s       WindowDataset reads + processor.collate only (what num_workers=0 costs)
-    model_samples_s      forward + backward + clip + AdamW on batches collated beforehand
-    step_samples_s       the trainer's step: read + collate + forward + backward + clip + AdamW
-    roofline_ratio       step_samples_s / roofline_samples_s
+    per_mode             for each way of using the cores (`--modes`):
+                           "1t"      one process, one torch thread
+                           "2t"      one process, two intra-op threads
+                           "2r"      two data-parallel ranks of one thread each (DDP over gloo, batch
+                                     split), what `vla train` does by default on a 2-core CPU
+                         data_samples_s   WindowDataset reads + processor.collate only
+                         model_samples_s  forward + backward + clip + AdamW on batches collated beforehand
+                         step_samples_s   the trainer's step: read + collate + model (+ gradient all-reduce)
+                         roofline_ratio   step_samples_s / roofline_samples_s (FLOPs of --flops-rev's model
+                                          when given, so a change that saves FLOPs is not counted as slower)
+    vla_train            `vla train` itself (`--train-steps` steps, its own defaults otherwise): the
+                         samples/s its closing summary reports, with and without a busy neighbour process
+    baseline             the same figures from the benchmark of another git revision (`--baseline REV`),
+                         measured in this run on this machine: the before/after comparison
 
-per torch thread count in --threads (each measured in its own process, so the thread pools do not mix).
-
-    python benchmarks/train_throughput.py                       # the demo's model, a synthetic store
-    python benchmarks/train_throughput.py --preset default      # configs/train.yaml's tiny default
-    python benchmarks/train_throughput.py --store outputs/demo/data/pick_colour.zarr --threads 1,2
+    python benchmarks/train_throughput.py                              # the demo's model, a synthetic store
+    python benchmarks/train_throughput.py --store outputs/demo/data/pick_colour.zarr --baseline 23ff12b
+    python benchmarks/train_throughput.py --preset default --modes 1t,2r --train-steps 0
 
 Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head=l1 use_state=false`),
 `default` is `vla train`'s default (tiny_vla, action tokens, state). The synthetic store has random 64-px
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,19 +45,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from vla.commands.train import build_datasets, fit_action_tokenizer, load_config  # noqa: E402
 from vla.core.types import STATE_KEY  # noqa: E402
 from vla.data.store import EpisodeStore  # noqa: E402
 from vla.models.vla import VLA  # noqa: E402
 from vla.processor import ProcessorConfig  # noqa: E402
+from vla.training.distributed import all_reduce_mean, init_distributed, launch_local, wrap_model  # noqa: E402
 from vla.training.optim import build_optimizer  # noqa: E402
 
 PRESETS = {
     "demo": ["model=tiny_vla_film", "action_head=l1", "use_state=false"],
     "default": [],
 }
+MODES = {"1t": (1, 1), "2t": (1, 2), "2r": (2, 1)}  # name -> (ranks, threads per rank)
 
 
 def matmul_gflops(threads: int, n: int = 1024, reps: int = 20) -> float:
@@ -81,59 +93,104 @@ def build(store: str, preset: str):
     return model, train, opt
 
 
-def measure(store: str, preset: str, batch: int, steps: int, threads: int) -> dict:
-    """Every per-thread-count figure of the docstring, in this process."""
-    torch.set_num_threads(threads)
+def measure(store: str, preset: str, batch: int, steps: int) -> dict:
+    """Every per-mode figure of the docstring, in this process (one rank of a group, or alone)."""
+    info = init_distributed("auto", "cpu")
     model, train, opt = build(store, preset)
-    rng = np.random.default_rng(0)
+    wrapped = wrap_model(model, info)
+    per_rank = batch // info.world_size
+    rng = np.random.default_rng(info.rank)
+    train[0]  # opens the store (and decodes the frames it caches) before the clock starts
 
     def read_and_collate() -> dict:
-        return model.processor.collate([train[int(i)] for i in rng.integers(0, len(train), batch)])
+        return model.processor.collate([train[int(i)] for i in rng.integers(0, len(train), per_rank)])
 
     def optimise(b: dict) -> None:
-        model(b)["loss"].backward()
+        loss = wrapped(b)["loss"]
+        loss.backward()
+        all_reduce_mean(loss.detach(), info)  # the trainer reports the mean loss of the ranks
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     def rate(fn, n: int) -> float:
         fn()  # warm-up
+        if info.enabled:
+            torch.distributed.barrier()
         t = time.perf_counter()
         for _ in range(n):
             fn()
-        return n * batch / (time.perf_counter() - t)
+        return n * batch / (time.perf_counter() - t)  # global samples per second
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    probe = read_and_collate()
+    probe = model.processor.collate([train[int(i)] for i in rng.integers(0, len(train), batch)])
     with FlopCounterMode(display=False) as counter:
         model(probe)["loss"].backward()
     model.zero_grad(set_to_none=True)
     batches = [read_and_collate() for _ in range(8)]
     it = iter(range(10**9))
     return {
-        "threads": threads,
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_sample": counter.get_total_flops() / batch,
-        "data_samples_s": rate(read_and_collate, steps),
+        "data_samples_s": rate(read_and_collate, steps),  # all ranks reading their shares at once
         "model_samples_s": rate(lambda: optimise(batches[next(it) % len(batches)]), steps),
         "step_samples_s": rate(lambda: optimise(read_and_collate()), steps),
-        "matmul_gflops": matmul_gflops(threads),
     }
+
+
+def vla_train(store: str, preset: str, steps: int, busy: bool) -> float:
+    """samples/s of `vla train` for `steps` steps (its defaults: ranks, threads), from its summary; with
+    `busy`, a one-thread matmul loop runs beside it the whole time (a neighbour sharing the CPU)."""
+    out = tempfile.mkdtemp(prefix="train_tp_run_")
+    cmd = [sys.executable, "-m", "vla.cli", "train", f"data.path={store}", f"out={out}", "val_episodes=0"]
+    cmd += [*PRESETS[preset], f"trainer.steps={steps}", "trainer.progress=false", "trainer.log_every=1000"]
+    hog = None
+    if busy:
+        spin = "import torch; torch.set_num_threads(1); a = torch.randn(512, 512)\nwhile True: a @ a"
+        hog = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    finally:
+        if hog is not None:
+            hog.kill()
+    found = re.search(r"([0-9.]+) samples/s", done.stdout)
+    if found is None:
+        raise RuntimeError(f"no samples/s in vla train's output:\n{done.stdout[-2000:]}")
+    return float(found.group(1))
+
+
+def baseline(rev: str, store: str, args: argparse.Namespace) -> dict:
+    """The benchmark of git revision `rev`, run from a temporary worktree on the same store."""
+    tree = Path(tempfile.mkdtemp(prefix="train_tp_base_")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        cmd = [sys.executable, str(tree / "benchmarks" / "train_throughput.py"), f"--store={store}"]
+        cmd += [f"--preset={args.preset}", f"--batch={args.batch}", f"--steps={args.steps}"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=tree)
+        return {"rev": rev, **json.loads(done.stdout.strip().splitlines()[-1])}
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     ap.add_argument("--store", default="", help="an episode store (default: a synthetic 64-px store)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--modes", default="1t,2t,2r", help=f"comma-separated, of {sorted(MODES)}")
+    ap.add_argument("--batch", type=int, default=32, help="global batch (split across ranks)")
     ap.add_argument("--steps", type=int, default=20, help="timed batches per figure")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--train-steps", type=int, default=600, help="vla train steps to time (0: skip)")
+    ap.add_argument("--baseline", default="", help="a git revision to measure side by side")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    counts = [int(x) for x in args.threads.split(",")]
-    if args.child:  # one thread count, in its own process
-        print(json.dumps(measure(args.store, args.preset, args.batch, args.steps, counts[0])))
+    if args.child:  # one mode, in its own process (so thread pools and ranks do not mix)
+        ranks, threads = MODES[args.child]
+        job = (args.store, args.preset, args.batch, args.steps)
+        torch.set_num_threads(threads)
+        r = launch_local(measure, job, ranks, threads) if ranks > 1 else measure(*job)
+        print(json.dumps({"mode": args.child, "ranks": ranks, "threads": threads, **r}))
         return
     store = args.store
     if not store:
@@ -141,18 +198,20 @@ def main() -> None:
 
         store = str(synthetic_store(Path(tempfile.mkdtemp(prefix="train_tp_")) / "syn.zarr", 64, 12, 40))
     runs = []
-    for n in counts:
-        cmd = [sys.executable, __file__, "--child", f"--threads={n}", f"--store={store}"]
+    for mode in args.modes.split(","):
+        cmd = [sys.executable, __file__, f"--child={mode}", f"--store={store}"]
         cmd += [f"--preset={args.preset}", f"--batch={args.batch}", f"--steps={args.steps}"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    flops = runs[0]["flops_per_sample"]
+    base = baseline(args.baseline, store, args) if args.baseline else None
+    # the roofline of the model as specified: the baseline's FLOPs when given (a saving is not a slowdown)
+    flops = base["flops_per_sample"] if base else runs[0]["flops_per_sample"]
     peak = matmul_gflops(os.cpu_count() or 1) * 1e9  # every core: the machine's ceiling
     for r in runs:
         r["roofline_ratio"] = round(r["step_samples_s"] * flops / peak, 3)
-        for k in ("data_samples_s", "model_samples_s", "step_samples_s", "matmul_gflops"):
+        r["flops_per_sample"] = round(r["flops_per_sample"])
+        for k in ("data_samples_s", "model_samples_s", "step_samples_s"):
             r[k] = round(r[k], 1)
-        del r["flops_per_sample"]
     out = {
         "benchmark": "train_throughput",
         "preset": args.preset,
@@ -162,11 +221,21 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "flops_per_sample": round(flops),
         "mflops_per_sample": round(flops / 1e6, 1),
+        "matmul_gflops_1_core": round(matmul_gflops(1), 1),
         "matmul_gflops_all_cores": round(peak / 1e9, 1),
         "roofline_samples_s": round(peak / flops, 1),
-        "per_threads": runs,
+        "per_mode": runs,
         "best_step_samples_s": max(r["step_samples_s"] for r in runs),
     }
+    if args.train_steps > 0:
+        quiet = vla_train(store, args.preset, args.train_steps, busy=False)
+        busy = vla_train(store, args.preset, args.train_steps, busy=True)
+        out["vla_train"] = {"steps": args.train_steps, "samples_s": quiet, "samples_s_beside_a_busy_process": busy,
+                            "roofline_ratio": round(quiet * flops / peak, 3)}  # fmt: skip
+    if base is not None:
+        out["baseline"] = base
+        best_before = base["best_step_samples_s"]
+        out["speedup_best_step"] = round(out["best_step_samples_s"] / best_before, 2)
     print(json.dumps(out))
 
 

@@ -13,6 +13,7 @@ every load is `local_files_only`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from vla.backbones.vision import check_pretrained_dir
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUILTIN_TOKENIZERS = {"builtin:tiny": ASSETS / "text_tokenizer"}
+# decoder layers whose structure `LanguageModel.final_hidden_states` follows (q/k/v/o projections, rotary
+# positions, pre-norms, MLP): the last layer then runs for the kept positions only
+PRUNABLE_LAYERS = ("LlamaDecoderLayer", "Qwen2DecoderLayer")
 _META_KEYS = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "model_type")
 
 
@@ -73,6 +77,56 @@ class LanguageModel(nn.Module):
     def forward(self, **kwargs: Any) -> Any:
         """The HF forward (inputs_embeds, attention_mask, position_ids, past_key_values, ...)."""
         return self.model(**kwargs)
+
+    def final_hidden_states(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int
+    ) -> torch.Tensor:
+        """The final (normed) hidden states [B,keep,H] of the last `keep` positions of inputs_embeds
+        [B,L,H]; attention_mask is additive [B,1,L,L] (0 attend, a large negative blocked), position_ids
+        [B,L]. The values of `base_model(...).last_hidden_state[:, -keep:]`.
+
+        For Llama-family decoders (Llama, Qwen2 without sliding windows) the last layer runs only where it
+        matters: every position's keys and values, but queries, attention output, MLP and final norm for
+        the last `keep` positions alone. With a 2-layer LM and 100 positions of which 1 is read, that is a
+        third less work in the LM (docs/training.md). Other architectures run whole."""
+        base = self.model.base_model
+        layers = list(base.layers[: base.config.num_hidden_layers]) if hasattr(base, "layers") else []
+        if not self._prunable(base, layers):
+            out = base(
+                inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                use_cache=False,
+            )
+            return out.last_hidden_state[:, -keep:]
+        h = inputs_embeds
+        cos, sin = base.rotary_emb(h, position_ids=position_ids)  # [B,L,D] each
+        for layer in layers[:-1]:
+            out = layer(h, attention_mask=attention_mask, position_ids=position_ids, position_embeddings=(cos, sin))
+            h = out[0] if isinstance(out, tuple) else out  # [B,L,H]
+        last, b, n = layers[-1], h.shape[0], h.shape[1]
+        attn = last.self_attn
+        rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+        x = last.input_layernorm(h)  # [B,L,H]
+        k = attn.k_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)  # [B,KV,L,D]
+        v = attn.v_proj(x).view(b, n, -1, attn.head_dim).transpose(1, 2)  # [B,KV,L,D]
+        q = attn.q_proj(x[:, -keep:]).view(b, keep, -1, attn.head_dim).transpose(1, 2)  # [B,NH,keep,D]
+        k = rotate(k, k, cos, sin)[1]
+        q = rotate(q, q, cos[:, -keep:], sin[:, -keep:])[0]
+        o = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask[:, :, -keep:].to(q.dtype), scale=attn.scaling,
+            enable_gqa=k.shape[1] != q.shape[1],
+        )  # [B,NH,keep,D]
+        y = h[:, -keep:] + attn.o_proj(o.transpose(1, 2).reshape(b, keep, -1))  # [B,keep,H]
+        y = y + last.mlp(last.post_attention_layernorm(y))
+        return base.norm(y)  # [B,keep,H]
+
+    def _prunable(self, base: Any, layers: list[nn.Module]) -> bool:
+        """True when `final_hidden_states` may run the last layer for the kept positions only."""
+        if not layers or type(layers[-1]).__name__ not in PRUNABLE_LAYERS or not hasattr(base, "rotary_emb"):
+            return False
+        if any(getattr(m, "attention_type", "full_attention") != "full_attention" for m in layers):
+            return False  # sliding-window layers
+        attn = layers[-1].self_attn
+        return not (self.training and float(getattr(attn, "attention_dropout", 0.0)) > 0)
 
     def resize_vocab(self, size: int) -> None:
         if size != self.vocab_size:

@@ -307,17 +307,12 @@ class VLM(nn.Module, ComponentControls):
         b, q = embeds.shape[0], queries.shape[0]
         embeds = torch.cat([embeds, queries.to(embeds.dtype)[None].expand(b, q, -1)], dim=1)  # [B,M+L+Q,H]
         full = torch.cat([mask, mask.new_ones(b, q)], dim=1)  # [B,M+L+Q]
-        attn: torch.Tensor = full
-        if self.cfg.prefix_lm:  # prefix and prompt attend both ways; the queries causally
-            is_prefix = torch.cat([mask.bool(), torch.zeros(b, q, dtype=torch.bool, device=mask.device)], 1)
-            attn = prefix_lm_mask(full.bool(), is_prefix, embeds.dtype)  # [B,1,M+L+Q,M+L+Q]
-        out = self.lm.model.base_model(
-            inputs_embeds=embeds,
-            attention_mask=attn,
-            position_ids=position_ids_from_mask(full),
-            use_cache=False,
-        )
-        return out.last_hidden_state[:, -q:]  # [B,M+L+Q,H] -> [B,Q,H]
+        # prefix-LM: prefix and prompt attend both ways, the queries causally; else all causally
+        is_prefix = torch.zeros_like(full, dtype=torch.bool)  # [B,M+L+Q]
+        if self.cfg.prefix_lm:
+            is_prefix[:, : mask.shape[1]] = mask.bool()
+        attn = prefix_lm_mask(full.bool(), is_prefix, embeds.dtype)  # [B,1,M+L+Q,M+L+Q] additive
+        return self.lm.final_hidden_states(embeds, attn, position_ids_from_mask(full), keep=q)  # [B,Q,H]
 
     @torch.no_grad()
     def generate(
