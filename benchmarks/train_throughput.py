@@ -24,9 +24,13 @@ What one training step costs and what the machine could do, measured in one run:
     python benchmarks/train_throughput.py                              # the demo's model, a synthetic store
     python benchmarks/train_throughput.py --store outputs/demo/data/pick_colour.zarr --baseline 23ff12b
     python benchmarks/train_throughput.py --preset default --modes 1t,2r --train-steps 0
+    python benchmarks/train_throughput.py --preset 0p5b --device cuda --bf16 --batch 8 --act 20   # a GPU
 
 Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head=l1 use_state=false`),
-`default` is `vla train`'s default (tiny_vla, action tokens, state). The synthetic store has random 64-px
+`default` is `vla train`'s default (tiny_vla, action tokens, state), `0p5b` / `0p5b_l1` the ~0.9 B
+SigLIP + Qwen2-0.5B preset with action tokens / with OFT's continuous head and 8-step chunks (random
+weights). `--act N` times `predict_action` for the token head with 1- and 8-step chunks and the
+continuous head with 8-step chunks. The synthetic store has random 64-px
 images from two cameras: speed does not depend on image content.
 """
 
@@ -59,6 +63,13 @@ from vla.training.optim import build_optimizer  # noqa: E402
 PRESETS = {
     "demo": ["model=tiny_vla_film", "action_head=l1", "use_state=false"],
     "default": [],
+    "0p5b": ["model=siglip_qwen2_0p5b"],  # SigLIP So400m/14 @ 384 px + Qwen2-0.5B, action tokens (OpenVLA)
+    "0p5b_l1": ["model=siglip_qwen2_0p5b", "action_head=l1", "chunk_len=8"],  # OFT: 8-step chunks, L1
+}
+ACTING = {  # --act: predict_action without and with action chunks
+    "tokens_chunk1": ["action_head=tokens", "chunk_len=1"],
+    "tokens_chunk8": ["action_head=tokens", "chunk_len=8"],
+    "l1_chunk8": ["action_head=l1", "chunk_len=8"],
 }
 MODES = {"1t": (1, 1), "2t": (1, 2), "2r": (2, 1)}  # name -> (ranks, threads per rank)
 
@@ -78,14 +89,15 @@ def matmul_gflops(threads: int, n: int = 1024, reps: int = 20) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def build(store: str, preset: str):
+def build(store: str, preset: str, extra: tuple[str, ...] = ()):
     """The VLA `vla train` would build for `preset` on `store`, its train windows and its optimiser."""
-    cfg = load_config([f"data.path={store}", "val_episodes=0", *PRESETS[preset]])
+    cfg = load_config([f"data.path={store}", "val_episodes=0", *PRESETS[preset], *extra])
     train, _, _, actions, norm = build_datasets(cfg)
     tok = fit_action_tokenizer(cfg.tokenizer, actions, norm)
     state_dim = int(EpisodeStore.open(store).features[STATE_KEY].shape[0]) if cfg.use_state else 0
     pcfg = ProcessorConfig(
-        cameras=list(cfg.cameras), use_state=cfg.use_state, state_dim=state_dim, prompt=cfg.prompt
+        cameras=list(cfg.cameras), use_state=cfg.use_state, state_dim=state_dim, prompt=cfg.prompt,
+        n_obs=cfg.data.n_obs,
     )
     torch.manual_seed(0)
     model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head).train()
@@ -139,6 +151,110 @@ def measure(store: str, preset: str, batch: int, steps: int) -> dict:
     }
 
 
+def bf16_matmul_tflops(n: int = 8192, reps: int = 10) -> float:
+    """The GPU's bf16 n x n matmul TFLOP/s, measured (the MFU's denominator)."""
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ a
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ a
+    torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def measure_gpu(store: str, preset: str, batch: int, steps: int, bf16: bool) -> dict:
+    """Training samples/s and MFU of `preset` on the GPU: forward + backward + clip + AdamW (bf16
+    autocast with fp32 master weights, as the trainer does), batches collated beforehand and with the
+    trainer's read + collate in the loop."""
+    model, train, _ = build(store, preset)
+    model = model.to("cuda")
+    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01, betas=(0.9, 0.95))
+    rng = np.random.default_rng(0)
+    cast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    train[0]
+
+    def collate() -> dict:
+        b = model.processor.collate([train[int(i)] for i in rng.integers(0, len(train), batch)])
+        return {k: v.to("cuda", non_blocking=True) for k, v in b.items()}
+
+    def optimise(b: dict) -> None:
+        with cast:
+            loss = model(b)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def rate(fn, n: int) -> float:
+        fn()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        torch.cuda.synchronize()
+        return n * batch / (time.perf_counter() - t)
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = collate()
+    with FlopCounterMode(display=False) as counter, cast:
+        model(probe)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    flops = counter.get_total_flops() / batch
+    batches = [collate() for _ in range(4)]
+    it = iter(range(10**9))
+    model_rate = rate(lambda: optimise(batches[next(it) % len(batches)]), steps)
+    step_rate = rate(lambda: optimise(collate()), steps)
+    peak = bf16_matmul_tflops() * 1e12
+    return {
+        "device": torch.cuda.get_device_name(),
+        "bf16": bf16,
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_sample": round(flops),
+        "model_samples_s": round(model_rate, 2),
+        "step_samples_s": round(step_rate, 2),
+        "bf16_matmul_tflops": round(peak / 1e12, 1),
+        "mfu_model": round(model_rate * flops / peak, 3),
+        "mfu_step": round(step_rate * flops / peak, 3),
+        "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+    }
+
+
+def act_rates(store: str, preset: str, device: str, bf16: bool, calls: int) -> dict:
+    """predict_action calls/s (Hz) and actions/s for the token head without and with chunks and the
+    continuous head with chunks (random weights: speed does not depend on them)."""
+    out = {}
+    for name, extra in ACTING.items():
+        model, train, _ = build(store, preset, tuple(extra))
+        model = model.to(device).eval()
+        cast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
+        sample = train[0]
+        obs = {k: v[-1].numpy() for k, v in sample.items() if k.startswith("images/")}
+        obs["instruction"] = sample["instruction"]
+        if model.processor.cfg.use_state:
+            obs["state"] = sample["state"][-1].numpy()
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        for _ in range(3):
+            with cast:
+                model.predict_action(obs)
+        sync()
+        lat = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            with cast:
+                model.predict_action(obs)
+            sync()
+            lat.append(time.perf_counter() - t)
+        p50 = float(np.median(lat))
+        chunk = model.processor.chunk_len
+        out[name] = {"chunk": chunk, "p50_ms": round(1e3 * p50, 2), "hz": round(1 / p50, 1),
+                     "actions_per_s": round(chunk / p50, 1)}  # fmt: skip
+        del model
+    return out
+
+
 def vla_train(store: str, preset: str, steps: int, busy: bool) -> float:
     """samples/s of `vla train` for `steps` steps (its defaults: ranks, threads), from its summary; with
     `busy`, a one-thread matmul loop runs beside it the whole time (a neighbour sharing the CPU)."""
@@ -183,6 +299,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed batches per figure")
     ap.add_argument("--train-steps", type=int, default=600, help="vla train steps to time (0: skip)")
     ap.add_argument("--baseline", default="", help="a git revision to measure side by side")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: the GPU figures (samples/s, MFU)")
+    ap.add_argument("--bf16", action="store_true", help="with --device cuda: bf16 autocast")
+    ap.add_argument("--act", type=int, default=0, help="also time this many predict_action calls per head")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:  # one mode, in its own process (so thread pools and ranks do not mix)
@@ -196,7 +315,16 @@ def main() -> None:
     if not store:
         from vla_speed import synthetic_store  # the benchmarks' synthetic store (benchmarks/vla_speed.py)
 
-        store = str(synthetic_store(Path(tempfile.mkdtemp(prefix="train_tp_")) / "syn.zarr", 64, 12, 40))
+        size = int(load_config(PRESETS[args.preset]).model.vision.image_size)
+        n_eps = 12 if size <= 128 else 3
+        store = str(synthetic_store(Path(tempfile.mkdtemp(prefix="train_tp_")) / "syn.zarr", size, n_eps, 40))
+    if args.device == "cuda":  # the GPU figures, in this process
+        out = {"benchmark": "train_throughput", "preset": args.preset, "model_overrides": PRESETS[args.preset],
+               "batch": args.batch, **measure_gpu(store, args.preset, args.batch, args.steps, args.bf16)}  # fmt: skip
+        if args.act:
+            out["predict_action"] = act_rates(store, args.preset, "cuda", args.bf16, args.act)
+        print(json.dumps(out))
+        return
     runs = []
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, f"--child={mode}", f"--store={store}"]
@@ -232,6 +360,9 @@ def main() -> None:
         busy = vla_train(store, args.preset, args.train_steps, busy=True)
         out["vla_train"] = {"steps": args.train_steps, "samples_s": quiet, "samples_s_beside_a_busy_process": busy,
                             "roofline_ratio": round(quiet * flops / peak, 3)}  # fmt: skip
+    if args.act:
+        torch.set_num_threads(1)
+        out["predict_action_1_thread"] = act_rates(store, args.preset, "cpu", False, args.act)
     if base is not None:
         out["baseline"] = base
         best_before = base["best_step_samples_s"]
