@@ -82,3 +82,43 @@ def test_load_lm_from_local_pretrained_directory(tmp_path):
     assert lm2.arch == "qwen2"
     x = torch.tensor([[3, 4, 5]])
     torch.testing.assert_close(lm2(input_ids=x).logits, lm(input_ids=x).logits)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("prefix_lm", [False, True])
+def test_final_hidden_states_of_kept_positions_match_the_whole_model(arch, prefix_lm):
+    """LanguageModel.final_hidden_states runs the last layer for the kept positions only (Llama, Qwen2)
+    or the whole model (GPT-2): same values and gradients as base_model(...).last_hidden_state[:, -Q:],
+    with right padding inside the rows and with a prefix-LM mask."""
+    from vla.models.masks import position_ids_from_mask, prefix_lm_mask
+
+    tok = load_text_tokenizer("builtin:tiny")
+    hf = dict(TINY_LM[arch])
+    if arch != "gpt2":
+        hf.update(num_hidden_layers=3, num_key_value_heads=2)
+    torch.manual_seed(0)
+    lm = build_language_model(LMConfig(arch=arch, tokenizer="builtin:tiny", hf=hf), tok).eval()  # no dropout
+    b, n, q = 3, 20, 4
+    x = torch.randn(b, n, lm.hidden_size, requires_grad=True)
+    valid = torch.ones(b, n, dtype=torch.bool)
+    valid[0, 10:16] = False  # pads between the prompt and the kept positions
+    valid[1, 12:16] = False
+    prefix = valid.clone() if prefix_lm else torch.zeros_like(valid)
+    prefix[:, n - q :] = False
+    mask = prefix_lm_mask(valid, prefix, x.dtype)  # [B,1,L,L]
+    pos = position_ids_from_mask(valid.long())
+    base = lm.model.base_model
+    pruned = lm._prunable(base, list(getattr(base, "layers", [])))
+    assert pruned == (arch != "gpt2")
+    want = base(inputs_embeds=x, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -q:]
+    got = lm.final_hidden_states(x, mask, pos, keep=q)
+    assert got.shape == (b, q, lm.hidden_size)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    params = [x, *lm.parameters()]
+    g_want = torch.autograd.grad(want.square().sum(), params, allow_unused=True)
+    g_got = torch.autograd.grad(got.square().sum(), params, allow_unused=True)
+    for p, a, c in zip(params, g_want, g_got, strict=True):
+        if a is None or c is None:
+            assert a is None or not a.any(), "a gradient the pruned path lost"
+            continue
+        torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-4)

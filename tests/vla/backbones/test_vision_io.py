@@ -72,3 +72,21 @@ def test_pretrained_directory_errors_name_missing_files(tmp_path):
         build_vision_encoder(VisionConfig(name="clip", pretrained=str(tmp_path)))
     with pytest.raises(ValueError, match="no pretrained weights"):
         build_vision_encoder(VisionConfig(name="conv", pretrained=str(tmp_path)))
+
+
+def test_transform_batch_matches_the_formula_and_leaves_its_input_alone():
+    """The in-place normalisation gives (x / 255 - mean) / std exactly, contiguous NCHW, and never
+    writes into the caller's array or tensor."""
+    from vla.backbones.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
+
+    t = ImageTransform(8, IMAGENET_MEAN, IMAGENET_STD)
+    u8 = torch.randint(0, 256, (3, 8, 8, 3), dtype=torch.uint8)
+    keep = u8.clone()
+    want = (u8.permute(0, 3, 1, 2).float() / 255.0 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD
+    ).view(1, 3, 1, 1)
+    got = t(u8)
+    assert torch.equal(got, want) and got.is_contiguous() and torch.equal(u8, keep)
+    floats = u8.permute(0, 3, 1, 2).float() / 255.0
+    before = floats.clone()
+    assert torch.equal(t(floats), want) and torch.equal(floats, before)

@@ -180,3 +180,22 @@ def test_goal_cloud_per_sample_from_episode_clouds(tmp_path):
     EpisodeStore.create(plain, feats, fps=10).append_episode(episode(feats, 3, seed=0), {"instruction": "x"})
     with pytest.raises(ValueError, match="no episode goal clouds"):
         WindowDataset(plain, WindowSpec(goal_cloud="auto"))
+
+
+def test_cached_frames_give_the_samples_read_from_disk(store_path):
+    """Frames decoded once into memory (cache_mb) and frames read per sample are the same windows."""
+    spec = WindowSpec(n_obs=2, n_action=3)
+    cached = WindowDataset(store_path, spec, episodes=[0, 2])
+    disk = WindowDataset(store_path, spec, episodes=[0, 2], cache_mb=0)
+    for i in range(len(cached)):
+        a, b = cached[i], disk[i]
+        for k in a:
+            assert torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k], k
+    assert set(cached._cached) == {k for k in cached._readers} and not disk._cached
+    # only the selected episodes are held: 5 + 8 frames per image key
+    assert all(v.shape[0] == LENGTHS[0] + LENGTHS[2] for v in cached._cached.values())
+    tiny = WindowDataset(store_path, spec, cache_mb=1e-4)  # over the budget: read per sample
+    tiny[0]
+    assert not tiny._cached
+    again = pickle.loads(pickle.dumps(cached))  # a worker's copy decodes its own cache
+    assert not again._cached and torch.equal(again[3]["images/front"], cached[3]["images/front"])

@@ -93,3 +93,22 @@ def test_rng_state_roundtrip_is_bit_exact(tmp_path):
     seed_everything(999)
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert _draws() == expected
+
+
+def test_optimizer_is_fused_on_plain_tensors_and_steps_like_the_loop():
+    """build_optimizer takes AdamW's fused kernel for plain CPU/CUDA parameters; it updates as the
+    per-tensor loop does (to float rounding)."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(6, 4), nn.Linear(6, 4)
+    b.load_state_dict(a.state_dict())
+    fused = build_optimizer(a, lr=1e-2)
+    assert all(g["fused"] for g in fused.param_groups)
+    loop = torch.optim.AdamW(param_groups(b, 0.01), lr=1e-2, betas=(0.9, 0.95), foreach=False)
+    x = torch.randn(5, 6)
+    for _ in range(3):
+        for m, opt in ((a, fused), (b, loop)):
+            m(x).square().sum().backward()
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)

@@ -1,0 +1,97 @@
+"""`vla train` on a CPU runs data-parallel ranks on this machine (vla.training.distributed.launch_local):
+how many ranks auto picks, that the spawned ranks form a real gloo group and report results and errors,
+and that two ranks of batch B/2 train the same weights as one process of batch B."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vla.cli import main as cli
+from vla.data import synthetic
+from vla.data.store import EpisodeStore
+from vla.training.distributed import (
+    AUTO_RANKS_MIN_STEPS,
+    init_distributed,
+    launch_local,
+    local_world_size,
+)
+
+
+def test_auto_picks_one_rank_per_core_that_divides_the_batch():
+    long = AUTO_RANKS_MIN_STEPS
+    assert local_world_size(0, 32, long, cores=2) == 2
+    assert local_world_size(0, 32, long, cores=3) == 2  # 3 does not divide 32
+    assert local_world_size(0, 12, long, cores=8) == 3  # at most batch / 4 per rank, and a divisor
+    assert local_world_size(0, 32, long, cores=1) == 1
+    assert local_world_size(0, 32, long - 1, cores=2) == 1  # a short run stays in one process
+    assert local_world_size(3, 33, 1, cores=1) == 3  # an explicit count is taken as it is
+    with pytest.raises(ValueError, match="divide the batch"):
+        local_world_size(3, 32, long)
+    with pytest.raises(ValueError, match=">= 0"):
+        local_world_size(-1, 32, long)
+
+
+def _sum_of_ranks(scale: int) -> dict:
+    info = init_distributed("auto", "cpu")
+    x = torch.tensor([float(info.rank + 1)])
+    torch.distributed.all_reduce(x)
+    return {"rank": info.rank, "world": info.world_size, "sum": float(x) * scale, "threads": torch.get_num_threads()}
+
+
+def _bad_value() -> None:
+    raise ValueError("bad input in a rank")
+
+
+def _crash() -> None:
+    if int(os.environ["RANK"]) == 1:
+        os._exit(3)  # a rank that dies without a word
+    init_distributed("auto", "cpu")  # rank 0 would wait for it forever: the launcher must stop it
+    torch.distributed.barrier()
+
+
+def test_ranks_form_a_gloo_group_and_rank_zero_returns():
+    out = launch_local(_sum_of_ranks, (10,), world=2, threads=1)
+    assert out == {"rank": 0, "world": 2, "sum": 30.0, "threads": 1}
+
+
+def test_a_rank_error_is_raised_in_the_launcher():
+    with pytest.raises(ValueError, match="bad input in a rank"):
+        launch_local(_bad_value, (), world=2)
+    with pytest.raises(RuntimeError, match="exited abnormally"):
+        launch_local(_crash, (), world=2)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ranks") / "syn.zarr"
+    feats = synthetic.features(16, 16)
+    st = EpisodeStore.create(path, feats, fps=10)
+    for s in range(3):
+        ep = synthetic.episode(feats, 12, s)
+        ep["action"] = np.random.default_rng(s).uniform(-1, 1, (12, 7)).astype(np.float32)
+        st.append_episode(ep, {"instruction": "lift the red cube", "task": "pick"})
+    st.close()
+    return path
+
+
+@pytest.mark.parametrize("head", ["tokens", "l1"])
+def test_two_ranks_train_the_weights_of_one_process(store, tmp_path, capfd, head):
+    """The same global batches (the sampler splits each one across ranks), gradients averaged by DDP:
+    after 4 steps the weights agree to float rounding, for both action heads."""
+    common = ["train", str(store), "cameras=[front]", "trainer.progress=false", "trainer.steps=4",
+              "trainer.batch_size=8", "val_episodes=0", "model.vision.image_size=16", f"action_head={head}"]  # fmt: skip
+    assert cli([*common, f"out={tmp_path / 'zero'}", "procs=1", "threads=1", "trainer.lr=1e-12"]) == 0
+    init = load_file(tmp_path / "zero" / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert cli([*common, f"out={tmp_path / 'one'}", "procs=1", "threads=1"]) == 0
+    assert cli([*common, f"out={tmp_path / 'two'}", "procs=2"]) == 0
+    assert "2 local ranks x 1 torch thread(s), batch 4 each" in capfd.readouterr().out
+    one = load_file(tmp_path / "one" / "checkpoints" / "step_00000004" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert one.keys() == two.keys()
+    moved = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert moved < 1e-4, moved
+    trained = max(float((one[k] - init[k]).abs().max()) for k in one)
+    assert trained > 100 * max(moved, 1e-7), (trained, moved)  # the runs did train, and alike
