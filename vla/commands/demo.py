@@ -105,8 +105,9 @@ def train_overrides(cfg: DemoConfig) -> list[str]:
     argv = [f"data.path={stores[0]}", f"out={Path(cfg.out) / 'train'}", f"cameras={_listing(cfg.cameras)}"]
     if len(stores) > 1:
         argv.append("mixture=" + _listing([f"{{path: {p}, weight: 1.0}}" for p in stores[1:]]))
-    # One torch thread: on a 2-core machine two threads thrash as soon as anything else runs (measured
-    # 1.1-1.4 s/step instead of 0.3); `train=["threads=0"]` restores torch's default.
+    # One torch thread per process: `vla train` runs one data-parallel rank per core (procs=0, its
+    # default), which is 2x one process on 2 cores, where two intra-op threads gain ~10% and thrash as
+    # soon as anything else runs (docs/training.md, "Training throughput")
     return [*argv, f"trainer.steps={cfg.steps}", "trainer.resume=true", "threads=1", *cfg.train]
 
 

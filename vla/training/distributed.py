@@ -196,9 +196,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the launcher dies, even by SIGKILL (a killed `vla train`
+    leaves no rank behind writing checkpoints; the next run resumes from the last one)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: ranks end when their collectives fail instead
+        return
+    if os.getppid() == 1:  # the launcher died before prctl took effect
+        os._exit(1)
+
+
 def _rank_main(rank: int, world: int, port: int, threads: int, fn: Callable, args: tuple, report) -> None:
     """One spawned rank: torchrun's environment, `threads` torch threads, then fn(*args); rank 0 sends its
     return value (or any rank its error) to the parent."""
+    _die_with_parent()
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),

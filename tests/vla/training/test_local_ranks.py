@@ -95,3 +95,39 @@ def test_two_ranks_train_the_weights_of_one_process(store, tmp_path, capfd, head
     assert moved < 1e-4, moved
     trained = max(float((one[k] - init[k]).abs().max()) for k in one)
     assert trained > 100 * max(moved, 1e-7), (trained, moved)  # the runs did train, and alike
+
+
+def _spawn_and_hang(path: str) -> None:
+    launch_local(_write_pid_and_wait, (path,), world=2)
+
+
+def _write_pid_and_wait(path: str) -> None:
+    import time
+    from pathlib import Path
+
+    Path(f"{path}.{os.environ['RANK']}").write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_killing_the_launcher_ends_its_ranks(tmp_path):
+    """SIGKILL of the launcher (a killed `vla train`) leaves no rank running."""
+    import multiprocessing
+    import signal
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    launcher = ctx.Process(target=_spawn_and_hang, args=(str(tmp_path / "pid"),))
+    launcher.start()
+    files = [tmp_path / f"pid.{r}" for r in range(2)]
+    deadline = time.time() + 60
+    while not all(f.exists() and f.read_text() for f in files) and time.time() < deadline:
+        time.sleep(0.2)
+    pids = [int(f.read_text()) for f in files]
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.join()
+    deadline = time.time() + 20
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
+    assert not alive, f"ranks {alive} outlived their launcher"
