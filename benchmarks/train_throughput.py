@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vla.commands.train import build_datasets, fit_action_tokenizer, load_config  # noqa: E402
+from vla.core.memory import keep_freed_memory  # noqa: E402
 from vla.core.types import STATE_KEY  # noqa: E402
 from vla.data.store import EpisodeStore  # noqa: E402
 from vla.models.vla import VLA  # noqa: E402
@@ -108,6 +109,7 @@ def build(store: str, preset: str, extra: tuple[str, ...] = ()):
 def measure(store: str, preset: str, batch: int, steps: int) -> dict:
     """Every per-mode figure of the docstring, in this process (one rank of a group, or alone)."""
     info = init_distributed("auto", "cpu")
+    keep_freed_memory()  # as `vla train` does in every rank
     model, train, opt = build(store, preset)
     wrapped = wrap_model(model, info)
     per_rank = batch // info.world_size

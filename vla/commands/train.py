@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from action_tokenizers import make_tokenizer
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.core.config import compose, register_config, save_resolved, split_positionals
+from vla.core.memory import keep_freed_memory
 from vla.core.normalizer import Normalizer
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
 from vla.data.config import DataConfig, window_spec
@@ -190,6 +191,7 @@ def run(cfg: TrainConfig) -> Any:
     """Build everything from `cfg`, train, and return the TrainResult."""
     tcfg = cfg.trainer
     trainer = Trainer(tcfg)  # checks steps/batch/precision before any data is read
+    keep_freed_memory()  # no page faults for the activations every step (vla.core.memory)
     train, val, weights, actions, norm = build_datasets(cfg)
     latest = CheckpointManager.of_run(tcfg.out_dir).latest() if tcfg.resume else None
     if latest is not None:  # same tokenizer, normaliser and vocabulary as the interrupted run

@@ -93,7 +93,7 @@ def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.local_rank] if info.device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
+    return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True, static_graph=True)
 
 
 def set_gradient_sync(wrapped: nn.Module, info: DistInfo, sync: bool):
