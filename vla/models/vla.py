@@ -277,12 +277,14 @@ class VLA(nn.Module):
         processor.preprocess -> act (eval mode) -> processor.postprocess."""
         history = [obs] if isinstance(obs, Mapping) else list(obs)
         inputs = self.processor.preprocess(history, instruction)
-        was_training = self.training
-        self.eval()
+        was_training = self.training  # switching walks every submodule: ~1 ms a call, so only if needed
+        if was_training:
+            self.eval()
         try:
             outputs = self.act(inputs, use_cache=use_cache)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return self.processor.postprocess(outputs)[0]  # [T,D]
 
     # ----------------------------------------------------------------- checkpoints
