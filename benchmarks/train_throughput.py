@@ -321,8 +321,9 @@ def main() -> None:
         n_eps = 12 if size <= 128 else 3
         store = str(synthetic_store(Path(tempfile.mkdtemp(prefix="train_tp_")) / "syn.zarr", size, n_eps, 40))
     if args.device == "cuda":  # the GPU figures, in this process
-        out = {"benchmark": "train_throughput", "preset": args.preset, "model_overrides": PRESETS[args.preset],
-               "batch": args.batch, **measure_gpu(store, args.preset, args.batch, args.steps, args.bf16)}  # fmt: skip
+        gpu = measure_gpu(store, args.preset, args.batch, args.steps, args.bf16)
+        out = {"benchmark": "train_throughput", "preset": args.preset,
+               "model_overrides": PRESETS[args.preset], "batch": args.batch, **gpu}  # fmt: skip
         if args.act:
             out["predict_action"] = act_rates(store, args.preset, "cuda", args.bf16, args.act)
         print(json.dumps(out))
@@ -360,7 +361,8 @@ def main() -> None:
     if args.train_steps > 0:
         quiet = vla_train(store, args.preset, args.train_steps, busy=False)
         busy = vla_train(store, args.preset, args.train_steps, busy=True)
-        out["vla_train"] = {"steps": args.train_steps, "samples_s": quiet, "samples_s_beside_a_busy_process": busy,
+        out["vla_train"] = {"steps": args.train_steps, "samples_s": quiet,
+                            "samples_s_beside_a_busy_process": busy,
                             "roofline_ratio": round(quiet * flops / peak, 3)}  # fmt: skip
     if args.act:
         torch.set_num_threads(1)

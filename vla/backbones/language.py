@@ -100,7 +100,9 @@ class LanguageModel(nn.Module):
         h = inputs_embeds
         cos, sin = base.rotary_emb(h, position_ids=position_ids)  # [B,L,D] each
         for layer in layers[:-1]:
-            out = layer(h, attention_mask=attention_mask, position_ids=position_ids, position_embeddings=(cos, sin))
+            out = layer(
+                h, attention_mask=attention_mask, position_ids=position_ids, position_embeddings=(cos, sin)
+            )
             h = out[0] if isinstance(out, tuple) else out  # [B,L,H]
         last, b, n = layers[-1], h.shape[0], h.shape[1]
         attn = last.self_attn

@@ -249,7 +249,8 @@ def main(argv: Sequence[str]) -> int:
         Trainer(cfg.trainer)  # bad trainer options fail here, before any process starts
         check_store(cfg.data.path, cfg, int(cfg.tokenizer.get("action_dim", 7)))
         threads = cfg.threads if cfg.threads > 0 else max(available_cores() // world, 1)
-        print(f"[train] {world} local ranks x {threads} torch thread(s), batch {cfg.trainer.batch_size // world} each")
+        each = cfg.trainer.batch_size // world
+        print(f"[train] {world} local ranks x {threads} torch thread(s), batch {each} each")
         result = launch_local(run, (cfg,), world, threads)
     else:
         if cfg.threads > 0:

@@ -184,7 +184,8 @@ class WindowDataset(Dataset):
         frames = np.concatenate(
             [np.arange(self._starts[e], self._ends[e]) for e in self.episodes] or [np.zeros(0, np.int64)]
         )  # every frame a window of the selected episodes can read
-        size = sum(len(frames) * int(np.prod(r.frame_shape)) * r.native_dtype.itemsize for r in self._readers.values())
+        per_frame = sum(int(np.prod(r.frame_shape)) * r.native_dtype.itemsize for r in self._readers.values())
+        size = len(frames) * per_frame  # bytes of every image key's frames
         if self._readers and 0 < size <= self.cache_mb * 2**20:
             self._cached = {k: r.read_many(frames) for k, r in self._readers.items()}  # [F, ...] each
             self._cache_row = np.full(store.num_frames, -1, dtype=np.int64)

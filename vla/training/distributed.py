@@ -23,12 +23,12 @@ import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from multiprocessing.connection import wait as wait_any
 from torch import nn
 
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
@@ -182,7 +182,8 @@ def local_world_size(
         if batch_size % procs:
             raise ValueError(f"procs={procs} must divide the batch size {batch_size} (each rank takes B/N)")
         return procs
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or torch.cuda.is_available() or steps < AUTO_RANKS_MIN_STEPS:
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under torchrun already
+    if launched or torch.cuda.is_available() or steps < AUTO_RANKS_MIN_STEPS:
         return 1
     n = min(available_cores() if cores is None else cores, max(batch_size // min_rank_batch, 1))
     while n > 1 and batch_size % n:
@@ -229,7 +230,8 @@ def _rank_main(rank: int, world: int, port: int, threads: int, fn: Callable, arg
 
 def launch_local(fn: Callable[..., Any], args: tuple, world: int, threads: int = 1) -> Any:
     """Run fn(*args) in `world` spawned ranks of a gloo process group on this machine (torchrun's
-    environment: RANK, WORLD_SIZE, MASTER_ADDR/PORT) and return rank 0's result. A rank's exception is
+    environment: RANK, WORLD_SIZE, MASTER_ADDR/PORT) and return rank 0's result (plain picklable data:
+    a tensor would travel as a handle to memory its rank frees on exit). A rank's exception is
     raised here with its message: ValueError, FileNotFoundError and FileExistsError keep their type (the
     CLI prints them as one line), anything else becomes a RuntimeError carrying the rank's traceback."""
     if world < 2:

@@ -7,28 +7,17 @@ import json
 import re
 import typing
 
-import numpy as np
 import pytest
 import torch
 
 from vla.cli import main as cli
 from vla.commands.train import load_config
 from vla.training.trainer import FreezePhase, TrainerConfig
-from vla.data import synthetic
-from vla.data.store import EpisodeStore
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("syn") / "syn.zarr"
-    feats = synthetic.features(16, 16)
-    st = EpisodeStore.create(path, feats, fps=10)
-    for s in range(3):
-        ep = synthetic.episode(feats, 12, s)
-        ep["action"] = np.random.default_rng(s).uniform(-1, 1, (12, 7)).astype(np.float32)
-        st.append_episode(ep, {"instruction": "lift the red cube", "task": "pick"})
-    st.close()
-    return path
+@pytest.fixture
+def store(tiny_train_store):
+    return tiny_train_store
 
 
 def _train(store, tmp_path, *extra):

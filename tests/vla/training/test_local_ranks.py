@@ -4,14 +4,11 @@ and that two ranks of batch B/2 train the same weights as one process of batch B
 
 import os
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from vla.cli import main as cli
-from vla.data import synthetic
-from vla.data.store import EpisodeStore
 from vla.training.distributed import (
     AUTO_RANKS_MIN_STEPS,
     init_distributed,
@@ -38,7 +35,8 @@ def _sum_of_ranks(scale: int) -> dict:
     info = init_distributed("auto", "cpu")
     x = torch.tensor([float(info.rank + 1)])
     torch.distributed.all_reduce(x)
-    return {"rank": info.rank, "world": info.world_size, "sum": float(x) * scale, "threads": torch.get_num_threads()}
+    threads = torch.get_num_threads()
+    return {"rank": info.rank, "world": info.world_size, "sum": float(x) * scale, "threads": threads}
 
 
 def _bad_value() -> None:
@@ -64,17 +62,9 @@ def test_a_rank_error_is_raised_in_the_launcher():
         launch_local(_crash, (), world=2)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ranks") / "syn.zarr"
-    feats = synthetic.features(16, 16)
-    st = EpisodeStore.create(path, feats, fps=10)
-    for s in range(3):
-        ep = synthetic.episode(feats, 12, s)
-        ep["action"] = np.random.default_rng(s).uniform(-1, 1, (12, 7)).astype(np.float32)
-        st.append_episode(ep, {"instruction": "lift the red cube", "task": "pick"})
-    st.close()
-    return path
+@pytest.fixture
+def store(tiny_train_store):
+    return tiny_train_store
 
 
 @pytest.mark.parametrize("head", ["tokens", "l1"])
@@ -82,7 +72,8 @@ def test_two_ranks_train_the_weights_of_one_process(store, tmp_path, capfd, head
     """The same global batches (the sampler splits each one across ranks), gradients averaged by DDP:
     after 4 steps the weights agree to float rounding, for both action heads."""
     common = ["train", str(store), "cameras=[front]", "trainer.progress=false", "trainer.steps=4",
-              "trainer.batch_size=8", "val_episodes=0", "model.vision.image_size=16", f"action_head={head}"]  # fmt: skip
+              "trainer.batch_size=8", "val_episodes=0", "model.vision.image_size=16",
+              f"action_head={head}"]  # fmt: skip
     assert cli([*common, f"out={tmp_path / 'zero'}", "procs=1", "threads=1", "trainer.lr=1e-12"]) == 0
     init = load_file(tmp_path / "zero" / "checkpoints" / "step_00000004" / "model.safetensors")
     assert cli([*common, f"out={tmp_path / 'one'}", "procs=1", "threads=1"]) == 0
@@ -109,6 +100,15 @@ def _write_pid_and_wait(path: str) -> None:
     time.sleep(120)
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (its state in /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_killing_the_launcher_ends_its_ranks(tmp_path):
     """SIGKILL of the launcher (a killed `vla train`) leaves no rank running."""
     import multiprocessing
@@ -129,5 +129,6 @@ def test_killing_the_launcher_ends_its_ranks(tmp_path):
     alive = pids
     while alive and time.time() < deadline:
         time.sleep(0.2)
-        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
+        alive = [p for p in pids if _running(p)]
     assert not alive, f"ranks {alive} outlived their launcher"
+
