@@ -250,7 +250,7 @@ def main(argv: Sequence[str]) -> int:
         check_store(cfg.data.path, cfg, int(cfg.tokenizer.get("action_dim", 7)))
         threads = cfg.threads if cfg.threads > 0 else max(available_cores() // world, 1)
         each = cfg.trainer.batch_size // world
-        print(f"[train] {world} local ranks x {threads} torch thread(s), batch {each} each")
+        print(f"[train] {world} local ranks x {threads} torch thread(s), batch {each} each", flush=True)
         result = launch_local(run, (cfg,), world, threads)
     else:
         if cfg.threads > 0:
