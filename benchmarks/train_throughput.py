@@ -14,8 +14,9 @@ What one training step costs and what the machine could do, measured in one run:
                          data_samples_s   WindowDataset reads + processor.collate only
                          model_samples_s  forward + backward + clip + AdamW on batches collated beforehand
                          step_samples_s   the trainer's step: read + collate + model (+ gradient all-reduce)
-                         roofline_ratio   step_samples_s / roofline_samples_s (FLOPs of --flops-rev's model
-                                          when given, so a change that saves FLOPs is not counted as slower)
+                         roofline_ratio   step_samples_s / roofline_samples_s (with --baseline, the FLOPs of
+                                          that revision's model, so a change that saves FLOPs is not counted
+                                          as slower)
     vla_train            `vla train` itself (`--train-steps` steps, its own defaults otherwise): the
                          samples/s its closing summary reports, with and without a busy neighbour process
     baseline             the same figures from the benchmark of another git revision (`--baseline REV`),

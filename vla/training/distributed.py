@@ -223,8 +223,11 @@ def _rank_main(rank: int, world: int, port: int, threads: int, fn: Callable, arg
     try:
         value = fn(*args)
     except BaseException as e:  # reported to the parent, which raises it there
-        report.send((rank, "error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        report.send((rank, "error", (type(e).__name__, str(e)), traceback.format_exc()))
         raise SystemExit(1) from None
+    finally:  # a group left to the interpreter's exit can abort the rank as its peer goes away
+        if dist.is_initialized():
+            dist.destroy_process_group()
     report.send((rank, "ok", value if rank == 0 else None, ""))
 
 
@@ -271,13 +274,11 @@ def launch_local(fn: Callable[..., Any], args: tuple, world: int, threads: int =
             p.join()
     errors = [r for r in reports if r[1] == "error"]
     if errors:  # the first one reported: the others are usually its echo (a peer gone mid-collective)
-        rank, _, message, tb = errors[0]
-        kind = message.split(":", 1)[0]
-        text = message.split(": ", 1)[-1]
+        rank, _, (kind, text), tb = errors[0]
         for known in (ValueError, FileNotFoundError, FileExistsError):
             if kind == known.__name__:
                 raise known(text)
-        raise RuntimeError(f"rank {rank} of {world} failed: {message}\n{tb}")
+        raise RuntimeError(f"rank {rank} of {world} failed: {kind}: {text}\n{tb}")
     bad = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode]
     done = [r for r in reports if r[0] == 0 and r[1] == "ok"]
     if bad or not done:
