@@ -36,6 +36,9 @@ class EnvConfig:
     goal_points: int = 1024
     goal_cameras: list[str] | None = None  # null: the observation cameras (static if there are none)
     goal_image_size: int = 224
+    # Gaussian actuation noise (m; 5x in rad on yaw) added to each commanded EE delta before it runs; a
+    # recorder stores the commanded action: `vla collect env.action_noise=0.01` records DART recovery data.
+    action_noise: float = 0.0
 
 
 @register_config("task", group="task")

@@ -85,6 +85,7 @@ class TabletopEnv(gym.Env):
         goal_points: int = 1024,
         goal_cameras: Sequence[str] | None = None,
         goal_image_size: int = 224,
+        action_noise: float = 0.0,
     ):
         self.task = get_task(task)
         self.task_name = task
@@ -104,6 +105,15 @@ class TabletopEnv(gym.Env):
         self.height, self.width = h, w
         self.use_depth, self.use_seg = bool(depth), bool(segmentation)
         self.action_mode = ActionSpace.parse(action_space)
+        # Actuation noise (DART recovery data, robustness checks): N(0, action_noise) metres on every
+        # commanded EE translation and 5x that in radians on yaw, added after the policy chose the action,
+        # so a recorder stores the commanded action as the label of the perturbed state that follows.
+        if not float(action_noise) >= 0.0:
+            raise ValueError(f"action_noise: expected >= 0 (metres), got {action_noise}")
+        if action_noise and self.action_mode is not ActionSpace.EE_DELTA:
+            raise ValueError(f"action_noise perturbs EE deltas: needs action_space=ee_delta, got {action_space}")
+        self.action_noise = float(action_noise)
+        self._noise_rng = np.random.default_rng(0)
         self.horizon = int(max_episode_steps or self.task.horizon)
         if robot_visuals not in ROBOT_VISUALS:
             known = list(ROBOT_VISUALS)
@@ -210,6 +220,7 @@ class TabletopEnv(gym.Env):
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self._seed = int(seed)
         rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
+        self._noise_rng = np.random.default_rng([*task_rng_seed(self.task_name, self.split, self._seed), 1])
         self.layout = self.task.sample(rng, self.split)
         self._build_world(self.layout)
         self._goal_cloud = self.render_goal_cloud() if self.task.has_goal_cloud else None
@@ -274,6 +285,10 @@ class TabletopEnv(gym.Env):
             raise RuntimeError("step() called before reset()")
         a = _check_action(action, self.action_mode.dim)
         a = np.clip(a, self.action_space.low, self.action_space.high)
+        if self.action_noise > 0:  # never mutates the caller's action: _check_action/clip return copies
+            a[:3] += self._noise_rng.normal(0.0, self.action_noise, 3)
+            a[5] += self._noise_rng.normal(0.0, 5 * self.action_noise)
+            a = np.clip(a, self.action_space.low, self.action_space.high)
         if self.action_mode is ActionSpace.EE_DELTA:
             self.robot.apply_ee_delta(a[:6], float(a[6]))
         else:

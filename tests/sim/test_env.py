@@ -92,6 +92,26 @@ def test_determinism_per_seed():
         b.close()
 
 
+def test_action_noise_perturbs_the_executed_action_only():
+    """DART data: the env adds seeded noise to what it executes; the caller's action is untouched, so a
+    recorder stores the commanded action; the same seed gives the same perturbation."""
+    act = np.array([0.01, 0.0, -0.02, 0, 0, 0, 1], np.float32)
+    ends = []
+    for noise, seed in ((0.0, 5), (0.01, 5), (0.01, 5), (0.01, 6)):
+        env = TabletopEnv(task="pick", cameras=(), depth=False, action_noise=noise)
+        env.reset(seed=seed)
+        for _ in range(3):
+            before = act.copy()
+            obs, *_ = env.step(act)
+            np.testing.assert_array_equal(act, before)
+        ends.append(unpack_state(obs["state"]).ee_position)
+        env.close()
+    clean, noisy, again, other = ends
+    assert 0.003 < np.linalg.norm(noisy - clean) < 0.08
+    np.testing.assert_allclose(noisy, again, atol=1e-6)
+    assert np.linalg.norm(other - noisy) > 1e-4
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -100,6 +120,9 @@ def test_determinism_per_seed():
         (dict(cameras=("static", "ceiling")), "unknown camera"),
         (dict(action_space="torque"), "unknown action space"),
         (dict(renderer="vulkan"), "unknown renderer"),
+        (dict(action_noise=-0.01), "action_noise"),
+        (dict(action_noise=float("nan")), "action_noise"),
+        (dict(action_noise=0.01, action_space="joint_pos"), "ee_delta"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

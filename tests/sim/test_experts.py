@@ -74,3 +74,39 @@ def test_expert_is_in_the_policy_registry():
         make_policy("expert", task="juggle")
     with pytest.raises(ValueError, match="noise"):
         make_expert("pick", noise=-1.0)
+
+
+def _carrying(task: str, off: float, z: float) -> tuple[object, dict]:
+    """A carry expert in its carry phase and a privileged state with the target held `off` metres (x) from
+    the goal, the grasp point at height `z`."""
+    env = TabletopEnv(task=task, **SMALL)
+    _, info = env.reset(seed=task_seeds(task, "train", 1)[0])
+    env.close()
+    expert = make_expert(task)
+    expert._set("carry")
+    priv = dict(info["privileged"])
+    goal_xy, _ = expert._goal_xy_z(priv)
+    obj = np.array([goal_xy[0] + off, goal_xy[1], z - 0.01])
+    poses = [np.asarray(q).copy() for q in priv["object_poses"]]
+    poses[0][:3] = obj
+    touching = [i == 0 for i in range(len(poses))]
+    priv.update(ee_position=obj + [0, 0, 0.01], object_poses=poses, object_touching=touching, gripper_width=0.03)
+    return expert, {"privileged": priv}
+
+
+@pytest.mark.parametrize("task, off, descends", [("place", 0.06, False), ("place", 0.025, True), ("stack", 0.012, True)])
+def test_carry_is_a_funnel_not_a_hidden_phase(task, off, descends):
+    """Carrying and lowering are one function of the state: a centimetre or two off the goal the hand
+    already descends (a policy that stops short still finishes); far from it, it stays up."""
+    expert, info = _carrying(task, off, z=0.16)
+    a = expert.select_action({}, info)
+    assert a[0] < 0 and a[6] == 0.0  # towards the goal, gripper closed
+    assert (a[2] < -0.005) == descends, a
+
+
+def test_carry_expert_releases_near_the_goal_at_the_bottom():
+    expert, info = _carrying("place", 0.02, z=0.0)
+    _, release_z = expert._goal_xy_z(info["privileged"])
+    expert, info = _carrying("place", 0.02, z=release_z + 0.01)  # at the release height, 2 cm off centre
+    expert.select_action({}, info)
+    assert expert.phase == "release" and expert.select_action({}, info)[6] == 1.0
