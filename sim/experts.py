@@ -27,6 +27,11 @@ MAX_STEP = 0.04  # metres per control step the experts command (the env clips at
 # action is a smooth function of where the goal is, which a learned policy can imitate; a bang-bang
 # expert (full steps until the goal is within one step) teaches only the direction until the last step.
 GAIN = 0.5
+# ... but never less than MIN_STEP per axis (or the whole remaining error, if smaller): a purely
+# proportional label shrinks towards zero near every goal, and a policy that underestimates the distance
+# left converges short of it (session 7: place policies stopped 1.5 cm above the release height, where
+# the expert's label was still -1.3 cm, and never opened).
+MIN_STEP = 0.01
 SAFE_Z = 0.16  # carrying height of the grasp point
 OPEN, CLOSED = 1.0, 0.0
 CLOSED_BELOW = 0.075  # gripper width (m; 0.08 open) under which the fingers have closed on something
@@ -81,7 +86,9 @@ class ScriptedExpert:
         goal, yaw_err, grip = self._act(priv)
         self.phase_steps += 1
         ee = np.asarray(priv["ee_position"], dtype=np.float64)
-        delta = np.clip(GAIN * (np.asarray(goal, dtype=np.float64) - ee), -MAX_STEP, MAX_STEP)
+        err = np.asarray(goal, dtype=np.float64) - ee
+        step = np.minimum(np.maximum(GAIN * np.abs(err), np.minimum(MIN_STEP, np.abs(err))), MAX_STEP)
+        delta = np.sign(err) * step
         dyaw = float(np.clip(yaw_err, -0.25, 0.25))
         if self.noise > 0 and self.phase not in self.quiet_phases:
             scale = np.array([1.0, 1.0, 0.0 if self.phase in self.flat_phases else 1.0])
@@ -205,10 +212,13 @@ class _CarryExpert(ScriptedExpert):
             d = float(np.linalg.norm(pos[:2] - goal_xy))
             low = release_z + (ee[2] - pos[2])  # grasp point height that puts the object at release_z
             frac = float(np.clip((d - self.lower_to) / (self.lower_from - self.lower_to), 0.0, 1.0))
-            goal = np.array([*ee_goal_xy, low + frac * (max(SAFE_Z, low) - low)])
+            # aim a centimetre below the release height, so the label still says "down" (MIN_STEP) when
+            # the release comes, rather than shrinking to nothing just above it
+            bottom = low - 0.01
+            goal = np.array([*ee_goal_xy, bottom + frac * (max(SAFE_Z, low) - bottom)])
             near = d < self.release_within
             self.low_steps = self.low_steps + 1 if near and ee[2] < low + 0.03 else 0
-            if near and (abs(ee[2] - low) < 0.006 or self.low_steps > 10):  # the timer: when blocked
+            if near and (ee[2] < low + 0.004 or self.low_steps > 10):  # the timer: when blocked
                 self._set("release")
             return goal, 0.0, CLOSED
         if self.phase == "release":
