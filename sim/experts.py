@@ -36,6 +36,7 @@ SAFE_Z = 0.16  # carrying height of the grasp point
 OPEN, CLOSED = 1.0, 0.0
 CLOSED_BELOW = 0.075  # gripper width (m; 0.08 open) under which the fingers have closed on something
 OPENED_ABOVE = 0.075  # gripper width above which the fingers have opened again after a release
+CLOSE_ABOVE = 0.012  # metres above the grasp (release) height from which the fingers close (open)
 
 
 def _wrap(angle: float, period: float) -> float:
@@ -128,10 +129,15 @@ class ScriptedExpert:
             return goal, yaw_err, OPEN
         if self.phase == "descend":
             goal = np.array([pos[0], pos[1], grasp_z])
-            if abs(ee[2] - grasp_z) < 0.006 or self.phase_steps > 15:
-                self._set("close")
             if np.linalg.norm((goal - ee)[:2]) > self.descend_drift:  # the object moved: start over
                 self._set("approach")
+                return goal, yaw_err, OPEN
+            # Close from just above the grasp height, in the same step: the label of the frame that
+            # reaches the bottom is "close" (a frame later, the policy would see two near-identical
+            # frames, one labelled open and one closed, and learn to keep the fingers open).
+            if ee[2] < grasp_z + CLOSE_ABOVE or self.phase_steps > 15:
+                self._set("close")
+                return self._grasp(priv)
             return goal, yaw_err, OPEN
         if self.phase == "close":
             # Lift as soon as the fingers have closed (observable: the gripper width in the state), not
@@ -218,8 +224,9 @@ class _CarryExpert(ScriptedExpert):
             goal = np.array([*ee_goal_xy, bottom + frac * (max(SAFE_Z, low) - bottom)])
             near = d < self.release_within
             self.low_steps = self.low_steps + 1 if near and ee[2] < low + 0.03 else 0
-            if near and (ee[2] < low + 0.004 or self.low_steps > 10):  # the timer: when blocked
-                self._set("release")
+            if near and (ee[2] < low + CLOSE_ABOVE or self.low_steps > 10):  # the timer: when blocked
+                self._set("release")  # open in this very step, as "close" does
+                return self._act(priv)
             return goal, 0.0, CLOSED
         if self.phase == "release":
             # retreat once the gripper width shows the fingers open again (observable, as in "close")
