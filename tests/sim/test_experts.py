@@ -110,3 +110,29 @@ def test_carry_expert_releases_near_the_goal_at_the_bottom():
     expert, info = _carrying("place", 0.02, z=release_z + 0.01)  # at the release height, 2 cm off centre
     expert.select_action({}, info)
     assert expert.phase == "release" and expert.select_action({}, info)[6] == 1.0
+
+
+@pytest.mark.parametrize("task", ["pick", "place"])
+def test_gripper_label_switches_on_the_frame_that_reaches_the_bottom(task):
+    """The first frame within CLOSE_ABOVE of the grasp height is labelled "close" (and for place, the
+    first frame near the release height "open"): the frames around a switch differ by a visible
+    distance, not by the 4 mm of one proportional step, so a policy can tell them apart."""
+    from sim.experts import CLOSE_ABOVE
+
+    env = TabletopEnv(task=task, **SMALL)
+    expert = make_expert(task)
+    obs, info = env.reset(seed=task_seeds(task, "train", 1)[0])
+    expert.reset(0)
+    closes = []
+    for _ in range(env.horizon):
+        priv = info["privileged"]
+        grasp_z = max(float(priv["object_poses"][0][2]) - 0.004, 0.014)
+        low = float(priv["ee_position"][2]) < grasp_z + CLOSE_ABOVE and float(priv["gripper_width"]) > 0.075
+        a = expert.select_action(obs, info)
+        if low:
+            closes.append(float(a[6]))
+        obs, _, term, trunc, info = env.step(a)
+        if term or trunc:
+            break
+    env.close()
+    assert term and closes and closes[0] == 0.0, closes
