@@ -10,6 +10,7 @@ their goal point cloud once per reset from the static camera (224x224 -> 1024 po
     python benchmarks/expert_success.py                       # 100 train seeds, every task
     python benchmarks/expert_success.py --seeds 20 --tasks pick stack --split heldout --noise 0.003
     python benchmarks/expert_success.py --tasks arrange stack_goal       # the goal-specified tasks only
+    python benchmarks/expert_success.py --tasks place --action-noise 0.01  # under DART actuation noise
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=sim.list_tasks())
     ap.add_argument("--split", default="train")
     ap.add_argument("--noise", type=float, default=0.0)
+    ap.add_argument("--action-noise", type=float, default=0.0, help="env actuation noise (DART data), m")
     args = ap.parse_args()
     t0 = time.perf_counter()
     results, failed, goal_ms = [], {}, {}
     for task in args.tasks:
-        kw = dict(task=task, split=args.split, cameras=(), depth=False)
+        kw = dict(task=task, split=args.split, cameras=(), depth=False, action_noise=args.action_noise)
         env = gym.make(sim.ENV_ID, **kw)
         expert = make_expert(task, noise=args.noise, seed=1)
         seeds = sim.task_seeds(task, args.split, args.seeds)
@@ -60,6 +62,7 @@ def main() -> None:
                 "split": args.split,
                 "seeds": args.seeds,
                 "noise": args.noise,
+                "action_noise": args.action_noise,
                 "success": {t: s["success_rate"] for t, s in summary.items()},
                 "mean_length": {t: round(s["mean_length"], 1) for t, s in summary.items()},
                 "errors": {t: s["errors"] for t, s in summary.items()},
