@@ -27,10 +27,11 @@ MAX_STEP = 0.04  # metres per control step the experts command (the env clips at
 # action is a smooth function of where the goal is, which a learned policy can imitate; a bang-bang
 # expert (full steps until the goal is within one step) teaches only the direction until the last step.
 GAIN = 0.5
-# ... but never less than MIN_STEP per axis (or the whole remaining error, if smaller): a purely
-# proportional label shrinks towards zero near every goal, and a policy that underestimates the distance
+# ... but never less than MIN_STEP vertically (or the whole remaining error, if smaller): a purely
+# proportional label shrinks towards zero near every goal, and a policy that underestimates the height
 # left converges short of it (session 7: place policies stopped 1.5 cm above the release height, where
-# the expert's label was still -1.3 cm, and never opened).
+# the expert's label was still -1.3 cm, and never opened). Horizontally the target is in view, and the
+# label stays proportional: a smooth function of the offset the policy sees (docs/training.md).
 MIN_STEP = 0.01
 SAFE_Z = 0.16  # carrying height of the grasp point
 OPEN, CLOSED = 1.0, 0.0
@@ -88,7 +89,8 @@ class ScriptedExpert:
         self.phase_steps += 1
         ee = np.asarray(priv["ee_position"], dtype=np.float64)
         err = np.asarray(goal, dtype=np.float64) - ee
-        step = np.minimum(np.maximum(GAIN * np.abs(err), np.minimum(MIN_STEP, np.abs(err))), MAX_STEP)
+        floor = np.minimum(np.array([0.0, 0.0, MIN_STEP]), np.abs(err))  # vertical only (see MIN_STEP)
+        step = np.minimum(np.maximum(GAIN * np.abs(err), floor), MAX_STEP)
         delta = np.sign(err) * step
         dyaw = float(np.clip(yaw_err, -0.25, 0.25))
         if self.noise > 0 and self.phase not in self.quiet_phases:
