@@ -8,6 +8,13 @@ length, errors, inference latency p50/p95 and control rate. A few failure and su
 under test, `results.json`, `report.md` and `success_rate.png` go to `out`. An exception inside one
 episode is recorded for that episode and the evaluation goes on.
 
+Videos are cheap: during the rollouts an observer only logs each episode's actions, and the quota picks
+the episodes to keep as they end. After a task's rollouts each kept episode is replayed in a fresh
+in-process env (same task, split and env settings, but rendering only `video_camera` at `video_size`
+pixels, no depth), which reproduces it exactly (the env is deterministic per seed), and filmed with the
+instruction, the step and the outcome written on the frames. `video_size=0` films the policy's own input
+camera from the observations instead (no replay, no captions).
+
     vla eval policy=expert tasks=[pick,stack] episodes=20 split=heldout num_envs=2 out=outputs/eval
 """
 
@@ -22,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 import sim
+from sim.camera import DEFAULT_CAMERAS
 from sim.config import EnvConfig, env_kwargs
 from sim.tasks import check_split, get_task, task_seeds
 from sim.vector import make_vector_env
@@ -32,7 +41,9 @@ from vla.core.policy import get_policy_class
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
 from vla.eval.report import summary_lines, write_report
 from vla.core.rollout import EpisodeResult, run_rollouts
-from vla.eval.video import VideoRecorder
+from vla.core.types import CONTROL_HZ, image_key
+from vla.data.video import write_video
+from vla.eval.video import VideoRecorder, caption_episode, replay_episode
 from vla.models.checkpoint import VLA_TYPE, Checkpoint
 from vla.pointcloud.model_inputs import check_env_provides_clouds
 from policies.vla import check_env_compatible
@@ -53,7 +64,10 @@ class EvalConfig:
     reference_episodes: int | None = None  # default: same as `episodes`
     failure_videos: int = 3
     success_videos: int = 2
-    video_camera: str | None = None  # camera filmed for videos; None: the first of env.cameras
+    video_camera: str | None = None  # camera filmed for videos; None: the first of env.cameras (else static)
+    # Frame size (px) of the kept videos: each is replayed with `video_camera` rendered at this size, with
+    # the instruction, step and outcome written on it. 0: film the policy's input camera, no replay/text.
+    video_size: int = 256
     max_episode_steps: int | None = None
     out: str = "outputs/eval"
     progress: bool = True
@@ -74,12 +88,23 @@ def policy_factory(name: str, kwargs: Mapping[str, Any]) -> Callable[[str], Any]
     return make
 
 
+@dataclass(frozen=True)
+class _KeptEpisode:
+    """An episode chosen for a video: its result, "success"/"failure", and the actions it executed."""
+
+    result: EpisodeResult
+    kind: str
+    actions: tuple[np.ndarray, ...]
+
+
 class _VideoQuota:
-    """How many failure/success videos are still wanted (shared by the episodes of one policy)."""
+    """How many failure/success videos are still wanted (shared by the episodes of one policy); the
+    episodes kept for replay (`kept`) and the video paths written (`written`)."""
 
     def __init__(self, failures: int, successes: int):
         self.left = {"failure": failures, "success": successes}
         self.written: list[str] = []
+        self.kept: list[_KeptEpisode] = []
 
     def take(self, kind: str) -> bool:
         if self.left[kind] <= 0:
@@ -104,6 +129,64 @@ class _KeepSomeVideos(VideoRecorder):
         self.frames = []
 
 
+class _KeepSomeActions:
+    """Observer: logs an episode's executed actions (cheap); at its end the quota decides whether the
+    episode is kept, to be replayed and filmed after the task's rollouts (`_write_replays`)."""
+
+    def __init__(self, quota: _VideoQuota):
+        self.quota = quota
+        self.actions: list[np.ndarray] = []
+        self.started = False
+
+    def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+        self.actions, self.started = [], True
+
+    def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
+        self.actions.append(np.array(action, dtype=np.float32))  # a copy
+
+    def on_episode_end(self, result: EpisodeResult) -> None:
+        kind = "success" if result.success else "failure"
+        if self.started and self.quota.take(kind):
+            self.quota.kept.append(_KeptEpisode(result, kind, tuple(self.actions)))
+        self.actions, self.started = [], False
+
+
+def _video_camera(cfg: EvalConfig) -> str:
+    """The camera filmed: `video_camera`, else the first of env.cameras, else (state-only env) static."""
+    return cfg.video_camera or (cfg.env.cameras[0] if cfg.env.cameras else "static")
+
+
+def _write_replays(
+    kept: Sequence[_KeptEpisode], env_kw: Mapping[str, Any], camera: str, size: int, out: Path
+) -> list[str]:
+    """Replay each kept episode in one fresh env like `env_kw` but rendering only `camera` at `size` px
+    (goal clouds from the same cameras as before, so observations and physics match), write its captioned
+    video `<task>_<kind>_seed<seed>.mp4`, and return the paths. A replay whose success or length differs
+    from the original still gets its video, with one warning line."""
+    if not kept:
+        return []
+    goal_cameras = env_kw.get("goal_cameras") or tuple(env_kw["cameras"]) or ("static",)
+    kw = {**env_kw, "cameras": (camera,), "image_size": size, "depth": False, "segmentation": False}
+    env = gym.make(sim.ENV_ID, **{**kw, "goal_cameras": goal_cameras})
+    paths = []
+    try:
+        for k in kept:
+            r = k.result
+            rep = replay_episode(env, r.seed, k.actions, image_key(camera))
+            if (rep.success, rep.length) != (r.success, r.length):
+                print(
+                    f"[eval] warning: the replay of {r.task} seed {r.seed} diverged (success {r.success} -> "
+                    f"{rep.success}, length {r.length} -> {rep.length}); its video shows the replay"
+                )
+            outcome = k.kind if r.error is None else f"{k.kind} (error)"
+            frames = caption_episode(rep.frames, r.instruction, outcome, r.success, hold=CONTROL_HZ)
+            path = out / f"{r.task}_{k.kind}_seed{r.seed}.mp4"
+            paths.append(str(write_video(path, frames, fps=CONTROL_HZ)))
+    finally:
+        env.close()
+    return paths
+
+
 def run_policy(
     make: Callable[[str], Any],
     tasks: Sequence[str],
@@ -125,8 +208,11 @@ def run_policy(
         latencies: list[float] = []
 
         def observers(seed: int, quota: _VideoQuota | None = quota) -> list:
-            camera = cfg.video_camera or cfg.env.cameras[0]
-            return [_KeepSomeVideos(out, quota, camera)] if quota is not None else []
+            if quota is None:
+                return []
+            if cfg.video_size > 0:
+                return [_KeepSomeActions(quota)]
+            return [_KeepSomeVideos(out, quota, _video_camera(cfg))]
 
         env = make_vector_env(cfg.num_envs, **kw) if cfg.num_envs > 1 else gym.make(sim.ENV_ID, **kw)
         try:
@@ -141,6 +227,8 @@ def run_policy(
             env.close()
         per_task[task] = {**task_metrics(results), **latency_summary(latencies)}
         all_results += results
+        if quota is not None and cfg.video_size > 0:
+            written += _write_replays(quota.kept, kw, _video_camera(cfg), cfg.video_size, out)
         written += quota.written if quota is not None else []
     return per_task, all_results, written
 
@@ -161,9 +249,16 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     for t in cfg.tasks:
         get_task(t)  # unknown task names fail before the first episode
     check_split(cfg.split)
-    if cfg.video_camera is not None and cfg.video_camera not in cfg.env.cameras:
+    if cfg.video_size != 0 and cfg.video_size < 8:
+        raise ValueError(f"video_size: expected 0 (film the policy camera) or >= 8 px, got {cfg.video_size}")
+    if cfg.video_size > 0 and cfg.video_camera is not None and cfg.video_camera not in DEFAULT_CAMERAS:
+        known = list(DEFAULT_CAMERAS)
+        raise ValueError(f"video_camera={cfg.video_camera!r}: expected one of {known}")
+    if cfg.video_size == 0 and cfg.video_camera is not None and cfg.video_camera not in cfg.env.cameras:
         cams = list(cfg.env.cameras)
-        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={cams}")
+        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={cams} (video_size=0)")
+    if cfg.video_size == 0 and not cfg.env.cameras and (cfg.failure_videos > 0 or cfg.success_videos > 0):
+        raise ValueError("video_size=0 films the policy's camera, but env.cameras is empty: set video_size")
     if cfg.episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
     if cfg.checkpoint:

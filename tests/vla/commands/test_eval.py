@@ -1,16 +1,24 @@
 """`vla eval`: Wilson intervals, the expert's known success through the policy path, reproducibility
-(same seeds, 1 or 2 env processes), per-episode errors that don't stop the run, report == JSON."""
+(same seeds, 1 or 2 env processes), per-episode errors that don't stop the run, report == JSON, and the
+kept videos: replayed at 256 px with captions (a diverging replay warns once), or at video_size=0 the
+policy's own camera."""
 
 import json
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+import sim
+from sim.config import EnvConfig, env_kwargs
 from vla.cli import main as cli_main
 from vla.commands.eval import EvalConfig, evaluate
 from vla.core.config import compose, to_dataclass
 from vla.core.policy import POLICIES
+from vla.core.rollout import EpisodeResult
+from vla.core.types import CONTROL_HZ
+from vla.data.video import decode_video
 from vla.eval.metrics import wilson_interval
 from vla.eval.report import write_report
 
@@ -132,9 +140,72 @@ def test_bad_input_fails_before_the_first_episode(tmp_path):
 
 
 def test_video_camera_must_be_rendered():
-    from vla.commands.eval import EvalConfig, evaluate
-    from vla.core.config import compose, to_dataclass
+    def cfg(*overrides: str) -> EvalConfig:
+        return to_dataclass(compose("eval", list(overrides)), EvalConfig)
 
-    cfg = to_dataclass(compose("eval", ["env.cameras=[wrist]", "video_camera=static"]), EvalConfig)
-    with pytest.raises(ValueError, match="video_camera"):
-        evaluate(cfg)
+    with pytest.raises(ValueError, match="video_camera"):  # video_size=0 films the observations
+        evaluate(cfg("env.cameras=[wrist]", "video_camera=static", "video_size=0"))
+    with pytest.raises(ValueError, match="video_camera"):  # a replay renders any camera, if it exists
+        evaluate(cfg("video_camera=ceiling"))
+    with pytest.raises(ValueError, match="video_size"):
+        evaluate(cfg("video_size=4"))
+
+
+def _reset_image(seed: int, size: int) -> np.ndarray:
+    kw = {"task": "pick", "split": "heldout", "cameras": ("static",), "depth": False}
+    env = gym.make(sim.ENV_ID, image_size=size, **kw)
+    try:
+        return env.reset(seed=seed)[0]["images/static"]
+    finally:
+        env.close()
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def _far(a: np.ndarray, b: np.ndarray) -> float:
+    """The fraction of pixels more than 48 levels apart in some channel (edges, text; not codec noise)."""
+    return float((np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > 48).mean())
+
+
+def test_kept_videos_are_replayed_at_video_size_with_captions(tmp_path, capsys):
+    res = evaluate(_cfg(tmp_path, "episodes=1", "references=[]", "failure_videos=0", "success_videos=1"))
+    (ep,) = res["episodes"]
+    assert ep["success"] and res["videos"] == [f"{tmp_path}/videos/pick_success_seed{ep['seed']}.mp4"]
+    frames = decode_video(res["videos"][0])
+    assert frames.shape[1:] == (256, 256, 3) and len(frames) == ep["length"] + 1 + CONTROL_HZ  # + 1 s hold
+    assert "diverged" not in capsys.readouterr().out
+    first = frames[0]
+    sharp, small = _reset_image(ep["seed"], 256), _reset_image(ep["seed"], 64)  # policy input: 64 px
+    upscaled = np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)
+    below = slice(64, None)  # under the caption band
+    assert _diff(first[below], sharp[below]) < 4.0  # a 256-px render, up to codec noise
+    assert _far(first[below], upscaled[below]) > max(0.003, 5 * _far(first[below], sharp[below]))
+    band = slice(0, 24)  # the instruction line: the scene darkened to 40% (<= 102), with white text on it
+    assert _diff(first[band], sharp[band]) > 20 and np.median(first[band]) < 0.5 * np.median(sharp[band])
+    assert (first[band].min(axis=2) > 180).sum() > 30  # text pixels: brighter than any darkened pixel
+    last = frames[-1][:48].astype(int)
+    assert ((last[..., 1] > 160) & (last[..., 0] < 140)).sum() > 20  # the outcome, in green
+
+
+def test_a_diverging_replay_still_writes_its_video_with_one_warning(tmp_path, capsys):
+    from vla.commands.eval import _KeptEpisode, _write_replays
+
+    seed = sim.task_seeds("pick", "heldout", 1)[0]
+    claimed = EpisodeResult("pick", seed, "heldout", "pick it up", True, 4, None, 0.0)  # never happened
+    still = np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+    kw = env_kwargs(EnvConfig(cameras=[]), {"name": "pick", "split": "heldout"})
+    paths = _write_replays([_KeptEpisode(claimed, "success", (still,) * 4)], kw, "static", 96, tmp_path)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "diverged" in lines[0] and "success True -> False" in lines[0]
+    assert paths == [str(tmp_path / f"pick_success_seed{seed}.mp4")]
+    assert decode_video(paths[0]).shape == (4 + 1 + CONTROL_HZ, 96, 96, 3)
+
+
+def test_video_size_zero_films_the_policy_camera(tmp_path):
+    res = evaluate(
+        _cfg(tmp_path, "episodes=1", "references=[]", "failure_videos=0", "success_videos=1", "video_size=0")
+    )
+    frames = decode_video(res["videos"][0])
+    assert frames.shape[1:] == (64, 64, 3) and len(frames) == res["episodes"][0]["length"] + 1
