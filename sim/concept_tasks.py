@@ -103,6 +103,11 @@ class PickConceptsTask(PickTask):
         text, t = self._instruction(rng, o=phrase)
         return dataclasses.replace(layout, instruction=text, template=t)
 
+    def swapped(self, layout, rng):
+        """None: a swapped instruction would name the new target in plain words, not by a held-out concept,
+        so it would measure `pick`, not this task (run the language check on `pick` instead)."""
+        return None
+
 
 def describe(layout: Layout) -> dict[str, object]:
     """A layout's instruction, its held-out concepts and the target's name (for reports and tests)."""

@@ -8,14 +8,22 @@ the episode. `step(action)` runs one 10 Hz control step = 24 physics steps at 24
 `instruction` str, and for goal-specified tasks (sim.goal_tasks) `goal/points` float32
 [N,3] + `goal/colors` uint8 [N,3], the goal scene rendered once at reset (sim.goal_cloud). `info` carries
 `is_success`, `task`, `seed`, `split`, `instruction`, `privileged` (plain numpy/python values for experts)
-and `error` after a physics blow-up.
+and `error` after a physics blow-up. `reset(seed=s, options={"swap_instruction": True})` builds the
+seed's scene with the task's swapped target or goal (`Task.swapped`, the language check): the observation,
+`info` and `is_success` follow the new instruction, and `info` adds `original_instruction` and
+`original_success`, the original instruction's success under the same `success_hold` rule, judged on the
+same snapshot.
 
     env = gymnasium.make("vla/Tabletop-v0", task="pick", image_size=128)
     obs, info = env.reset(seed=0)
+    obs, info = env.reset(seed=0, options={"swap_instruction": True})
+    # info["original_instruction"]: "grab the yellow cylinder and raise it"
+    # obs["instruction"]:           "grab the yellow block and raise it"
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pkgutil
 import string
 import warnings
@@ -32,7 +40,15 @@ from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat
 from sim.goal_cloud import render_goal_cloud as _render_goal_cloud
 from sim.robot import LOWER, ROBOT_VISUALS, UPPER, ControlLimits, Panda
 from sim.scene import ShapeCache, build_fixture, build_object, build_table
-from sim.tasks import LIFT_HEIGHT, Layout, Snapshot, check_split, get_task, task_rng_seed
+from sim.tasks import (
+    LIFT_HEIGHT,
+    Layout,
+    Snapshot,
+    check_split,
+    get_task,
+    swap_rng_seed,
+    task_rng_seed,
+)
 from vla.core.types import (
     CONTROL_HZ,
     GOAL_COLORS_KEY,
@@ -52,6 +68,7 @@ SUBSTEPS = PHYSICS_HZ // CONTROL_HZ
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-?!"
 WORKSPACE_BOUNDS = ((-0.2, -0.7, -0.1), (1.1, 0.7, 1.0))  # an object outside this box is an error
 RENDERERS = ("tiny", "egl")
+SWAP_INSTRUCTION = "swap_instruction"  # reset option: the seed's scene with the task's swapped instruction
 
 
 def _load_egl(client: int) -> bool:
@@ -156,6 +173,7 @@ class TabletopEnv(gym.Env):
         self.action_space = self._make_action_space()
         self.robot: Panda | None = None
         self.layout: Layout | None = None
+        self.original_layout: Layout | None = None  # swapped episodes only: the seed's own layout
         self.object_ids: list[int] = []
         self.fixture_ids: list[int] = []
         self.table_id = -1
@@ -164,6 +182,7 @@ class TabletopEnv(gym.Env):
         self._seed = 0
         self._steps = 0
         self._held = 0
+        self._original_held = 0
 
     # ---- spaces ----------------------------------------------------------------------------------
     def _make_obs_space(self) -> gym.spaces.Dict:
@@ -218,15 +237,33 @@ class TabletopEnv(gym.Env):
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
+        layout, original = self._layouts(int(seed), bool((options or {}).get(SWAP_INSTRUCTION, False)))
         self._seed = int(seed)
-        rng = np.random.default_rng(task_rng_seed(self.task_name, self.split, self._seed))
         self._noise_rng = np.random.default_rng([*task_rng_seed(self.task_name, self.split, self._seed), 1])
-        self.layout = self.task.sample(rng, self.split)
+        self.layout, self.original_layout = layout, original
         self._build_world(self.layout)
         self._goal_cloud = self.render_goal_cloud() if self.task.has_goal_cloud else None
-        self._steps, self._held = 0, 0
+        self._steps, self._held, self._original_held = 0, 0, 0
         obs = self._observe()
         return obs, self._info(success=False)
+
+    def _layouts(self, seed: int, swap: bool) -> tuple[Layout, Layout | None]:
+        """(layout to build, the seed's original layout or None): with `swap`, the task's swapped layout
+        (`sim.tasks.swapped_layout` derives the same pair); a ValueError where the scene has none."""
+        layout = self.task.sample(
+            np.random.default_rng(task_rng_seed(self.task_name, self.split, seed)), self.split
+        )
+        if not swap:
+            return layout, None
+        swapped = self.task.swapped(
+            layout, np.random.default_rng(swap_rng_seed(self.task_name, self.split, seed))
+        )
+        if swapped is None:
+            raise ValueError(
+                f"reset option {SWAP_INSTRUCTION!r}: task {self.task_name!r} offers no other target or goal "
+                f"in the scene of seed {seed} (split {self.split!r}); Task.swapped returned None"
+            )
+        return swapped, layout
 
     def _build_world(self, layout: Layout) -> None:
         """Robot and table are built once and restored from a saved state (loading the Panda URDF is the
@@ -299,8 +336,12 @@ class TabletopEnv(gym.Env):
         error = self._check_blowup()
         success = False
         if error is None:
-            self._held = self._held + 1 if self.task.success(self.snapshot()) else 0
+            snap = self.snapshot()
+            self._held = self._held + 1 if self.task.success(snap) else 0
             success = self._held >= self.success_hold
+            if self.original_layout is not None:
+                was = self.task.success(dataclasses.replace(snap, layout=self.original_layout))
+                self._original_held = self._original_held + 1 if was else 0
         terminated = success or error is not None
         truncated = not terminated and self._steps >= self.horizon
         obs = self._observe()
@@ -366,7 +407,7 @@ class TabletopEnv(gym.Env):
         return obs
 
     def _info(self, success: bool) -> dict[str, Any]:
-        return {
+        info = {
             "is_success": bool(success),
             "task": self.task_name,
             "seed": self._seed,
@@ -374,6 +415,10 @@ class TabletopEnv(gym.Env):
             "instruction": self.layout.instruction,
             "privileged": self.privileged(),
         }
+        if self.original_layout is not None:  # a swapped episode (reset option SWAP_INSTRUCTION)
+            info["original_instruction"] = self.original_layout.instruction
+            info["original_success"] = bool(self._steps > 0 and self._original_held >= self.success_hold)
+        return info
 
     def privileged(self) -> dict[str, Any]:
         """Plain numpy/python description of the world for experts (never for learned policies)."""

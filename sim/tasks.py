@@ -7,13 +7,19 @@ what the goal is, the instruction); it is a pure function of the RNG, so `reset(
 the scene. `success(snapshot)` judges a `Snapshot` of the simulated world (object poses, which objects
 touch the robot). Splits: `task_seeds` gives disjoint train/held-out seed ranges, and the held-out split
 samples attribute combinations (colour-shape pairs; colour pairs for `stack`) that never occur in train,
-so generalisation is measurable.
+so generalisation is measurable. `swapped(layout, rng)` gives the same scene with another target or
+goal and an instruction naming it (the language check of `vla.eval.language`; None where the task has no
+alternative), and `swapped_layout` derives both layouts from a seed exactly as the env's
+`reset(options={"swap_instruction": True})` does.
 
     layout = get_task("pick").sample(np.random.default_rng(task_rng_seed("pick", "train", 3)), "train")
+    original, swapped = swapped_layout("place", "heldout", 1_000_001)
+    # "place the orange block in the tray" -> "place the orange block on the plate"
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -92,6 +98,12 @@ class Task:
 
     def success(self, snap: Snapshot) -> bool:
         raise TypeError(f"{type(self).__name__} must define success()")
+
+    def swapped(self, layout: Layout, rng: np.random.Generator) -> Layout | None:
+        """`layout`'s scene (identical objects, poses, fixtures) with another target or goal and the
+        instruction re-rendered with the same template naming it; None where the scene offers no
+        alternative. The base class has none (goal-specified and concept tasks keep it)."""
+        return None
 
     # ---- helpers ---------------------------------------------------------------------------------
     @staticmethod
@@ -185,6 +197,39 @@ def task_rng_seed(task: str, split: str, seed: int) -> list[int]:
     return [int(seed) & 0xFFFFFFFF, zlib.crc32(task.encode()), SPLITS.index(check_split(split))]
 
 
+def swap_rng_seed(task: str, split: str, seed: int) -> list[int]:
+    """Entropy for `Task.swapped`'s RNG: the layout's entropy plus a stream tag (the env's action noise
+    uses tag 1), so the swap is a pure function of the seed and never shifts the layout's draws."""
+    return [*task_rng_seed(task, split, seed), 2]
+
+
+def swapped_layout(task: str, split: str, seed: int) -> tuple[Layout, Layout | None]:
+    """The seed's layout and its swapped version (None: no alternative in this scene), exactly as
+    `TabletopEnv.reset(seed=seed, options={"swap_instruction": True})` builds them."""
+    t = get_task(task)
+    layout = t.sample(np.random.default_rng(task_rng_seed(task, split, seed)), check_split(split))
+    return layout, t.swapped(layout, np.random.default_rng(swap_rng_seed(task, split, seed)))
+
+
+def _choose(rng: np.random.Generator, options: list[int]) -> int | None:
+    """One of `options` drawn by `rng`, None when there are none."""
+    return options[int(rng.integers(len(options)))] if options else None
+
+
+def _unique(names: list[str], i: int) -> bool:
+    return names.count(names[i]) == 1
+
+
+def _segment_distance(
+    point: tuple[float, float], start: tuple[float, float], end: tuple[float, float]
+) -> float:
+    """Distance (m) from `point` to the segment start-end in the table plane."""
+    p, a, b = (np.asarray(v, dtype=np.float64) for v in (point, start, end))
+    ab = b - a
+    t = float(np.clip((p - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0))
+    return float(np.linalg.norm(a + t * ab - p))
+
+
 class PickTask(Task):
     name = "pick"
     horizon = 50
@@ -211,6 +256,20 @@ class PickTask(Task):
         """Colour-shape pairs no distractor may have: the target's own."""
         return {(colour, shape)}
 
+    @staticmethod
+    def _swap_candidates(layout: Layout) -> list[int]:
+        """Objects that may become the target: every other one whose colour-shape name is unique."""
+        names = [o.name for o in layout.objects]
+        return [i for i in range(len(names)) if i != layout.target and _unique(names, i)]
+
+    def swapped(self, layout, rng):
+        """Another object of the scene (`_swap_candidates`) becomes the object to lift."""
+        new = _choose(rng, self._swap_candidates(layout))
+        if new is None:
+            return None
+        text = self.templates[layout.template].format(o=layout.objects[new].name)
+        return dataclasses.replace(layout, target=new, instruction=text)
+
     def success(self, snap):
         spec = snap.layout.objects[snap.layout.target]
         bottom = snap.positions[snap.layout.target, 2] - spec.size[2] / 2
@@ -227,6 +286,13 @@ class PickColourTask(PickTask):
     @staticmethod
     def _not_distractors(colour: str, shape: str) -> set[tuple[str, str]]:
         return {(colour, k) for k in SHAPE_NAMES}
+
+    @staticmethod
+    def _swap_candidates(layout: Layout) -> list[int]:
+        """Other objects whose colour no other object shares (so, as in `sample`, the colour word alone
+        grounds the new target; two distractors may share a colour, and neither is then a candidate)."""
+        colours = [o.colour for o in layout.objects]
+        return [i for i in range(len(colours)) if i != layout.target and _unique(colours, i)]
 
 
 def _resting(snap: Snapshot, i: int, surface: float) -> bool:
@@ -262,10 +328,23 @@ class PlaceTask(Task):
         text, t = self._instruction(rng, o=target.name, prep=prep, f=fixtures[goal].kind)
         return Layout(tuple(objs), tuple(fixtures), 0, "fixture", goal, text, t)
 
+    def swapped(self, layout, rng):
+        """The other fixture (tray <-> plate) becomes the goal, with its preposition ("in"/"on")."""
+        kinds = [f.kind for f in layout.fixtures]
+        new = _choose(rng, [j for j in range(len(kinds)) if j != layout.goal_index and _unique(kinds, j)])
+        if new is None:
+            return None
+        prep = "in" if kinds[new] == "tray" else "on"
+        text = self.templates[layout.template].format(
+            o=layout.objects[layout.target].name, prep=prep, f=kinds[new]
+        )
+        return dataclasses.replace(layout, goal_index=new, instruction=text)
+
     def success(self, snap):
         lay = snap.layout
         f = lay.fixtures[lay.goal_index]
-        inside = fixture_contains(f.kind, snap.fixture_positions[lay.goal_index, :2], snap.positions[0, :2])
+        centre = snap.fixture_positions[lay.goal_index, :2]
+        inside = fixture_contains(f.kind, centre, snap.positions[lay.target, :2])
         return inside and _resting(snap, lay.target, fixture_top(f.kind))
 
 
@@ -305,10 +384,33 @@ class PushTask(Task):
         text, t = self._instruction(rng, o=target.name, m=fixtures[0].name)
         return Layout(tuple(objs), fixtures, 0, "fixture", 0, text, t)
 
+    def swapped(self, layout, rng):
+        """The other marker (fixtures[1]; fixtures[0] is `sample`'s goal) becomes the goal marker. None
+        where the straight push to it passes within `2 * goal_tolerance` of the old marker (following the
+        new instruction would slide the object over the old goal: held-out seeds 1000002, 1000006, ...).
+        Only `sample`'s push corridor is kept free, so the new push may pass other objects."""
+        names = [f.name for f in layout.fixtures]
+        old, obj = layout.fixtures[layout.goal_index], layout.objects[layout.target]
+        options = [
+            j
+            for j in range(len(names))
+            if j != layout.goal_index
+            and _unique(names, j)
+            and _segment_distance(
+                (old.x, old.y), (obj.x, obj.y), (layout.fixtures[j].x, layout.fixtures[j].y)
+            )
+            >= 2 * self.goal_tolerance
+        ]
+        new = _choose(rng, options)
+        if new is None:
+            return None
+        text = self.templates[layout.template].format(o=layout.objects[layout.target].name, m=names[new])
+        return dataclasses.replace(layout, goal_index=new, instruction=text)
+
     def success(self, snap):
-        lay = snap.layout
-        d = np.linalg.norm(snap.positions[0, :2] - snap.fixture_positions[lay.goal_index, :2])
-        on_table = snap.positions[0, 2] - lay.objects[0].size[2] / 2 < 0.01
+        lay, t = snap.layout, snap.layout.target
+        d = np.linalg.norm(snap.positions[t, :2] - snap.fixture_positions[lay.goal_index, :2])
+        on_table = snap.positions[t, 2] - lay.objects[t].size[2] / 2 < 0.01
         return bool(d < self.goal_tolerance and on_table)
 
 
@@ -340,10 +442,19 @@ class StackTask(Task):
         text, t = self._instruction(rng, a=a, b=b)
         return Layout(tuple(objs), (), 0, "object", 1, text, t)
 
+    def swapped(self, layout, rng):
+        """Top and bottom trade places: "stack the b cube on the a cube" (target and goal index swap).
+        The held-out colour pairs are symmetric (`heldout_stack_pair`), so the swap stays in its split."""
+        top, bottom = layout.goal_index, layout.target
+        a, b = layout.objects[top].colour, layout.objects[bottom].colour
+        text = self.templates[layout.template].format(a=a, b=b)
+        return dataclasses.replace(layout, target=top, goal_index=bottom, instruction=text)
+
     def success(self, snap):
-        top, bottom = snap.positions[0], snap.positions[1]
-        st, sb = snap.layout.objects[0].size, snap.layout.objects[1].size
+        t, g = snap.layout.target, snap.layout.goal_index  # the top cube and the one it goes on
+        top, bottom = snap.positions[t], snap.positions[g]
+        st, sb = snap.layout.objects[t].size, snap.layout.objects[g].size
         aligned = np.linalg.norm(top[:2] - bottom[:2]) < 0.025
         height_ok = abs(top[2] - bottom[2] - (st[2] + sb[2]) / 2) < 0.012
         bottom_down = bottom[2] - sb[2] / 2 < 0.01
-        return bool(aligned and height_ok and bottom_down and not snap.touching[0])
+        return bool(aligned and height_ok and bottom_down and not snap.touching[t])

@@ -6,7 +6,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sim
-from sim.env import TabletopEnv
+from sim.env import SWAP_INSTRUCTION, TabletopEnv
+from sim.tasks import swapped_layout
 from vla.core.state import pack_state, unpack_state
 from vla.core.types import STATE_DIM
 
@@ -229,3 +230,26 @@ def test_resets_do_not_accumulate_bodies_or_shapes():
         assert p.getNumBodies(physicsClientId=env.client) == 2 + n  # table + robot + this seed's bodies
     assert len(env._shapes) <= 20  # shapes are shared per (kind, colour), not made per episode
     env.close()
+
+
+def test_swap_instruction_reset_option():
+    env = TabletopEnv(task="place", split="heldout", cameras=(), depth=False)
+    seed = 1_000_001
+    original, new = swapped_layout("place", "heldout", seed)
+    obs, info = env.reset(seed=seed)
+    poses = np.asarray(info["privileged"]["object_poses"])
+    assert "original_success" not in info and "original_instruction" not in info
+    obs, info = env.reset(seed=seed, options={SWAP_INSTRUCTION: True})
+    assert obs["instruction"] == info["instruction"] == new.instruction != original.instruction
+    assert info["original_instruction"] == original.instruction and info["original_success"] is False
+    assert info["privileged"]["goal_index"] == new.goal_index != original.goal_index
+    np.testing.assert_allclose(np.asarray(info["privileged"]["object_poses"]), poses)  # the same scene
+    obs, _, _, _, info = env.step(np.array([0, 0, 0, 0, 0, 0, 1], dtype=np.float32))
+    assert obs["instruction"] == new.instruction and info["original_success"] is False
+    _, info = env.reset(seed=seed, options={SWAP_INSTRUCTION: False})  # a plain episode again
+    assert info["instruction"] == original.instruction and "original_success" not in info
+    env.close()
+    concepts = TabletopEnv(task="pick_concepts", cameras=(), depth=False)
+    with pytest.raises(ValueError, match="pick_concepts.*no other target or goal"):
+        concepts.reset(seed=0, options={SWAP_INSTRUCTION: True})
+    concepts.close()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vla.core.policy import Policy, make_policy
-from sim.env import TabletopEnv
+from sim.env import SWAP_INSTRUCTION, TabletopEnv
 from sim.experts import make_expert
 from sim.tasks import task_seeds
 from vla.core.rollout import run_episode
@@ -23,6 +23,35 @@ def test_expert_solves_fixed_seeds(task):
     env.close()
     assert all(r.success and r.error is None for r in results), results
     assert all(r.length < env.horizon for r in results)
+
+
+@pytest.mark.parametrize("task", ["pick", "pick_colour", "place", "push", "stack"])
+def test_expert_follows_the_swapped_instruction(task):
+    """The expert reads the swapped target/goal from `info["privileged"]`, so it solves the new instruction;
+    the old instruction's success never holds on the way (push skips scenes where it would)."""
+    env = TabletopEnv(task=task, split="heldout", **SMALL)
+    expert, seen = make_expert(task), _OriginalSuccessLog()
+    for seed in (1_000_001, 1_000_003):
+        res = run_episode(env, expert, seed, [seen], reset_options={SWAP_INSTRUCTION: True})
+        assert res.success and res.error is None, res
+        assert res.instruction != env.original_layout.instruction
+    env.close()
+    assert seen.steps > 0 and not seen.original
+
+
+class _OriginalSuccessLog:
+    def __init__(self):
+        self.steps, self.original = 0, False
+
+    def on_episode_start(self, obs, info):
+        assert info["original_success"] is False
+
+    def on_step(self, obs, action, reward, terminated, truncated, info):
+        self.steps += 1
+        self.original = self.original or info["original_success"]
+
+    def on_episode_end(self, result):
+        pass
 
 
 @pytest.mark.parametrize("task", ["pick", "push"])

@@ -5,7 +5,9 @@ Collection (a recorder observer), evaluation (metrics/video observers) and tests
 over a list of seeds with one policy per sub-env (from a factory) and fresh observers per episode (from a
 factory); `run_rollouts` takes either kind of env and picks the loop (what `vla collect` and `vla eval`
 call). An exception raised by the policy or the env ends that episode with `error` set and the run
-goes on; a physics blow-up reported by the env (`info["error"]`) ends it the same way.
+goes on; a physics blow-up reported by the env (`info["error"]`) ends it the same way. `reset_options`
+(e.g. `{"swap_instruction": True}`, the language check) go to every episode's `env.reset(options=...)`;
+without them every reset is exactly `reset(seed=s)` (a vector env's: `options={"reset_mask": ...}`).
 
     result = run_episode(env, expert, seed=3, observers=[VideoRecorder("ep3.mp4")])
     results = run_episodes_vector(venv, lambda i: make_expert("pick"), seeds=[0, 1, 2, 3])
@@ -81,8 +83,10 @@ def run_episode(
     seed: int,
     observers: Iterable[Observer] = (),
     max_steps: int | None = None,
+    reset_options: Mapping[str, Any] | None = None,
 ) -> EpisodeResult:
-    """Run one episode of `policy` in `env` from `reset(seed=seed)`; never raises for policy/env errors."""
+    """Run one episode of `policy` in `env` from `reset(seed=seed)` (plus `options=reset_options` when
+    given); never raises for policy/env errors."""
     observers = list(observers)
     t0 = time.perf_counter()
     task = str(getattr(env.unwrapped, "task_name", "") or "")
@@ -90,7 +94,10 @@ def run_episode(
     instruction, length, success, error = "", 0, False, None
     obs = None
     try:
-        obs, info = env.reset(seed=int(seed))
+        if reset_options is None:
+            obs, info = env.reset(seed=int(seed))
+        else:
+            obs, info = env.reset(seed=int(seed), options=dict(reset_options))
         task, split = str(info.get("task", task)), str(info.get("split", split))
         instruction = str(info.get("instruction", obs.get("instruction", "")))
         _reset_policy(policy, int(seed))
@@ -179,6 +186,7 @@ def run_episodes_vector(
     seeds: Sequence[int],
     observer_factory: Callable[[int], Sequence[Observer]] | None = None,
     stop: Callable[[], bool] | None = None,
+    reset_options: Mapping[str, Any] | None = None,
 ) -> list[EpisodeResult]:
     """Run one episode per seed on an AsyncVectorEnv (autoreset disabled); results in `seeds` order.
 
@@ -186,7 +194,7 @@ def run_episodes_vector(
     for each episode. Sub-envs take the next pending seed when their episode ends; idle ones step with
     their last action and are ignored. A crash in one sub-env's policy ends only that episode. Once
     `stop()` is true no sub-env starts another episode (the running ones finish; the seeds left over have
-    no result).
+    no result). `reset_options` join the `reset_mask` option of every reset.
     """
     from gymnasium.vector import AutoresetMode
 
@@ -210,7 +218,7 @@ def run_episodes_vector(
         seed_list: list[int | None] = [None] * n
         for i in idxs:
             seed_list[i] = slots[i][1].seed
-        obs, info = venv.reset(seed=seed_list, options={"reset_mask": mask})
+        obs, info = venv.reset(seed=seed_list, options={**(reset_options or {}), "reset_mask": mask})
         for i in idxs:
             slot = slots[i][1]
             slot.obs, slot.info = unbatch(obs, i), unbatch(info, i)
@@ -304,6 +312,7 @@ def run_rollouts(
     observer_factory: Callable[[int], Sequence[Observer]] | None = None,
     progress: str | None = None,
     stop: Callable[[], bool] | None = None,
+    reset_options: Mapping[str, Any] | None = None,
 ) -> list[EpisodeResult]:
     """One episode per seed in `env`, a gymnasium env or a vector env (autoreset disabled); results in
     `seeds` order. The caller owns `env` (and closes it).
@@ -313,6 +322,7 @@ def run_rollouts(
     `observer_factory(seed)` builds each episode's observers. `progress` is the description of a tqdm bar
     (None: no bar). `stop()` is checked before each episode starts: once it is true no further episode
     starts (in a vector env the running ones finish), and the seeds left over have no result.
+    `reset_options` go to every episode's reset (None: plain `reset(seed=s)`).
     """
     from gymnasium.vector import VectorEnv
 
@@ -328,13 +338,13 @@ def run_rollouts(
 
     try:
         if isinstance(env, VectorEnv):
-            return run_episodes_vector(env, policy_factory, seeds, observers, stop)
+            return run_episodes_vector(env, policy_factory, seeds, observers, stop, reset_options)
         policy = policy_factory(0)
         results = []
         for seed in seeds:
             if stop is not None and stop():
                 break
-            results.append(run_episode(env, policy, seed, observers(seed)))
+            results.append(run_episode(env, policy, seed, observers(seed), reset_options=reset_options))
         return results
     finally:
         if bar is not None:
