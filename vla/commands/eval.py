@@ -38,6 +38,7 @@ from sim.tasks import check_split, get_task, task_seeds
 from sim.vector import make_vector_env
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.core.policy import get_policy_class
+from vla.eval.language import language_check
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
 from vla.eval.report import summary_lines, write_report
 from vla.core.rollout import EpisodeResult, run_rollouts
@@ -69,6 +70,10 @@ class EvalConfig:
     # the instruction, step and outcome written on it. 0: film the policy's input camera, no replay/text.
     video_size: int = 256
     max_episode_steps: int | None = None
+    # Also run the main policy once more on each seed with the instruction swapped for one naming another
+    # object or goal of the same scene (vla.eval.language): how often it follows the new words, how often
+    # it still does what the old ones said.
+    language_check: bool = False
     out: str = "outputs/eval"
     progress: bool = True
     threads: int = 0  # torch CPU threads for the policy; 0 keeps torch's default (1: best beside env workers)
@@ -275,8 +280,16 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         per_policy[name] = {"tasks": per_task}
         rows += [{"policy": name, **r.to_dict()} for r in results]
         video_paths += written
+    language = {}
+    if cfg.language_check:
+        for task in cfg.tasks:
+            kw = env_kwargs(cfg.env, {"name": task, "split": cfg.split, "max_episode_steps": cfg.max_episode_steps})
+            seeds = task_seeds(task, cfg.split, cfg.episodes)
+            make = factories[cfg.policy]
+            language[task] = language_check(lambda i, t=task: make(t), task, kw, seeds, cfg.num_envs)
     wall = time.perf_counter() - t0
     return {
+        **({"language": language} if cfg.language_check else {}),
         "policy": cfg.policy,
         "split": cfg.split,
         "tasks": list(cfg.tasks),

@@ -96,6 +96,21 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Wall time {results['wall_time_s']:.1f} s ({results['episodes_per_min']:.1f} episodes/min).",
     ]
+    language = results.get("language", {})
+    if language:
+        lines += [
+            "",
+            "## Language check",
+            "",
+            "The same seeds, the instruction swapped for one naming another object or goal of the scene "
+            "(`vla.eval.language`): how often the policy did what the new words say, and what the old ones said.",
+            "",
+            "| task | follows the new instruction | still does the old one | skipped (no alternative) |",
+            "|---|---|---|---|",
+        ]
+        for task, m in language.items():
+            new, old = language_cells(m)
+            lines.append(f"| {task} | {new} | {old} | {m['skipped']} |")
     videos = results.get("videos", [])
     if videos:
         lines += ["", "## Videos", ""] + [f"- [{Path(v).name}](videos/{Path(v).name})" for v in videos]
@@ -106,14 +121,28 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def language_cells(m: Mapping[str, Any]) -> tuple[str, str]:
+    """A task's language-check figures: ("7/19 (37%, CI 19%-59%)", "1/19 (5%, CI 1%-25%)")."""
+
+    def cell(k: int, rate: float, ci: list[float]) -> str:
+        return f"{k}/{m['episodes']} ({_pct(rate)}, CI {_pct(ci[0])}-{_pct(ci[1])})"
+
+    new = cell(m["follows_new"], m["follows_new_rate"], m["follows_new_ci"])
+    return new, cell(m["follows_old"], m["follows_old_rate"], m["follows_old_ci"])
+
+
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
-    """The console summary of `vla eval`: one line per policy and task."""
-    return [
+    """The console summary of `vla eval`: one line per policy and task (and per language-checked task)."""
+    lines = [
         f"  {name:>10} {task:<8} {success_cell(m):<12} 95% CI {ci_cell(m):<9}  "
         f"p50 {_ms(m['latency_p50_ms'])} ms  {m['control_rate_hz']:.1f} Hz"
         for name, block in results["per_policy"].items()
         for task, m in block["tasks"].items()
     ]
+    for task, m in results.get("language", {}).items():
+        new, old = language_cells(m)
+        lines.append(f"  {'swapped':>10} {task:<8} follows the new instruction {new}, the old one {old}")
+    return lines
 
 
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -209,3 +209,22 @@ def test_video_size_zero_films_the_policy_camera(tmp_path):
     )
     frames = decode_video(res["videos"][0])
     assert frames.shape[1:] == (64, 64, 3) and len(frames) == res["episodes"][0]["length"] + 1
+
+
+def test_language_check_is_reported_beside_success(tmp_path, capsys):
+    """`language_check=true`: the main policy runs again on each seed with a swapped instruction; the
+    expert follows the new words every time and the old ones never, in results.json, report.md and the
+    console; references are not language-checked."""
+    out = tmp_path / "run"
+    args = ["eval", *FAST_ENV, f"out={out}", "tasks=[place]", "episodes=2", "references=[random]"]
+    assert cli_main([*args, "failure_videos=0", "success_videos=0", "language_check=true"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    m = results["language"]["place"]
+    assert (m["episodes"], m["follows_new"], m["follows_old"], m["skipped"]) == (2, 2, 0, 0)
+    assert "follows the new instruction 2/2 (100%" in printed and "the old one 0/2 (0%" in printed
+    md = (out / "report.md").read_text()
+    assert "## Language check" in md and "| place | 2/2 (100%" in md
+    plain = json.loads(json.dumps(evaluate(_cfg(tmp_path / "plain", "tasks=[place]", "episodes=1",
+                                                "references=[]", "failure_videos=0", "success_videos=0"))))
+    assert "language" not in plain
