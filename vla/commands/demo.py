@@ -35,7 +35,7 @@ from vla.commands import train as train_cli
 from vla.core.config import compose, register_config, save_resolved, to_dataclass
 from vla.core.io import atomic_write_json, read_json
 from vla.data.store import EpisodeStore
-from vla.eval.report import ci_cell, success_cell
+from vla.eval.report import ci_cell, language_cells, success_cell
 
 
 @register_config("demo")
@@ -53,6 +53,8 @@ class DemoConfig:
     train: list[str] = dataclasses.field(default_factory=list)  # extra `vla train` overrides, quoted
     eval_episodes: int = 50  # held-out seeds per task (and per reference policy)
     references: list[str] = dataclasses.field(default_factory=lambda: ["expert", "random"])
+    language_check: bool = True  # the VLA once more on every seed with a swapped instruction (vla eval)
+    val_points: int = 12  # validation passes during training (the loss plot's validation curve)
     out: str = "outputs/demo"
 
 
@@ -63,6 +65,8 @@ def _check(cfg: DemoConfig) -> None:
     for key in ("episodes", "num_envs", "eval_episodes", "image_size", "steps"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"demo: {key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.val_points < 0:
+        raise ValueError(f"demo: val_points must be >= 0 (0: validate at the end only), got {cfg.val_points}")
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -108,7 +112,8 @@ def train_overrides(cfg: DemoConfig) -> list[str]:
     # One torch thread per process: `vla train` runs one data-parallel rank per core (procs=0, its
     # default), which is 2x one process on 2 cores, where two intra-op threads gain ~10% and thrash as
     # soon as anything else runs (docs/training.md, "Training throughput")
-    return [*argv, f"trainer.steps={cfg.steps}", "trainer.resume=true", "threads=1", *cfg.train]
+    val = [f"trainer.val_every={max(cfg.steps // cfg.val_points, 1)}"] if cfg.val_points > 0 else []
+    return [*argv, f"trainer.steps={cfg.steps}", *val, "trainer.resume=true", "threads=1", *cfg.train]
 
 
 def eval_overrides(cfg: DemoConfig) -> list[str]:
@@ -119,6 +124,7 @@ def eval_overrides(cfg: DemoConfig) -> list[str]:
         "split=heldout",
         f"num_envs={cfg.num_envs}",
         f"references={_listing(cfg.references)}",
+        f"language_check={str(cfg.language_check).lower()}",
         f"out={Path(cfg.out) / 'eval'}",
         "threads=1",  # the policy shares the CPU with the env processes
         *_env_overrides(cfg),
@@ -140,8 +146,12 @@ def plot_losses(log_path: Path, out_png: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     steps = [r["step"] for r in train]
-    ax[0].plot(steps, [r["loss"] for r in train])
-    ax[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    ax[0].plot(steps, [r["loss"] for r in train], label="train")
+    val_loss = [r for r in rows if r.get("split") == "val" and "loss" in r]
+    if val_loss:
+        ax[0].plot([r["step"] for r in val_loss], [r["loss"] for r in val_loss], "o-", label="val")
+    ax[0].set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    ax[0].legend()
     if any("action_acc" in r for r in train):  # token head: teacher-forced action-token accuracy
         ax[1].plot(steps, [r.get("action_acc", float("nan")) for r in train], label="train")
         val = [r for r in rows if r.get("split") == "val" and "action_acc" in r]
@@ -197,6 +207,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "train_command": "vla train " + " ".join(train_overrides(cfg)),
         "eval_command": "vla eval " + " ".join(eval_overrides(cfg)),
         "success": per_policy,
+        **({"language": results["language"]} if "language" in results else {}),
         "wall_time": times,
         "loss_plot": str(plot_losses(out / "train" / "log.jsonl", out / "loss.png")),
         "report": str(out / "eval" / "report.md"),
@@ -217,6 +228,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             table.add_row("VLA" if name == "vla" else name, task, success_cell(m), ci_cell(m))
     console = Console()
     console.print(table)
+    for task, m in summary.get("language", {}).items():
+        new, old = language_cells(m)
+        console.print(f"language check, {task}: follows the swapped instruction {new}, the original {old}")
     t = summary["wall_time"]
     console.print(
         f"wall time {t['total_s'] / 60:.1f} min (collect {t['collect_s']:.0f} s, train {t['train_s']:.0f} s, "

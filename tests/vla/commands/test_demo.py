@@ -33,6 +33,11 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     assert vla_row["successes"] == results["per_policy"]["vla"]["tasks"]["pick_colour"]["successes"]
     assert summary["success"]["expert"]["pick_colour"]["successes"] == 1  # the reference succeeds
     assert "pick_colour" in (out / "eval" / "report.md").read_text()
+    # The language check runs by default; the loss plot gets a validation curve (val_points passes).
+    assert summary["language"]["pick_colour"]["episodes"] + summary["language"]["pick_colour"]["skipped"] == 1
+    assert "## Language check" in (out / "eval" / "report.md").read_text()
+    logged = [json.loads(x) for x in (out / "train" / "log.jsonl").read_text().splitlines() if x]
+    assert len([r for r in logged if r["split"] == "val"]) >= 2
     assert (out / "loss.png").stat().st_size > 1000
     assert (out / "train" / "checkpoints" / "step_00000004" / "model.safetensors").exists()
     assert "trainer.warmup_steps=1" in summary["train_command"]  # extra `vla train` overrides pass through
@@ -57,5 +62,8 @@ def test_demo_presets_and_bad_input():
     assert trained.action_head == "l1" and not trained.use_state and trained.model.vision.hf["film_dim"] == 64
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
+    assert any(a == f"trainer.val_every={default.steps // 12}" for a in demo.train_overrides(default))
+    with pytest.raises(ValueError, match="val_points"):
+        demo.run_demo(to_dataclass(compose("demo", ["val_points=-1"]), demo.DemoConfig))
     with pytest.raises(ValueError, match="tasks"):
         demo.run_demo(to_dataclass(compose("demo", ["tasks=[nope]"]), demo.DemoConfig))
