@@ -54,6 +54,8 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
 def test_demo_presets_and_bad_input():
     full = to_dataclass(compose("demo", ["preset=full"]), demo.DemoConfig)
     assert full.tasks == ["pick", "place", "push", "stack"] and full.preset == "full"
+    long = to_dataclass(compose("demo", ["preset=long"]), demo.DemoConfig)
+    assert long.tasks == full.tasks and long.steps > full.steps and long.train == full.train
     default = to_dataclass(compose("demo", []), demo.DemoConfig)
     assert default.tasks == ["pick_colour"] and default.eval_episodes >= 50
     from vla.commands.train import load_config
