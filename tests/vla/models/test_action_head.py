@@ -72,6 +72,7 @@ def l1_run(pick_store, tmp_path_factory):
             "model.vision.image_size=32",
             "model.vision.hf.patch_size=8",
             "trainer.steps=300",
+            "trainer.batch_size=16",  # two pick episodes hold 30 samples
             "trainer.lr=3e-3",
             "trainer.warmup_steps=10",
             "trainer.progress=false",

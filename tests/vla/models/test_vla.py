@@ -58,7 +58,7 @@ def overfit_run(pick_store, tmp_path_factory):
             "model.vision.image_size=32",
             "model.vision.hf.patch_size=8",
             "trainer.steps=160",
-            "trainer.batch_size=32",
+            "trainer.batch_size=16",  # two pick episodes hold 30 samples
             "trainer.lr=3e-3",
             "trainer.warmup_steps=10",
             "trainer.progress=false",
