@@ -35,7 +35,7 @@ def test_package_manifest_and_entry_points():
 
 
 def test_cli_bad_input_is_a_clear_error(capsys, tmp_path):
-    assert cli.main(["ros2", "run", "robot=no_such_robot"]) == 1
+    assert cli.main(["ros2", "run", "robot=no_such_robot"]) == 2  # an unknown choice: exit 2
     assert "no_such_robot" in capsys.readouterr().err
     assert cli.main(["ros2", "run", "robot.max_translation=-1"]) == 1
     assert "max_translation must be a positive" in capsys.readouterr().err

@@ -96,3 +96,126 @@ def test_every_command_module_imports_and_its_function_exists():
     for name, (target, _) in cli.COMMANDS.items():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), name
+
+
+# --- `--help`, `--version`, show-config names, one-line errors for bad arguments (issue 20) ---
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_help_prints_and_writes_nothing(name, flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*name.split(), flag]) == 0
+    out = capsys.readouterr().out
+    assert cli.COMMANDS[name][1] in out and f"usage: vla {name}" in out
+    assert list(tmp_path.iterdir()) == []  # `vla vqa generate --help` once generated into ./--help
+
+
+def test_every_command_has_a_config_entry():
+    assert set(cli.CONFIGS) == set(cli.COMMANDS)
+
+
+def test_help_lists_fields_with_defaults_and_comments(capsys):
+    assert cli.main(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  episodes: int = 20  # per task" in out
+    assert "  env.image_size: int = " in out
+    assert cli.main(["help", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "trainer.steps: int = " in out and "usage: vla train [DATA_PATH]" in out
+    assert cli.main(["help"]) == 0 and "commands:" in capsys.readouterr().out
+
+
+def test_field_docs_reads_trailing_and_leading_comments():
+    from vla.core.config import field_docs
+
+    @dataclasses.dataclass
+    class Cfg:
+        a: int = 1  # the a: with a '#' inside
+        # b is documented above
+        # on two lines
+        b: str = "x#y"
+        c: float = dataclasses.field(default=0.0, metadata={"help": "from metadata"})
+        d: int = 0
+
+    assert field_docs(Cfg) == {
+        "a": "the a: with a '#' inside",
+        "b": "b is documented above on two lines",
+        "c": "from metadata",
+    }
+
+
+def test_version(capsys):
+    import vla
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"vla {cli.version()}"
+    assert cli.version().split(".")[0] == vla.__version__.split(".")[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [
+        (["ros2", "run"], "ros2_run"),
+        (["ros2_run"], "ros2_run"),
+        (["train"], "train"),
+        (["import", "rosbag"], "ros2_import_rosbag"),
+    ],
+)
+def test_show_config_accepts_command_names(argv, config, capsys):
+    assert cli.main(["show-config", *argv]) == 0
+    spaced = capsys.readouterr().out
+    cli.register_all_schemas()
+    from vla.core.config import to_yaml
+
+    assert spaced == to_yaml(compose(config))
+
+
+def test_show_config_unknown_name_is_one_line(capsys):
+    assert cli.main(["show-config", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ros2 run" in err[0] and "ros2_run" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["eval", "episdes=5"], "vla eval: unknown key 'episdes' (did you mean 'episodes'?)"),
+        (
+            ["train", "trainer.stpes=5"],
+            "vla train: unknown key 'trainer.stpes' (did you mean 'trainer.steps'?)",
+        ),
+        (
+            ["collect", "task=pik"],
+            "vla collect: unknown task 'pik' (did you mean 'pick'?); choose one of: arrange,",
+        ),
+        (["eval", "episodes=many"], "vla eval: bad value for 'episodes'"),
+        (["import", "rosbag"], "vla import rosbag: missing value for 'bag' (usage: vla import rosbag BAG"),
+        (["eval", "--bogus"], "vla eval: cannot parse the arguments"),
+        (
+            ["show-config", "collect", "episods=3"],
+            "vla show-config: unknown key 'episods' (did you mean 'episodes'?)",
+        ),
+        (
+            ["goals", "train", "train.stpes=3"],
+            "vla goals: unknown key 'train.stpes' (did you mean 'train.steps'?)",
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(argv, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), captured.err
+    assert "task_schema" not in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compose_raises_config_error_with_suggestion():
+    from vla.core.config import ConfigError
+
+    cli.register_all_schemas()
+    with pytest.raises(ConfigError, match=r"did you mean 'env.image_size'") as info:
+        compose("collect", ["env.image_szie=3"])
+    assert info.value.kind == "unknown-key" and info.value.key == "env.image_szie"

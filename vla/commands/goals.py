@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.config import ConfigError, compose, register_config, save_resolved, to_dataclass
 from vla.core.io import atomic_write_json
 from vla.models.goal_diffusion import GoalDiffusion, GoalDiffusionConfig
 from vla.pointcloud.goals import GoalSet, generate_goal_scenes
@@ -153,6 +153,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         cfg = to_dataclass(compose("goal_diffusion", overrides), GoalsConfig)
         return {"generate": run_generate, "train": run_train, "sample": run_sample}[sub](cfg)
+    except ConfigError:
+        raise  # a bad override: the CLI's one line and exit 2
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"vla goals {sub}: {e}", file=sys.stderr)
         return 1

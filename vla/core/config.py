@@ -7,13 +7,20 @@ module registers it (no initialisation step). A YAML preset `configs/<name>.yaml
     cfg = compose("collect", ["task=pick", "episodes=20"])   # DictConfig, typed by the schema
     save_resolved(cfg, run_dir)                               # run_dir/config.yaml, atomically
 
-Command-line form (see `vla.cli`): `vla collect task=pick episodes=20`.
+Command-line form (see `vla.cli`): `vla collect task=pick episodes=20`. A bad override (unknown key, wrong
+type, unknown group choice, missing value) is raised as one `ConfigError` line with a "did you mean";
+`field_docs` reads a schema's field comments for `vla CMD --help`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
+import io
 import os
+import re
+import tokenize
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +29,9 @@ from hydra import compose as _hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from vla.core.io import atomic_write_text
 
@@ -53,21 +62,161 @@ def register_config(name: str, group: str | None = None) -> Callable[[type[T]], 
     return deco
 
 
+class ConfigError(ValueError):
+    """A bad override or config value, as one line; `kind` is unknown-key, unknown-choice, bad-value,
+    missing or syntax, `key` the dotted key it concerns."""
+
+    def __init__(self, message: str, key: str = "", kind: str = "bad-value") -> None:
+        super().__init__(message)
+        self.key = key
+        self.kind = kind
+
+
+def group_choices(group: str) -> list[str]:
+    """The YAML presets of a config group (`task` -> ['arrange', ..., 'stack_goal']), no schema entries."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def config_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, nested ones included (`trainer`, `trainer.steps`, ...)."""
+    out: list[str] = []
+    if not OmegaConf.is_dict(cfg):
+        return out
+    for key in cfg.keys():
+        name = f"{prefix}{key}"
+        out.append(name)
+        if not OmegaConf.is_missing(cfg, key) and OmegaConf.is_dict(cfg._get_node(key)):
+            out += config_keys(cfg._get_node(key), prefix=f"{name}.")
+    return out
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _keys_of(config_name: str) -> list[str]:
+    """The keys of a config as composed without overrides (empty if even that fails)."""
+    try:
+        return config_keys(compose(config_name))
+    except (ValueError, HydraException, OmegaConfBaseException):
+        return []
+
+
+def config_error(exc: BaseException, config_name: str) -> ConfigError:
+    """A hydra/omegaconf error of composing `config_name` as one readable line, with a suggestion."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, MissingConfigException):
+        m = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
+        if m:
+            group, choice = m.group(1), m.group(2)
+            choices = group_choices(group)
+            listed = ", ".join(choices)
+            return ConfigError(
+                f"unknown {group} '{choice}'{_did_you_mean(choice, choices)}; choose one of: {listed}",
+                key=group,
+                kind="unknown-choice",
+            )
+    if isinstance(exc, OverrideParseException):
+        return ConfigError(f"cannot parse the arguments ({first}); overrides are key=value", kind="syntax")
+    m = re.search(r"Could not override '([^']+)'", str(exc))
+    if m:
+        key = m.group(1)
+        return ConfigError(
+            f"unknown key '{key}'{_did_you_mean(key, _keys_of(config_name))}", key, "unknown-key"
+        )
+    if isinstance(cause, MissingMandatoryValue):
+        return missing_error(cause)
+    key = str(getattr(cause, "full_key", "") or "")
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else first
+    if key:
+        return ConfigError(f"bad value for '{key}': {detail}", key, "bad-value")
+    return ConfigError(detail, kind="bad-value")
+
+
+def missing_error(exc: MissingMandatoryValue) -> ConfigError:
+    key = str(getattr(exc, "full_key", "") or "")
+    return ConfigError(f"missing value for '{key}'", key, "missing")
+
+
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose `configs/<config_name>.yaml` with command-line style `key=value` overrides."""
+    """Compose `configs/<config_name>.yaml` with command-line style `key=value` overrides.
+
+    A bad override raises `ConfigError` (a ValueError): one line, with a "did you mean" where one fits."""
     path = config_dir()
     if not (path / f"{config_name}.yaml").is_file():
         known = sorted(p.stem for p in path.glob("*.yaml"))
         raise ValueError(f"unknown config {config_name!r} in {path}; expected one of {known}")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(path), version_base=None):
-        cfg = _hydra_compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(path), version_base=None):
+            cfg = _hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise config_error(e, config_name) from e
     return cfg
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its description in a dataclass's source: `metadata["help"]`, else the trailing
+    `# comment` on the field's line, else the comment lines right above it (base classes included)."""
+    docs: dict[str, str] = {}
+    for klass in reversed([c for c in getattr(cls, "__mro__", ()) if dataclasses.is_dataclass(c)]):
+        docs.update(_source_field_comments(klass))
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            help_ = f.metadata.get("help") or f.metadata.get("doc")
+            if help_:
+                docs[f.name] = str(help_)
+    return docs
+
+
+_FIELD_LINE = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*:(?!=)")
+
+
+def _source_field_comments(cls: type) -> dict[str, str]:
+    """Comments of the fields declared in one class body (no inheritance); {} without source."""
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    comments: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    lines = src.splitlines()
+    body_indent: str | None = None
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines, start=1):
+        m = _FIELD_LINE.match(line)
+        if not m or m.group(2) not in names or not m.group(1):
+            continue
+        body_indent = m.group(1) if body_indent is None else body_indent
+        if m.group(1) != body_indent:
+            continue
+        text = comments.get(i, "")
+        if not text:  # a comment block directly above the field
+            above: list[str] = []
+            j = i - 1
+            while j >= 1 and j in comments and lines[j - 1].strip().startswith("#"):
+                above.insert(0, comments[j])
+                j -= 1
+            text = " ".join(above)
+        if text:
+            out[m.group(2)] = text
+    return out
 
 
 def to_dataclass(cfg: DictConfig, cls: type[T]) -> T:
     """Turn a composed config into its schema dataclass (a plain, typed object for library code)."""
-    obj = OmegaConf.to_object(cfg)
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise missing_error(e) from e
     if isinstance(obj, cls):
         return obj
     if isinstance(obj, dict):

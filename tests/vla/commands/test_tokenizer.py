@@ -104,7 +104,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 
 
 def test_config_errors_are_one_clear_line(capsys):
-    assert cli.main(["tokenizer", "fit", "tokenizer=nope"]) == 1
-    assert "Could not find 'tokenizer/nope'" in capsys.readouterr().err
-    assert cli.main(["tokenizer", "report"]) == 1
-    assert "Missing mandatory value: path" in capsys.readouterr().err
+    assert cli.main(["tokenizer", "fit", "tokenizer=nope"]) == 2
+    assert "unknown tokenizer 'nope'; choose one of: fast, openvla" in capsys.readouterr().err
+    assert cli.main(["tokenizer", "report"]) == 2
+    assert "missing value for 'path'" in capsys.readouterr().err
