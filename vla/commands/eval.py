@@ -192,6 +192,11 @@ def _write_replays(
     return paths
 
 
+def _task_env_kwargs(cfg: EvalConfig, task: str) -> dict[str, Any]:
+    """The env of `task` on the evaluated split, with the run's env settings and horizon override."""
+    return env_kwargs(cfg.env, {"name": task, "split": cfg.split, "max_episode_steps": cfg.max_episode_steps})
+
+
 def run_policy(
     make: Callable[[str], Any],
     tasks: Sequence[str],
@@ -206,9 +211,7 @@ def run_policy(
     out = Path(cfg.out) / "videos"
     for task in tasks:
         quota = videos() if videos is not None else None
-        kw = env_kwargs(
-            cfg.env, {"name": task, "split": cfg.split, "max_episode_steps": cfg.max_episode_steps}
-        )
+        kw = _task_env_kwargs(cfg, task)
         seeds = task_seeds(task, cfg.split, episodes)
         latencies: list[float] = []
 
@@ -282,10 +285,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         video_paths += written
     language = {}
     if cfg.language_check:
+        make = factories[cfg.policy]
         for task in cfg.tasks:
-            kw = env_kwargs(cfg.env, {"name": task, "split": cfg.split, "max_episode_steps": cfg.max_episode_steps})
             seeds = task_seeds(task, cfg.split, cfg.episodes)
-            make = factories[cfg.policy]
+            kw = _task_env_kwargs(cfg, task)
             language[task] = language_check(lambda i, t=task: make(t), task, kw, seeds, cfg.num_envs)
     wall = time.perf_counter() - t0
     return {

@@ -67,6 +67,25 @@ class Observer(Protocol):
     def on_episode_end(self, result: EpisodeResult) -> None: ...
 
 
+class ReplayPolicy:
+    """A Policy that plays back recorded actions [T, A] in order, for replays of a deterministic env:
+    `run_episode(env, ReplayPolicy(actions), seed, max_steps=len(actions))`. Asking for action T+1 is an
+    IndexError (the episode then ends with that error)."""
+
+    def __init__(self, actions: Sequence[np.ndarray] | np.ndarray):
+        self.actions = [np.array(a, dtype=np.float32) for a in actions]  # copies: never the caller's
+        self.t = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.t = 0
+
+    def select_action(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> np.ndarray:
+        if self.t >= len(self.actions):
+            raise IndexError(f"ReplayPolicy: only {len(self.actions)} recorded actions")
+        self.t += 1
+        return self.actions[self.t - 1]
+
+
 def _format_error(e: BaseException, where: str) -> str:
     tb = traceback.extract_tb(e.__traceback__)
     loc = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""

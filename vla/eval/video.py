@@ -1,11 +1,12 @@
 """Episode videos of a rollout: `VideoRecorder` is a rollout Observer that collects one camera's frames
 (`images/<camera>` or any other uint8 key; depth keys are grey-mapped) during an episode, including the
 observation after the last action (the optional `on_final_observation` hook of the rollout loop), and
-writes the file at the end with the one video writer, `vla.data.video.write_video` (.mp4 or .gif).
-For videos people watch, `replay_episode` films a recorded episode again in a deterministic env (e.g. one
-rendering a viewing camera at 256 px, not the policy's small input), and `annotate` / `caption_episode`
-write text (instruction, step, outcome) in a darkened band across the top of each frame with Pillow's
-built-in font (no font files).
+writes the file at the end with the one video writer, `vla.data.video.write_video` (.mp4 or .gif);
+`FrameLog` is the same observer without the file (its `frames`). For videos people watch,
+`replay_episode` films a recorded episode again through the rollout loop in a deterministic env (e.g.
+one rendering a viewing camera at 256 px, not the policy's small input), and `annotate` /
+`caption_episode` write text (instruction, step, outcome) in a darkened band across the top of each
+frame with Pillow's built-in font (no font files).
 
     run_episode(env, policy, seed, observers=[VideoRecorder("out/ep0.mp4", camera="static")])
     rep = replay_episode(env_256, seed, actions, key="images/static")   # frames, success, length
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vla.core.rollout import ReplayPolicy, run_episode
 from vla.core.types import image_key
 from vla.data.video import VIDEO_SUFFIXES, write_video
 
@@ -35,17 +37,38 @@ def depth_to_rgb(depth: np.ndarray, near: float = 0.2, far: float = 1.5) -> np.n
     return np.stack([g, g, g], axis=-1)
 
 
-def _frame_of(obs: Mapping[str, Any], key: str, who: str) -> np.ndarray:
-    """obs[key] as a fresh uint8 [H,W,3] frame (depth [H,W] grey-mapped)."""
-    if key not in obs:
-        raise ValueError(f"{who}: observation has no key {key!r}; keys are {sorted(obs)}")
-    frame = np.asarray(obs[key])
-    if frame.ndim == 2:
-        return depth_to_rgb(frame)
-    return frame.copy()
+class FrameLog:
+    """Observer: an episode's frames of `key`, after the reset and after every step (the final observation
+    included), as fresh uint8 [H,W,3] arrays in `frames`."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.frames: list[np.ndarray] = []
+
+    def _frame(self, obs: Mapping[str, Any]) -> np.ndarray:
+        """obs[key] as a fresh uint8 [H,W,3] frame (depth [H,W] grey-mapped)."""
+        if self.key not in obs:
+            who = type(self).__name__
+            raise ValueError(f"{who}: observation has no key {self.key!r}; keys are {sorted(obs)}")
+        frame = np.asarray(obs[self.key])
+        if frame.ndim == 2:
+            return depth_to_rgb(frame)
+        return frame.copy()
+
+    def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+        self.frames = []
+
+    def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
+        self.frames.append(self._frame(obs))  # the observation the action was chosen from
+
+    def on_final_observation(self, obs: Mapping[str, Any]) -> None:
+        self.frames.append(self._frame(obs))  # the end state (e.g. the object lifted)
+
+    def on_episode_end(self, result: Any) -> None:
+        pass
 
 
-class VideoRecorder:
+class VideoRecorder(FrameLog):
     """Observer: records `key` (default `images/<camera>`) every step; writes `path` at episode end."""
 
     def __init__(
@@ -54,23 +77,13 @@ class VideoRecorder:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"video path {self.path}: expected a suffix in {VIDEO_SUFFIXES}")
-        self.key = key or image_key(camera)
+        super().__init__(key or image_key(camera))
         self.fps = int(fps)
-        self.frames: list[np.ndarray] = []
         self.written: Path | None = None
 
-    def _frame(self, obs: Mapping[str, Any]) -> np.ndarray:
-        return _frame_of(obs, self.key, "VideoRecorder")
-
     def on_episode_start(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> None:
-        self.frames = []
+        super().on_episode_start(obs, info)
         self.written = None
-
-    def on_step(self, obs, action, reward, terminated, truncated, info) -> None:
-        self.frames.append(self._frame(obs))
-
-    def on_final_observation(self, obs: Mapping[str, Any]) -> None:
-        self.frames.append(self._frame(obs))  # the end state (e.g. the object lifted)
 
     def on_episode_end(self, result: Any) -> None:
         if self.frames:
@@ -98,26 +111,17 @@ def replay_episode(
     key: str,
     reset_options: Mapping[str, Any] | None = None,
 ) -> Replay:
-    """Film a recorded episode again: `env.reset(seed=seed)` (with `options=reset_options` when the
-    original reset had options), then `actions` in order (stopping early where the env ends the episode),
-    collecting `obs[key]` after the reset and after every step.
+    """Film a recorded episode again through the one rollout loop: `ReplayPolicy(actions)` from
+    `env.reset(seed=seed)` (with `options=reset_options` when the original reset had options), at most
+    `len(actions)` steps (fewer where the env ends the episode), with a `FrameLog` of `obs[key]`.
 
     `env` must be deterministic per seed (the table-top env is, action noise included), so the outcome
     matches the original episode; `success`/`length` are returned for the caller to check that."""
-    if reset_options is None:
-        obs, _ = env.reset(seed=int(seed))
-    else:
-        obs, _ = env.reset(seed=int(seed), options=dict(reset_options))
-    frames = [_frame_of(obs, key, "replay_episode")]
-    success, error, length = False, None, 0
-    for action in actions:
-        obs, _, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float32))
-        length += 1
-        frames.append(_frame_of(obs, key, "replay_episode"))
-        success, error = bool(info.get("is_success", False)), info.get("error") or None
-        if terminated or truncated or error:
-            break
-    return Replay(frames, success and error is None, length, None if error is None else str(error))
+    log = FrameLog(key)
+    r = run_episode(
+        env, ReplayPolicy(actions), int(seed), [log], max_steps=len(actions), reset_options=reset_options
+    )
+    return Replay(log.frames, r.success, r.length, r.error)
 
 
 @functools.lru_cache(maxsize=8)

@@ -143,3 +143,21 @@ def test_run_rollouts_picks_the_loop_and_stops():
     key = [(r.seed, r.success, r.length, r.instruction) for r in single]
     assert key == [(r.seed, r.success, r.length, r.instruction) for r in vector]
     assert none_left == []
+
+
+def test_replay_policy_plays_back_copies_and_ends_with_a_clear_error():
+    from sim.env import TabletopEnv
+    from vla.core.rollout import ReplayPolicy
+
+    actions = np.array([[0.01, 0, 0, 0, 0, 0, 1], [0, 0.01, 0, 0, 0, 0, 1]], np.float32)
+    policy = ReplayPolicy(actions)
+    env = TabletopEnv(task="pick", cameras=(), depth=False)
+    try:
+        short = run_episode(env, policy, 0, max_steps=2)
+        over = run_episode(env, policy, 0)  # reset rewinds; a third step has no recorded action
+    finally:
+        env.close()
+    assert short.error is None and short.length == 2
+    assert over.length == 2 and "ReplayPolicy: only 2 recorded actions" in over.error
+    policy.actions[0][0] = 9.0
+    assert actions[0, 0] == np.float32(0.01)  # the caller's array is never touched

@@ -16,11 +16,10 @@ import gymnasium as gym
 import numpy as np
 
 import sim
-
 from sim.config import EnvConfig, TaskConfig
 from vla.commands.collect import CollectConfig, collect
+from vla.core.rollout import ReplayPolicy, run_episode
 from vla.core.state import unpack_state
-from vla.core.rollout import run_episode
 from vla.core.types import ACTION_KEY, CONTROL_HZ, STATE_KEY
 from vla.data.recorder import EpisodeRecorder
 from vla.data.store import EpisodeStore
@@ -71,20 +70,6 @@ def test_todays_collect_writes_the_old_layout(tmp_path):
         }
 
 
-class _Replay:
-    """Plays back one stored episode's actions."""
-
-    def __init__(self, actions: np.ndarray):
-        self.actions, self.t = actions, 0
-
-    def reset(self, seed=None):
-        self.t = 0
-
-    def select_action(self, obs, info=None):
-        self.t += 1
-        return self.actions[self.t - 1]
-
-
 def test_replaying_the_old_actions_writes_the_old_episodes(tmp_path):
     """Today's env, rollout loop, recorder and store reproduce the old store exactly from its actions."""
     old = EpisodeStore.open(OLD)
@@ -93,7 +78,7 @@ def test_replaying_the_old_actions_writes_the_old_episodes(tmp_path):
     try:
         for i in range(old.num_episodes):
             meta = old.episode_meta(i)
-            run_episode(env, _Replay(old.episode(i)[ACTION_KEY]), meta["seed"], [EpisodeRecorder(new)])
+            run_episode(env, ReplayPolicy(old.episode(i)[ACTION_KEY]), meta["seed"], [EpisodeRecorder(new)])
     finally:
         env.close()
         new.close()
