@@ -272,11 +272,21 @@ class StackExpert(_CarryExpert):
 
 
 class PushExpert(ScriptedExpert):
-    """Go behind the object (closed gripper, low), push it along the line to the marker, re-plan on drift."""
+    """Go behind the object (closed gripper, low), push it along the line to the marker, re-plan on drift.
+
+    Approach and descent are one funnel of the hand's xy distance to the point behind the object (no
+    hidden phase, as `_CarryExpert`'s carry): from `lower_from` metres or more it stays at the approach
+    height, from there to `lower_to` it descends linearly to the pushing height. Once the hand is low and
+    on the line behind the object, it pushes. The old expert descended only after reaching within 1 cm of
+    the point behind the object at the approach height, which taught policies a centimetre off to hover
+    (session 8)."""
 
     task = "push"
     push_z = 0.018
+    approach_z = 0.1
     tolerance = 0.01
+    lower_from = 0.025  # xy distance (m) of the hand from the point behind the object where descent begins
+    lower_to = 0.008  # ... and under which the hand goes all the way down to the pushing height
 
     def _act(self, priv):
         pos, _, size, _ = self._target(priv)
@@ -291,30 +301,29 @@ class PushExpert(ScriptedExpert):
             if self.phase != "done":
                 self._set("done")
             return np.array([ee[0], ee[1], 0.12]), 0.0, CLOSED
-        if self.phase == "approach":  # above the point behind the object
-            g = np.array([*behind, 0.1])
-            if np.linalg.norm((g - ee)[:2]) < 0.01:
-                self._set("descend")
-            return g, 0.0, CLOSED
-        if self.phase == "descend":
-            g = np.array([*behind, self.push_z])
-            if abs(ee[2] - self.push_z) < 0.008:
-                self._set("push")
-            return g, 0.0, CLOSED
-        # push: the pusher must stay on the line behind the object
         rel = ee[:2] - pos[:2]
         lateral = abs(float(rel[0] * d[1] - rel[1] * d[0]))
         along = float(rel @ d)  # negative = behind the object
-        if lateral > 0.02 or along > -standoff + 0.03:
-            self._set("lift_off")
+        on_line = lateral <= 0.02 and along <= -standoff + 0.03
+        low = ee[2] < self.push_z + 0.008
         if self.phase == "lift_off":
             if ee[2] > 0.08:
                 self._set("approach")
-            return np.array([ee[0] - d[0] * 0.01, ee[1] - d[1] * 0.01, 0.1]), 0.0, CLOSED
-        # advance along the line, steering back onto it
-        lateral_vec = rel - along * d
-        g = ee[:2] + d * min(0.018, dist + 0.005) - 0.7 * lateral_vec
-        return np.array([*g, self.push_z]), 0.0, CLOSED
+            else:
+                return np.array([ee[0] - d[0] * 0.01, ee[1] - d[1] * 0.01, self.approach_z]), 0.0, CLOSED
+        if low and on_line:  # push: advance along the line, steering back onto it
+            self._set("push")
+            lateral_vec = rel - along * d
+            g = ee[:2] + d * min(0.018, dist + 0.005) - 0.7 * lateral_vec
+            return np.array([*g, self.push_z]), 0.0, CLOSED
+        if self.phase == "push" or (ee[2] < self.push_z + 0.02 and not on_line):
+            # pushing and off the line (the object turned or slid away), or low beside it: lift and re-plan
+            self._set("lift_off")
+            return self._act(priv)
+        # approach and descend: one funnel of the distance to the point behind the object
+        far = float(np.linalg.norm(ee[:2] - behind))
+        frac = float(np.clip((far - self.lower_to) / (self.lower_from - self.lower_to), 0.0, 1.0))
+        return np.array([*behind, self.push_z + frac * (self.approach_z - self.push_z)]), 0.0, CLOSED
 
 
 class _GoalExpert(_CarryExpert):
