@@ -2,8 +2,14 @@
 
 Recording: `BagRecorder.write(topic, msg)` serialises with our XCDR1 encoder (byte-identical to
 rosbags' CDR, see tests) and appends to a rosbag2 directory that `ros2 bag play` reads. The bag is
-written to a temporary sibling and renamed into place on `close()`, so a crash never leaves a
-half-written bag under the final name. Thread-safe (the node records from two threads).
+finalised as it grows, so a crash loses at most the last `segment_s` (0.5 s by default). Every message
+goes to two storage files at once: a short one, closed (indexed) every `segment_s`, moved into the bag
+and listed in `metadata.yaml` (rewritten atomically each time), and a long one, closed every `merge_s`
+(60 s), which then replaces the short ones it covers in the listing (they are deleted), so an hour
+is about 60 files, not 7200 (a split bag, as `ros2 bag record --max-bag-duration` writes). Open files
+live in hidden sub-directories; a background thread closes them on time even when no message arrives.
+At every moment the directory is a valid bag of what was finalised; a SIGKILLed recording imports as it
+is (`read_bag` warns that it was not closed). Thread-safe (the node records from two threads).
 
 Import (`vla import rosbag BAG out=STORE`): one episode per instruction segment. Actions come from the
 recorded commands when the bag has them (`vla/ee_delta` TwistStamped + gripper Float64, one frame per
@@ -21,10 +27,12 @@ error naming the topic and the time: the width is required, never estimated (vla
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
 import time
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ import numpy as np
 import pybullet as p
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from ruamel.yaml import YAML
 from tqdm import tqdm
 
 from robot_io import convert, msgs
@@ -49,6 +58,7 @@ from vla.core.types import (
 )
 from vla.data.store import EpisodeStore
 
+log = logging.getLogger(__name__)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
@@ -56,45 +66,187 @@ def typestore() -> Any:
     return get_typestore(Stores.ROS2_HUMBLE)
 
 
-class BagRecorder:
-    """Append messages to a rosbag2 directory; finalised atomically by `close()`."""
+class _Segment:
+    """One open storage file: its rosbags Writer (in a hidden sub-directory of the bag) and connections."""
 
-    def __init__(self, path: str | os.PathLike, storage: str = "mcap"):
+    def __init__(self, writer: Writer):
+        self.writer, self.conns, self.count, self.started = writer, {}, 0, time.monotonic()
+
+
+class BagRecorder:
+    """Append messages to a rosbag2 directory that is a valid bag at every moment (see the module
+    docstring): short files every `segment_s`, merged into one file per `merge_s`."""
+
+    def __init__(
+        self, path: str | os.PathLike, storage: str = "mcap", segment_s: float = 0.5, merge_s: float = 60.0
+    ):
         if storage not in STORAGES:
             raise ValueError(f"bag storage {storage!r} not supported; expected one of {sorted(STORAGES)}")
+        if not (0 < segment_s <= merge_s):
+            raise ValueError(f"bag: expected 0 < segment_s <= merge_s, got {segment_s}, {merge_s}")
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"bag already exists: {self.path}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self.storage, self.segment_s, self.merge_s = storage, float(segment_s), float(merge_s)
         self._ts = typestore()
-        self._writer = Writer(self._tmp, version=8, storage_plugin=STORAGES[storage])
-        self._writer.open()
-        self._conns: dict[str, Any] = {}
+        self._msgdefs: dict[str, tuple[str, str]] = {}  # ROS type -> (message definition, RIHS01 hash)
         self._lock = threading.Lock()
+        self._short: _Segment | None = None
+        self._long: _Segment | None = None
+        self._merged: list[
+            dict[str, Any]
+        ] = []  # finalised long files: {"file": files entry, "topics": [...]}
+        self._recent: list[dict[str, Any]] = []  # finalised short files since the last merge
+        self._names = 0
+        self._closed = False
         self.count = 0
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None  # started with the first message
 
+    def _start(self) -> None:
+        """Create the bag directory (on the first message, so a node that fails to start leaves none)."""
+        self.path.mkdir(parents=True)
+        self._write_metadata(complete=False)
+        self._flusher = threading.Thread(target=self._flush_loop, name="bag-flusher", daemon=True)
+        self._flusher.start()
+
+    # ---------------------------------------------------------------- storage files
+    def _open(self) -> _Segment:
+        tmp = self.path / f".open_{self._names}"
+        self._names += 1
+        writer = Writer(tmp, version=8, storage_plugin=STORAGES[self.storage])
+        writer.open()
+        return _Segment(writer)
+
+    def _finish(self, seg: _Segment, name: str) -> dict[str, Any]:
+        """Close `seg`, move its storage file into the bag as `name`; its metadata entries."""
+        seg.writer.close()
+        tmp = seg.writer.path
+        info = YAML(typ="safe").load((tmp / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        (src,) = info["relative_file_paths"]
+        dst = f"{name}{Path(src).suffix}"
+        os.replace(tmp / src, self.path / dst)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (entry,) = info["files"]
+        return {"file": {**entry, "path": dst}, "topics": info["topics_with_message_count"]}
+
+    def _drop(self, seg: _Segment) -> None:
+        seg.writer.close()
+        shutil.rmtree(seg.writer.path, ignore_errors=True)
+
+    def _rotate_short(self) -> None:
+        seg, self._short = self._short, None
+        self._recent.append(
+            self._finish(seg, f"{self.path.name}_{len(self._merged)}_recent_{len(self._recent)}")
+        )
+        self._write_metadata(complete=False)
+
+    def _merge(self) -> None:
+        """Close the long file (it holds every message since the last merge) and list it instead of the
+        short files it covers; the open short file holds only messages the long one has: dropped."""
+        seg, self._long = self._long, None
+        self._merged.append(self._finish(seg, f"{self.path.name}_{len(self._merged)}"))
+        if self._short is not None:
+            short, self._short = self._short, None
+            self._drop(short)
+        covered, self._recent = self._recent, []
+        self._write_metadata(complete=False)
+        for e in covered:  # only after the listing no longer names them
+            (self.path / e["file"]["path"]).unlink(missing_ok=True)
+
+    def _write_metadata(self, complete: bool) -> None:
+        listed = self._merged + self._recent
+        files = [e["file"] for e in listed]
+        topics: dict[tuple[str, str], dict[str, Any]] = {}
+        for e in listed:
+            for t in e["topics"]:
+                meta = t["topic_metadata"]
+                agg = topics.setdefault(
+                    (meta["name"], meta["type"]), {"topic_metadata": meta, "message_count": 0}
+                )
+                agg["message_count"] += t["message_count"]
+        starts = [f["starting_time"]["nanoseconds_since_epoch"] for f in files]
+        ends = [t0 + f["duration"]["nanoseconds"] for t0, f in zip(starts, files)]
+        start = min(starts) if starts else 0
+        info = {
+            "version": 8,
+            "storage_identifier": self.storage,
+            "relative_file_paths": [f["path"] for f in files],
+            "duration": {"nanoseconds": (max(ends) - start) if ends else 0},
+            "starting_time": {"nanoseconds_since_epoch": start},
+            "message_count": sum(f["message_count"] for f in files),
+            "topics_with_message_count": list(topics.values()),
+            "compression_format": "",
+            "compression_mode": "",
+            "files": files,
+            "custom_data": {"vla_recorder": "complete" if complete else "recording"},
+            "ros_distro": "rosbags",
+        }
+        text = StringIO()
+        yaml = YAML(typ="safe")
+        yaml.default_flow_style = False
+        yaml.dump({"rosbag2_bagfile_information": info}, text)
+        tmp = self.path / ".metadata.yaml.tmp"
+        tmp.write_text(text.getvalue())
+        os.replace(tmp, self.path / "metadata.yaml")  # atomic: readers see the old or the new listing
+
+    def _due(self) -> None:
+        """Close what is due (called with the lock held)."""
+        now = time.monotonic()
+        if self._long is not None and self._long.count and now - self._long.started >= self.merge_s:
+            self._merge()
+        elif self._short is not None and self._short.count and now - self._short.started >= self.segment_s:
+            self._rotate_short()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.segment_s / 5):
+            with self._lock:
+                if not self._closed:
+                    self._due()
+
+    def _put(self, seg: _Segment, name: str, msgtype: str, t: int, data: bytes) -> None:
+        conn = seg.conns.get(name)
+        if conn is None:
+            if msgtype not in self._msgdefs:
+                msgdef, _ = self._ts.generate_msgdef(msgtype, ros_version=2)
+                self._msgdefs[msgtype] = (msgdef, self._ts.hash_rihs01(msgtype))
+            msgdef, rihs01 = self._msgdefs[msgtype]
+            conn = seg.conns[name] = seg.writer.add_connection(name, msgtype, msgdef=msgdef, rihs01=rihs01)
+        seg.writer.write(conn, t, data)
+        seg.count += 1
+
+    # ---------------------------------------------------------------- public
     def write(self, topic: str, msg: Any, timestamp_ns: int | None = None) -> None:
         data = msg.serialize()
         t = time.time_ns() if timestamp_ns is None else int(timestamp_ns)
         name = "/" + topic.strip("/")
+        msgtype = msgs.ros_type_name(msg)
         with self._lock:
-            if self._writer is None:
+            if self._closed:
                 return
-            conn = self._conns.get(name)
-            if conn is None:
-                conn = self._writer.add_connection(name, msgs.ros_type_name(msg), typestore=self._ts)
-                self._conns[name] = conn
-            self._writer.write(conn, t, data)
+            if self._flusher is None:
+                self._start()
+            self._due()
+            if self._long is None:
+                self._long = self._open()
+            if self._short is None:
+                self._short = self._open()
+            self._put(self._long, name, msgtype, t, data)
+            self._put(self._short, name, msgtype, t, data)
             self.count += 1
 
     def close(self) -> Path:
+        """Finalise everything and mark the bag complete; safe to call twice."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher.is_alive():
+            self._flusher.join(timeout=5.0)
         with self._lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-                os.replace(self._tmp, self.path)
+            if not self._closed:
+                self._closed = True
+                self.path.mkdir(parents=True, exist_ok=True)  # no message at all: an empty bag
+                if self._long is not None:
+                    self._merge()
+                self._write_metadata(complete=True)
         return self.path
 
     def __enter__(self) -> BagRecorder:
@@ -109,9 +261,20 @@ def read_bag(path: str | os.PathLike) -> dict[str, list[tuple[int, Any]]]:
     path = Path(path)
     if not (path / "metadata.yaml").is_file():
         raise FileNotFoundError(f"rosbag2 directory not found (no metadata.yaml): {path}")
+    info = (YAML(typ="safe").load((path / "metadata.yaml").read_text()) or {}).get(
+        "rosbag2_bagfile_information", {}
+    )
     ts = typestore()
     out: dict[str, list[tuple[int, Any]]] = {}
     with Reader(path) as reader:
+        if info.get("custom_data") and info["custom_data"].get("vla_recorder") == "recording":
+            log.warning(
+                "%s was not closed (the recorder crashed or was killed): reading the %.1f s it had "
+                "finalised (%d messages)",
+                path,
+                info["duration"]["nanoseconds"] * 1e-9,
+                info["message_count"],
+            )
         conns = [c for c in reader.connections if c.msgtype in msgs.MESSAGE_TYPES]
         for conn, t, raw in reader.messages(connections=conns):
             msg = msgs.from_rosbags(ts.deserialize_cdr(raw, conn.msgtype))
@@ -237,7 +400,12 @@ def import_rosbag(
 ) -> list[int]:
     """Convert a rosbag2 recording into episodes of the episode store at `out` (created if missing).
     Returns the new episode indices."""
-    episodes = bag_to_episodes(read_bag(bag_path), topics or TopicNames(), camera, kin, rate_hz)
+    topics = topics or TopicNames()
+    bag = read_bag(bag_path)
+    episodes = bag_to_episodes(bag, topics, camera, kin, rate_hz)
+    # success as the recording states it (the simulator's info topic), else unknown (None): never assumed
+    infos = bag.get(topics.sim_info.strip("/"), [])
+    starts = [meta["start_ns"] for _, meta in episodes] + [None]
     first = episodes[0][0]
     image, depth = image_key(camera), depth_key(camera)
     features = {
@@ -254,6 +422,7 @@ def import_rosbag(
         meta = {"action_space": "ee_delta", "source": "rosbag", "bag": str(bag_path)}
         store = EpisodeStore.create(out, features, fps=rate_hz, meta=meta)
     ids = []
-    for frames, meta in tqdm(episodes, desc="import rosbag", unit="episode"):
-        ids.append(store.append_episode(frames, {**meta, "task": task, "success": True, "split": "train"}))
+    for k, (frames, meta) in enumerate(tqdm(episodes, desc="import rosbag", unit="episode")):
+        success = convert.recorded_success(infos, starts[k], starts[k + 1])
+        ids.append(store.append_episode(frames, {**meta, "task": task, "success": success, "split": "train"}))
     return ids

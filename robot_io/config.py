@@ -30,6 +30,8 @@ class TopicNames:
     joint_states: str = "joint_states"
     instruction: str = "vla/instruction"
     enable: str = "vla/enable"
+    enable_auth: str = "vla/enable_auth"  # std_msgs/String: HMAC of the challenge (robot_io.enable)
+    enable_challenge: str = "vla/enable_challenge"  # std_msgs/String, latched: the node's current nonce
     ee_delta: str = "vla/ee_delta"
     joint_trajectory: str = "arm_controller/joint_trajectory"
     gripper: str = "gripper_controller/command"
@@ -53,7 +55,14 @@ class NodeConfig:
     use_depth: bool = False
     use_sim_info: bool = False  # SIMULATION ONLY: pass sim/privileged_info to the policy as `info`
     instruction: str = ""  # used until one arrives on the instruction topic ("" = wait for one)
-    enabled: bool = False  # initial enable state (the enable topic overrides it)
+    enabled: bool = False  # initial enable state: whoever launches the node may enable it from the start
+    # Enabling over the wire needs the token (robot_io.enable): read from this file, else $VLA_ENABLE_TOKEN.
+    # Without a token only `enabled=true` at launch enables; vla/enable false always disables.
+    enable_token_file: str | None = None
+    allow_unauthenticated_enable: bool = False  # SIMULATION / trusted domain only: vla/enable true enables
+    policy_timeout_s: float = 0.0  # deadline of one policy step (0 = 0.9 control periods); late = hold
+    max_instruction_chars: int = 1000  # a longer instruction is refused (hold until a valid one)
+    status_log_s: float = 5.0  # one status line on the console this often (0 = never)
     max_steps: int = 0  # stop after this many published commands (0 = run until interrupted)
     duration_s: float = 0.0  # stop after this many seconds (0 = no limit)
     record: str | None = None  # rosbag2 directory to record the node's topics to

@@ -10,12 +10,19 @@ so the node can count and drop it. Big-endian payloads are byte-swapped.
     rgb = msg_to_image(msg, topic="camera/color/image_raw")    # [H, W, 3] uint8, a fresh array
     q = joint_positions(js, ["panda_joint1", ...])               # [J] float64, ValueError on NaN/unknown
     w = gripper_width(js)                                        # metres, or None without finger joints
+    ok = recorded_success(bag["sim/privileged_info"], t0, t1)    # True/False as recorded, None: unknown
+
+An episode's outcome is never assumed: `recorded_success` reads it from what the recording holds (the
+simulator's info messages, `is_success`), and says None (unknown) where the recording states none, as a
+real robot's bag does.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -219,3 +226,28 @@ def twist_stamped_msg(action: np.ndarray, stamp: Time | None = None, frame_id: s
         header=Header(stamp=stamp or Time(), frame_id=frame_id),
         twist=Twist(linear=Vector3(*a[:3].tolist()), angular=Vector3(*a[3:6].tolist())),
     )
+
+
+def recorded_success(
+    messages: Sequence[tuple[int, Any]], start_ns: int, stop_ns: int | None = None
+) -> bool | None:
+    """An episode's outcome as a recording states it, else None (unknown): `is_success` of the last
+    message stamped in [start_ns, stop_ns) (stop None: to the end) on the simulator's info topic
+    (`sim/privileged_info`: a String holding the env's info dict as JSON, published after every step).
+
+    `messages` are (t_ns, msg) pairs in time order, as `robot_io.bag.read_bag` returns them. Pass the next
+    episode's start as `stop_ns`: the info of an episode's last step is stamped after its last frame.
+    A message that is not JSON, not an object or has no boolean `is_success` says nothing and is skipped;
+    no message in the span means the recording does not say (None), never success."""
+    outcome: bool | None = None
+    for t_ns, msg in messages:
+        if t_ns < start_ns or (stop_ns is not None and t_ns >= stop_ns):
+            continue
+        try:
+            info = json.loads(getattr(msg, "data", ""))
+        except (TypeError, ValueError):
+            continue
+        value = info.get("is_success") if isinstance(info, dict) else None
+        if isinstance(value, bool):
+            outcome = value
+    return outcome

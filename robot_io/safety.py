@@ -2,21 +2,28 @@
 
 Per control step (legend: D = 7 action dims, J = arm joints):
     gate(...)                 hold if disabled, no instruction, or a stale image/joint state (watchdog)
+    JointStateMonitor         hold if the joint states jump between messages, or are not yet steady when
+                              a new command stream starts (plausibility; it does not trust the sensor feed)
+    command_disagreement(q)   hold if the measured joints left the last command by more than a tolerance
     filter_ee_delta(a, ee)    finite check -> workspace box -> translation cap -> rotation cap -> gripper
-    filter_joints(q*, q)      finite check -> joint position limits (URDF - margin) -> joint velocity limits
+    filter_joints(q*, q)      finite check -> joint position limits (URDF - margin) -> joint step caps
+                              relative to BOTH the measured joints and the last commanded target
 
 `SafetyLimits` holds the parameters (a YAML file per robot in configs/robot/); joint limits default to
 the robot's URDF (`robot_io.kinematics.urdf_joint_limits`). Guarantees (hypothesis-tested): a passed
 EE delta has ||translation|| <= max_translation and ||rotation|| <= max_rotation, keeps a target that
 starts inside the workspace box inside it (and never moves away from the box on any axis if it starts
-outside); passed joint targets move by at most velocity * dt per joint and stay within the position
-limits when the current position is within them; the gripper command is exactly 0.0 or 1.0.
-Every intervention increments a named counter reported in the node's diagnostics.
+outside); passed joint targets move by at most velocity * dt per joint from the measured joints and
+from the previous target, and stay within the position limits when the current position is within
+them; the gripper command is exactly 0.0 or 1.0. Because the step cap also holds relative to the
+command stream, joint states that lie (spoofed or faulty) cannot move a target further than one step
+from where the arm was last sent (docs/ros2.md, "Security"). Every intervention increments a named
+counter reported in the node's diagnostics.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +56,38 @@ class SafetyLimits:
     gripper_close_below: float = 0.4  # hysteresis band: close when < this, open when > open_above
     gripper_open_above: float = 0.6
     watchdog_timeout: float = 0.5  # seconds without a fresh image or joint state -> hold
+    # Plausibility of the joint states (docs/ros2.md, "Security"): consecutive joint states may differ
+    # by at most one joint step (velocity * scale / control_hz, more if the messages are further apart)
+    # plus this tolerance; a bigger jump holds the arm for implausible_hold_s.
+    joint_jump_tolerance: float = 0.05  # rad
+    implausible_hold_s: float = 1.0  # s
+    # Measured joints further than this from the last commanded target: hold (a blocked arm, a lying
+    # sensor). Beyond two joint steps the two step caps cannot both be met, so that is a hold too.
+    command_tolerance: float = 0.2  # rad
+    # A new command stream (enable, new instruction, new sim episode) starts only from joint states
+    # that agreed within joint_jump_tolerance for this long (0 = no wait).
+    settle_s: float = 0.3  # s
 
     def validate(self, where: str = "safety limits") -> None:
         def bad(msg: str) -> None:
             raise ValueError(f"{where}: {msg}")
 
-        for key in ("max_translation", "max_rotation", "control_hz", "watchdog_timeout", "velocity_scale"):
+        for key in (
+            "max_translation",
+            "max_rotation",
+            "control_hz",
+            "watchdog_timeout",
+            "velocity_scale",
+            "joint_jump_tolerance",
+            "command_tolerance",
+        ):
             v = getattr(self, key)
             if not (np.isfinite(v) and v > 0):
                 bad(f"{key} must be a positive number, got {v}")
+        for key in ("implausible_hold_s", "settle_s"):
+            v = getattr(self, key)
+            if not (np.isfinite(v) and v >= 0):
+                bad(f"{key} must be a number >= 0, got {v}")
         lo, hi = np.asarray(self.workspace_low, float), np.asarray(self.workspace_high, float)
         if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
             bad(f"workspace_low/high must be 3 numbers each with low < high, got {lo.tolist()} {hi.tolist()}")
@@ -96,15 +126,27 @@ def workspace_delta(
 
 
 def limit_joints(
-    q_target: np.ndarray, q_current: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_step: np.ndarray
-) -> tuple[np.ndarray, bool, bool]:
-    """Clip joint targets [J] to [lower, upper] and to |q_target - q_current| <= max_step.
+    q_target: np.ndarray,
+    q_current: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    max_step: np.ndarray,
+    q_commanded: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, bool, bool]:
+    """Clip joint targets [J] to [lower, upper], then to |q - q_current| <= max_step and (when given)
+    |q - q_commanded| <= max_step. The step caps win over the position limits (an arm outside its
+    limits moves back by at most one step).
 
-    Returns (q_out, position_clipped, velocity_clipped)."""
+    Returns (q_out, position_clipped, velocity_clipped); q_out is None when the two step boxes do not
+    overlap (measured and commanded joints more than two steps apart)."""
     q_pos = np.clip(q_target, lower, upper)
-    step = np.clip(q_pos - q_current, -max_step, max_step)
-    q_out = q_current + step
-    return q_out, bool(np.any(q_pos != q_target)), bool(np.any(np.abs(step - (q_pos - q_current)) > 0))
+    lo, hi = q_current - max_step, q_current + max_step
+    if q_commanded is not None:
+        lo, hi = np.maximum(lo, q_commanded - max_step), np.minimum(hi, q_commanded + max_step)
+        if np.any(lo > hi):
+            return None, False, False
+    q_out = np.clip(q_pos, lo, hi)
+    return q_out, bool(np.any(q_pos != q_target)), bool(np.any(q_out != q_pos))
 
 
 class GripperHysteresis:
@@ -142,6 +184,67 @@ class Watchdog:
 
     def age(self, name: str, now: float) -> float:
         return now - self._last.get(name, -np.inf)
+
+
+class JointStateMonitor:
+    """Plausibility of the joint-state stream; the arm is the only thing that moves the readings.
+
+    `accept(q, now)`: a reading that differs from the previous message (accepted or not) on any joint by
+    more than `tolerance + max_step * max(1, dt / control_dt)` (dt = time between the two messages as
+    received, capped at `max_dt`) is a jump: rejected, and `held(now)` is true for `hold_s`. A spoofer
+    publishing beside the real driver makes the stream alternate, so it jumps on every message.
+    `settled(now)`: at least two readings in the last `settle_s`, all within `tolerance` of each other
+    and no hold: the only readings a new command stream may start from (`settle_s` 0: always).
+    `last_jump` / `max_jump`: the latest and the largest change seen, in units of the allowed bound."""
+
+    def __init__(
+        self,
+        max_step: np.ndarray,
+        control_dt: float,
+        tolerance: float,
+        hold_s: float,
+        settle_s: float,
+        max_dt: float,
+    ):
+        self.max_step, self.control_dt, self.tolerance = np.asarray(max_step, float), control_dt, tolerance
+        self.hold_s, self.settle_s, self.max_dt = hold_s, settle_s, max_dt
+        self._prev: tuple[float, np.ndarray] | None = None
+        self._held_until = -np.inf
+        self._recent: deque[tuple[float, np.ndarray]] = deque()
+        self.max_jump = self.last_jump = 0.0
+
+    def bound(self, dt: float) -> np.ndarray:
+        """How far each joint may move between two messages `dt` seconds apart [J]."""
+        dt = min(max(dt, 0.0), self.max_dt)
+        return self.tolerance + self.max_step * max(1.0, dt / self.control_dt)
+
+    def accept(self, q: np.ndarray, now: float) -> bool:
+        prev, self._prev = self._prev, (now, q)
+        if prev is not None:
+            ratio = float(np.max(np.abs(q - prev[1]) / self.bound(now - prev[0])))
+            self.last_jump, self.max_jump = ratio, max(self.max_jump, ratio)
+            if ratio > 1.0:
+                self._held_until = now + self.hold_s
+                self._recent.clear()
+                return False
+        self._recent.append((now, q))
+        while self._recent and self._recent[0][0] < now - self.settle_s:
+            self._recent.popleft()
+        return True
+
+    def held(self, now: float) -> bool:
+        return now < self._held_until
+
+    def settled(self, now: float) -> bool:
+        if self.held(now):
+            return False
+        if self.settle_s <= 0:
+            return True
+        recent = [q for t, q in self._recent if t >= now - self.settle_s]
+        if len(recent) < 2:
+            return False
+        qs = np.stack(recent)
+        return bool(np.all(qs.max(0) - qs.min(0) <= self.tolerance))
 
 
 @dataclass
@@ -186,6 +289,35 @@ class SafetyFilter:
         self.ws_high = np.asarray(limits.workspace_high, float)
         self.gripper = GripperHysteresis(limits.gripper_close_below, limits.gripper_open_above)
         self.counters: Counter[str] = Counter()
+        self.q_commanded: np.ndarray | None = None  # [J] the last joint target sent (None: none yet)
+
+    def monitor(self) -> JointStateMonitor:
+        """A joint-state plausibility monitor with this robot's step caps and tolerances."""
+        lim = self.limits
+        return JointStateMonitor(
+            self.max_step,
+            lim.dt,
+            lim.joint_jump_tolerance,
+            lim.implausible_hold_s,
+            lim.settle_s,
+            max_dt=lim.watchdog_timeout,
+        )
+
+    def anchor(self) -> None:
+        """Forget the command stream: the next target is capped relative to the measured joints only.
+        Called when a new stream starts (enable, new instruction, new sim episode), after the joint
+        states have settled."""
+        self.q_commanded = None
+
+    def commit(self, q: np.ndarray) -> None:
+        """Record a joint target as sent: later targets stay within one step of it."""
+        self.q_commanded = np.array(q, dtype=np.float64)
+
+    def command_disagreement(self, q_measured: np.ndarray) -> float:
+        """Largest |measured - last commanded| over the joints (0 without a command stream)."""
+        if self.q_commanded is None:
+            return 0.0
+        return float(np.max(np.abs(np.asarray(q_measured, float) - self.q_commanded)))
 
     def count(self, name: str) -> None:
         self.counters[name] += 1
@@ -221,7 +353,9 @@ class SafetyFilter:
         return EECommand(delta=np.concatenate([trans, rot]), gripper=grip)
 
     def filter_joints(self, q_target: np.ndarray, q_current: np.ndarray) -> np.ndarray | None:
-        """Joint targets [J] -> targets within position and velocity limits, or None if not finite."""
+        """Joint targets [J] -> targets within the position limits and one step of both the measured
+        joints `q_current` and the last committed target; None if not finite or the two disagree by
+        more than two steps."""
         qt, qc = np.asarray(q_target, float), np.asarray(q_current, float)
         if qt.shape != self.lower.shape or qc.shape != self.lower.shape:
             self.count("nonfinite_or_malformed_joints")
@@ -229,7 +363,10 @@ class SafetyFilter:
         if not (np.all(np.isfinite(qt)) and np.all(np.isfinite(qc))):
             self.count("nonfinite_or_malformed_joints")
             return None
-        q, pc, vc = limit_joints(qt, qc, self.lower, self.upper, self.max_step)
+        q, pc, vc = limit_joints(qt, qc, self.lower, self.upper, self.max_step, self.q_commanded)
+        if q is None:
+            self.count("hold_command_disagreement")
+            return None
         if pc:
             self.count("joint_position_clipped")
         if vc:

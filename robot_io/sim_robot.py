@@ -5,8 +5,9 @@ applies the latest joint-trajectory goal and gripper command (env action space `
 env and publishes what a real arm's drivers would: the camera image (rgb8/bgr8), depth (32FC1 or 16UC1
 mm), camera_info and joint_states (7 arm joints + 2 finger joints, each finger at half the gripper
 width, from `vla.core.state.unpack_state` of the env's state: `joint_state_from_state`). Until the
-first command it holds the reset pose. It also publishes the instruction (latched) at each episode
-start, like an operator.
+first command it holds the reset pose. Like a real controller it drops malformed or non-finite goals
+(`malformed`) and clips goals beyond the joint limits to them (`clipped`). It also publishes the
+instruction (latched) at each episode start, like an operator.
 
 SIMULATION ONLY: with `publish_sim_info` it publishes the env's `info` (privileged object poses etc.) as
 JSON in std_msgs/String on `topics.sim_info`, so a scripted expert inside the node (`use_sim_info=true`)
@@ -30,6 +31,8 @@ from robot_io.config import SimRobotConfig
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
 from sim.config import env_kwargs
 from sim.env import TabletopEnv
+from sim.robot import LOWER as ARM_LOWER
+from sim.robot import UPPER as ARM_UPPER
 from vla.core.state import unpack_state
 from vla.core.types import STATE_KEY, depth_key, image_key
 
@@ -96,6 +99,7 @@ class SimRobot:
         self._gripper = 1.0
         self.commands = 0
         self.malformed = 0
+        self.clipped = 0  # goals beyond the joint limits, clipped
 
     # ------------------------------------------------------------------ command callbacks
     def on_trajectory(self, msg: msgs.JointTrajectory) -> None:
@@ -104,11 +108,20 @@ class SimRobot:
                 raise ValueError("joint trajectory without points")
             point = msg.points[-1]
             q = convert.positions_by_name(msg.joint_names, point.positions, ARM_JOINTS, "joint trajectory")
+            if not np.all(np.isfinite(q)):
+                raise ValueError(f"joint trajectory: non-finite positions {q.tolist()}")
         except ValueError as e:
             self.malformed += 1
             log.warning("sim robot: dropped joint trajectory: %s", e)
             return
-        self._target = q
+        # Like a real controller, never past the joint limits (a 1e300 goal used to overflow the env's
+        # float32 action and crash the robot).
+        clipped = np.clip(q, ARM_LOWER, ARM_UPPER)
+        if np.any(clipped != q):
+            self.clipped += 1
+            if self.clipped <= 3:
+                log.warning("sim robot: joint trajectory beyond the joint limits, clipped: %s", q.tolist())
+        self._target = clipped
         self.commands += 1
 
     def on_gripper(self, msg: msgs.Float64) -> None:

@@ -69,6 +69,7 @@ def test_teleop_bag_imports_as_episodes(tmp_path):
         kin.close()
     store = EpisodeStore.open(store_path)
     assert ids == [0, 1] and [store.episode_meta(i)["instruction"] for i in ids] == ["pick", "place"]
+    assert [store.episode_meta(i)["success"] for i in ids] == [None, None]  # the bag does not say: unknown
     first, second = store.episode(0), store.episode(1)
     assert first["action"].shape[0] + second["action"].shape[0] == 30  # 3 s resampled at 10 Hz
     assert first["images/wrist"].shape[1:] == (8, 8, 3)
@@ -93,3 +94,87 @@ def test_joint_states_without_gripper_width_are_an_error(tmp_path):
     finally:
         kin.close()
     assert not (tmp_path / "store.zarr").exists()  # nothing half-imported
+
+
+def test_killed_recording_loses_at_most_the_last_second(tmp_path, domain):
+    """`vla ros2 run ... record=DIR` SIGKILLed mid-recording: the directory is a bag of all but the last
+    segment (0.5 s), and `vla import rosbag` imports it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from robot_io.dds import DdsTransport, loopback_config
+    from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA, spin_until
+    from vla import cli
+
+    bag, store = tmp_path / "bag", tmp_path / "store.zarr"
+    env = {**os.environ, "CYCLONEDDS_URI": os.environ.get("CYCLONEDDS_URI", loopback_config())}
+    args = [f"domain_id={domain}", "rate_hz=20", "enabled=true", "status_log_s=0", f"record={bag}"]
+    with open(tmp_path / "node.log", "w") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "vla.cli", "ros2", "run", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with DdsTransport(domain_id=domain) as tr:
+            joints = tr.create_publisher("joint_states", msgs.JointState, SENSOR_DATA)
+            image = tr.create_publisher("camera/color/image_raw", msgs.Image, SENSOR_DATA)
+            instruction = tr.create_publisher("vla/instruction", msgs.String, LATCHED)  # kept: latched
+            instruction.publish(msgs.String(data="pick"))
+            commands = []
+            tr.create_subscription("vla/ee_delta", msgs.TwistStamped, commands.append, RELIABLE)
+
+            def tick(k=[0]):  # noqa: B006  (a counter across calls)
+                k[0] += 1
+                q = HOME_Q + np.r_[0.002 * k[0], np.zeros(6)]  # teleop-like motion, well within the checks
+                joints.publish(convert.joint_state_msg(NAMES, np.r_[q, 0.02, 0.02], stamp=convert.now_time()))
+                image.publish(convert.image_to_msg(np.full((8, 8, 3), k[0] % 256, np.uint8), "rgb8"))
+
+            assert spin_until(tr, lambda: tick() or len(commands) >= 5, 20.0), (
+                tmp_path / "node.log"
+            ).read_text()
+            end = time.monotonic() + 2.0  # record for 2 s more, then kill without warning
+            while time.monotonic() < end:
+                tick()
+                tr.spin_once(0.03)
+            killed_ns = time.time_ns()
+            node.send_signal(signal.SIGKILL)
+            assert node.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        node.kill()
+    decoded = read_bag(bag)  # a valid bag: metadata.yaml lists only finalised segments
+    last_ns = max(t for series in decoded.values() for t, _ in series)
+    assert killed_ns - last_ns <= 1_000_000_000, (killed_ns - last_ns) / 1e9  # at most the last second lost
+    assert len(decoded["vla/ee_delta"]) >= 20 and len(decoded["joint_states"]) >= 40
+    assert cli.main(["import", "rosbag", str(bag), f"out={store}", "camera=static"]) == 0
+    ep = EpisodeStore.open(store).episode(0)
+    assert ep["action"].shape[0] >= 20 and ep["images/static"].shape[1:] == (8, 8, 3)
+
+
+def test_recording_is_a_valid_bag_while_it_grows(tmp_path):
+    """Short files every segment_s, merged every merge_s: at every moment the directory reads as a bag of
+    what was finalised, with no message twice, and a closed recording has one file per merge_s."""
+    import time
+
+    bag = tmp_path / "bag"
+    rec = BagRecorder(bag, segment_s=0.05, merge_s=0.3)
+    start, seen = time.monotonic(), []
+    for k in range(60):
+        rec.write("vla/status_count", msgs.Float64(data=float(k)))
+        time.sleep(0.01)
+        if k % 10 == 9:
+            with rec._lock:  # a moment between two finalisations (the flusher thread finalises too)
+                snapshot = [m.data for _, m in read_bag(bag).get("vla/status_count", [])]
+            assert snapshot == sorted(set(snapshot)) and snapshot == [float(i) for i in range(len(snapshot))]
+            seen.append(len(snapshot))
+    assert seen[-1] >= 40 and seen == sorted(seen)  # the finalised part grows, in order, without gaps
+    rec.close()
+    merges = (time.monotonic() - start) / 0.3  # one long file per merge_s, plus the last part
+    assert [m.data for _, m in read_bag(bag)["vla/status_count"]] == [float(k) for k in range(60)]
+    files = sorted(p.name for p in bag.iterdir())
+    assert "metadata.yaml" in files and all(f.endswith(".mcap") for f in files if f != "metadata.yaml")
+    assert 2 <= len(files) - 1 <= merges + 1 and not any("recent" in f for f in files), (files, merges)

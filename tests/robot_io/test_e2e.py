@@ -50,6 +50,7 @@ def test_node_drives_sim_robot_through_pick_and_bag_imports(tmp_path, domain):
 
     st = EpisodeStore.open(store)
     assert st.num_episodes == 1 and st.episode_meta(0)["instruction"]
+    assert st.episode_meta(0)["success"] is True  # as the recorded sim info says, not assumed
     ep = st.episode(0)
     t = ep["action"].shape[0]
     assert t >= 10 and ep["images/static"].shape == (t, 64, 64, 3) and ep["state"].shape == (t, 15)

@@ -115,7 +115,7 @@ def test_watchdog_stops_commands_within_timeout(wire):
 
 def test_enable_false_and_missing_instruction_hold(wire):
     node_tr, test_tr = wire
-    node = _node(node_tr, None)  # disabled, no instruction
+    node = _node(node_tr, None, allow_unauthenticated_enable=True)  # disabled, no instruction
     rec, robot = Recorder(test_tr), Robot(test_tr)
     node.start()
     try:
@@ -297,9 +297,10 @@ def test_observation_assembly_with_depth_and_sim_info(wire):
     node_tr, _ = wire
     policy = Remember()
     cfg = NodeConfig(instruction="stack", enabled=True, use_depth=True, use_sim_info=True, camera="wrist")
-    node = VlaNode(cfg, policy, node_tr, LIMITS)
+    node = VlaNode(cfg, policy, node_tr, LIMITS, clock=lambda: 10.0)  # time stands still: inputs stay fresh
     try:
-        node.on_joint_states(convert.joint_state_msg(WITH_FINGERS, np.r_[HOME_Q, 0.02, 0.015]))
+        for _ in range(2):  # a new command stream starts from steady joint states (two or more readings)
+            node.on_joint_states(convert.joint_state_msg(WITH_FINGERS, np.r_[HOME_Q, 0.02, 0.015]))
         rgb = np.arange(6 * 5 * 3, dtype=np.uint8).reshape(6, 5, 3)
         node.on_image(convert.image_to_msg(rgb, "bgr8", convert.now_time()))
         node.on_depth(convert.image_to_msg(np.full((6, 5), 0.8, np.float32), "16UC1"))

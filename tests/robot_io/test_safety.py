@@ -152,3 +152,51 @@ def test_kinematics_round_trip():
             Kinematics(LIMITS.urdf, LIMITS.joint_names, "no_link")
     finally:
         kin.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=vec(7, anything),
+    current_frac=vec(7, st.floats(0.0, 1.0)),
+    offset=vec(7, st.floats(-0.5, 0.5)),
+)
+def test_joint_targets_stay_within_one_step_of_the_measured_and_the_commanded_joints(
+    target, current_frac, offset
+):
+    """The step cap holds relative to the last command as well: joint states that lie (`current` off by
+    up to 0.5 rad from where the arm was sent) cannot pull a target further than one step from it."""
+    f = _filter()
+    commanded = f.lower + current_frac * (f.upper - f.lower)
+    f.commit(commanded)
+    current = commanded + offset  # what the joint states claim
+    q = f.filter_joints(target, current)
+    if not np.all(np.isfinite(target)):
+        assert q is None
+        return
+    step = f.max_step
+    if np.any(np.abs(offset) > 2 * step):  # the two one-step boxes do not overlap: hold
+        assert q is None and f.counters["hold_command_disagreement"] == 1
+        return
+    assert q is not None
+    assert np.all(np.abs(q - commanded) <= step + EPS) and np.all(np.abs(q - current) <= step + EPS)
+
+
+def test_joint_state_monitor_jumps_hold_and_settle():
+    f = _filter()
+    m = f.monitor()  # panda: one step 0.109 rad (joints 1-4) per 0.1 s, tolerance 0.05 rad
+    q0 = np.array([0.0, -0.25, 0.0, -2.3, 0.0, 2.05, 0.785])
+    assert not m.settled(0.0)  # nothing received yet
+    assert m.accept(q0, 0.0) and not m.settled(0.0)  # one reading is not a steady stream
+    assert m.accept(q0 + 0.01, 0.03) and m.settled(0.03)
+    assert m.accept(q0 + 0.15, 0.06)  # one step + tolerance: plausible (the arm moving) ...
+    assert not m.settled(0.06)  # ... but not steady: a new command stream would wait
+    assert not m.accept(q0 + 0.15 + np.r_[0.45, np.zeros(6)], 0.09)  # a spoofer's reading: a jump
+    assert m.held(0.09) and m.held(1.08) and not m.held(1.1) and not m.settled(0.5)
+    assert not m.accept(q0 + 0.15, 0.12)  # and the real driver's next one jumps back: still held
+    assert m.max_jump > 1.0
+    # messages further apart may differ more (the arm had longer to move), up to the watchdog timeout
+    assert np.allclose(m.bound(0.3), LIMITS.joint_jump_tolerance + 3 * f.max_step)
+    assert np.allclose(m.bound(5.0), m.bound(LIMITS.watchdog_timeout))
+    bad = SafetyLimits(command_tolerance=0.0)
+    with pytest.raises(ValueError, match="command_tolerance must be a positive"):
+        bad.validate()

@@ -71,3 +71,30 @@ def test_sim_robot_publishes_and_accepts_commands(domain):
             assert np.allclose(robot._target, target) and robot._gripper == 0.0
         finally:
             robot.close()
+
+
+def test_sim_robot_clips_goals_beyond_the_joint_limits(domain):
+    """A 1e300 joint goal (issue 21) used to overflow the env's float32 action and crash the sim robot; like a
+    real controller it now never goes past the joint limits."""
+    from sim.robot import LOWER, UPPER
+
+    cfg = SimRobotConfig(env=EnvConfig(image_size=16), task=TaskConfig(name="pick", max_episode_steps=2))
+    with DdsTransport(domain_id=domain) as robot_tr:
+        robot = SimRobot(cfg, robot_tr)
+        try:
+            robot.env.reset(seed=0)
+            goal = [1e300, -1e300, 0.0, -1.0, 0.0, 1e300, 0.0]
+            robot.on_trajectory(
+                msgs.JointTrajectory(
+                    joint_names=list(ARM_JOINTS), points=[msgs.JointTrajectoryPoint(positions=goal)]
+                )
+            )
+            assert robot.commands == 1 and robot.clipped == 1
+            assert np.array_equal(robot._target, np.clip(goal, LOWER, UPPER))
+            action = np.concatenate([robot._target, [robot._gripper]]).astype(
+                np.float32
+            )  # as run_episode does
+            _, _, _, _, info = robot.env.step(action)
+            assert "error" not in info
+        finally:
+            robot.close()

@@ -6,7 +6,8 @@
 Remap the topics to your robot's drivers with the node's `topics.*` overrides in `extra_args`
 (space separated), e.g. extra_args:="topics.joint_trajectory=/fr3_arm_controller/joint_trajectory".
 In simulation the node is enabled at start and reads the sim-only privileged topic (for experts);
-on a real robot it starts disabled until an operator publishes true on vla/enable.
+on a real robot it starts disabled until the operator enables it with the token
+(`python -m robot_io.enable`; docs/ros2.md, "Security").
 """
 
 from launch import LaunchDescription
