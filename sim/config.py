@@ -4,6 +4,9 @@
 "vla/Tabletop-v0" except the task; `TaskConfig` (group `task`, presets `configs/task/<name>.yaml`) names
 the task, its split and its horizon. A command's top-level YAML lists `- env: tabletop` and
 `- task: pick` in its defaults; `make_env(env_cfg, task_cfg)` builds the gymnasium env from them.
+`env_kwargs` refuses a rendered image above `vla.core.limits.MAX_IMAGE_SIZE` px, and `check_env_resources`
+checks a whole rollout run (env processes against cores and episodes, memory, disk) before a command
+starts one (vla.core.limits).
 
     vla <command> env=tabletop_224 task=stack task.split=heldout env.cameras=[static]
 """
@@ -11,13 +14,16 @@ the task, its split and its horizon. A command's top-level YAML lists `- env: ta
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from sim import ENV_ID
+from sim.tasks import get_task
 from vla.core.config import register_config
+from vla.core.limits import RolloutFootprint, check_image_size, check_rollout_resources
 
 
 @register_config("tabletop", group="env")
@@ -73,6 +79,8 @@ def env_kwargs(env_cfg: Any, task_cfg: Any) -> dict[str, Any]:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"{where} config: unknown keys {unknown}; expected a subset of {sorted(known)}")
+    check_image_size("env.image_size", e.get("image_size", EnvConfig.image_size))
+    check_image_size("env.goal_image_size", e.get("goal_image_size", EnvConfig.goal_image_size))
     kw = {**e, "cameras": tuple(e.get("cameras", ("static", "wrist")))}
     if kw.get("goal_cameras") is not None:
         kw["goal_cameras"] = tuple(kw["goal_cameras"])
@@ -85,3 +93,36 @@ def env_kwargs(env_cfg: Any, task_cfg: Any) -> dict[str, Any]:
 def make_env(env_cfg: Any, task_cfg: Any):
     """The gymnasium env described by an `env` and a `task` config (dataclass, DictConfig or dict)."""
     return gym.make(ENV_ID, **env_kwargs(env_cfg, task_cfg))
+
+
+def check_env_resources(
+    env_cfg: Any,
+    tasks: str | Sequence[str],
+    num_envs: int,
+    episodes: int,
+    max_episode_steps: int | None = None,
+    out: str | None = None,
+    video_size: int = 0,
+) -> RolloutFootprint:
+    """Check that `num_envs` env processes running `episodes` episodes of `tasks` with `env_cfg` fit this
+    machine (image size, cores, memory; with `out`, the disk there): one ConfigError line naming the key
+    and the estimate otherwise (vla.core.limits). The horizon is the longest of the tasks' (or
+    `max_episode_steps`). `video_size`: the side of replayed videos, capped like a camera image."""
+    if video_size:
+        check_image_size("video_size", video_size)
+    e = _as_dict(env_cfg)
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    found = [get_task(t) for t in names]
+    horizon = int(max_episode_steps or max((t.horizon for t in found), default=1))
+    goal = any(getattr(t, "has_goal_cloud", False) for t in found)
+    return check_rollout_resources(
+        image_size=e.get("image_size", EnvConfig.image_size),
+        cameras=list(e.get("cameras", ("static", "wrist"))),
+        depth=bool(e.get("depth", True)),
+        segmentation=bool(e.get("segmentation", False)),
+        horizon=horizon,
+        num_envs=int(num_envs),
+        episodes=int(episodes),
+        goal_image_size=int(e.get("goal_image_size", EnvConfig.goal_image_size)) if goal else 0,
+        out=out,
+    )

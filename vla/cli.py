@@ -6,7 +6,11 @@ remaining argv (hydra overrides, plus any positionals it declares) and returns a
 and each command's `main` are the only places that instantiate objects from config.
 
 `vla <command> --help` (or `-h`) is answered here for every command, before it is dispatched (so no
-command ever sees `--help` as data); a bad override of any command is one `ConfigError` line and exit 2.
+command ever sees `--help` as data). A bad argument of any command is one `ConfigError` line on stderr
+and exit code 2: a bad override (raised while composing), or one a command's own checks reject before it
+writes anything (a missing input, a value out of range, an output directory holding another run's
+results without resume=true or overwrite=true). Other failures (ValueError, missing files met while
+working) are one "error:" line and exit code 1; `VLA_DEBUG=1` shows the traceback of either.
 
     vla collect task=pick episodes=20 out=outputs/demos
     vla show-config collect task=pick          # print the composed, resolved config
@@ -36,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer fit": ("vla.commands.tokenizer:fit_main", "fit an action tokenizer: SOURCE tokenizer=fast"),
     "tokenizer report": ("vla.commands.tokenizer:report_main", "tokenizer error/tokens: TOK.json SOURCE"),
     "dataset info": ("vla.commands.dataset:info_main", "summarise an episode store: PATH [stats=true]"),
+    "dataset view": ("vla.commands.dataset:view_main", "contact sheet + mp4 per episode: STORE episodes=[0,5] out=DIR"),
+    "dataset verify": ("vla.commands.dataset:verify_main", "check a store's chunks against its checksums: STORE"),
     "import lerobot": ("vla.commands.dataset:import_lerobot_main", "LeRobot v2.x/v3.0 dataset to a store: PATH out=..."),
     "export lerobot": ("vla.commands.dataset:export_lerobot_main", "episode store to LeRobot v3.0: STORE out=DIR"),
     "import rosbag": ("vla.commands.ros2:import_rosbag", "rosbag2 recording into an episode store: BAG out=STORE"),
@@ -58,6 +64,8 @@ CONFIGS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "tokenizer fit": ("tokenizer_fit", "SOURCE", ("source",)),
     "tokenizer report": ("tokenizer_report", "TOK.json SOURCE", ("path", "source")),
     "dataset info": ("", "PATH [stats=true]", ()),
+    "dataset view": ("dataset_view", "STORE", ("path",)),
+    "dataset verify": ("", "STORE", ()),
     "import lerobot": ("import_lerobot", "PATH", ("path",)),
     "export lerobot": ("export_lerobot", "STORE", ("path",)),
     "import rosbag": ("ros2_import_rosbag", "BAG", ("bag",)),

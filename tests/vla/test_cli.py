@@ -219,3 +219,73 @@ def test_compose_raises_config_error_with_suggestion():
     with pytest.raises(ConfigError, match=r"did you mean 'env.image_size'") as info:
         compose("collect", ["env.image_szie=3"])
     assert info.value.kind == "unknown-key" and info.value.key == "env.image_szie"
+
+
+# Every command with a bad argument of its own (a value the command checks, a missing or wrong input path),
+# or, where a command checks nothing itself, an unknown key: one line on stderr, exit code 2, nothing
+# written. A command added to `cli.COMMANDS` is covered by the unknown-key default.
+OWN_CHECKS: dict[str, tuple[list[str], str]] = {
+    "collect": (["episodes=0"], "vla collect: episodes must be >= 1, got 0"),
+    "train": (["none.zarr"], "vla train: training store not found: none.zarr"),
+    "eval": (["episodes=0"], "vla eval: episodes: expected >= 1, got 0"),
+    "demo": (["tasks=[nope]"], "vla demo: tasks=['nope']: expected some of"),
+    "goals": (["train", "train.stpes=3"], "vla goals: unknown key 'train.stpes'"),
+    "tokenizer fit": ([], "vla tokenizer fit: missing value for 'source' (usage: vla tokenizer fit SOURCE"),
+    "dataset info": (
+        ["missing.zarr"],
+        "vla dataset info: episode store not found (no zarr.json): missing.zarr",
+    ),
+    "import lerobot": ([], "vla import lerobot: missing value for 'path' (usage: vla import lerobot PATH"),
+    "export lerobot": ([], "vla export lerobot: missing value for 'path' (usage: vla export lerobot STORE"),
+    "import rosbag": ([], "vla import rosbag: missing value for 'bag'"),
+    "show-config": (["nope"], "vla show-config: unknown name 'nope'"),
+    "model-info": (["tiny", "bogus_key=1"], "vla model-info: unknown key 'model.bogus_key'"),
+}
+MORE_OWN_CHECKS: list[tuple[list[str], str]] = [
+    (["dataset", "info"], "vla dataset info: missing value for 'PATH' (usage: vla dataset info PATH"),
+    (["dataset", "info", "a", "b"], "vla dataset info: unexpected arguments ['b']"),
+    (
+        ["dataset", "info", "a.zarr", "stat=true"],
+        "vla dataset info: unknown key 'stat' (did you mean 'stats'?)",
+    ),
+    (["collect", "env.action_space=joint_pos"], "vla collect: the scripted experts act in ee_delta"),
+    (["collect", "seed=-1"], "vla collect: seed must be >= 0"),
+    (["eval", "tasks=[nope]"], "vla eval: unknown task 'nope'"),
+    (["eval", "split=val"], "vla eval: unknown split 'val'"),
+    (["eval", "policy=nope"], "vla eval: unknown policy 'nope'"),
+    (["eval", "references=[expert,nope]"], "vla eval: unknown policy 'nope'"),
+    (["eval", "checkpoint=nowhere"], "vla eval: checkpoint directory not found"),
+    (["eval", "video_size=4"], "vla eval: video_size: expected 0"),
+    (["demo", "steps=0"], "vla demo: steps must be >= 1"),
+    (["train", "data.path=none.zarr", "chunk_len=0"], "vla train: chunk_len must be >= 1"),
+    (
+        ["train", "none.zarr", "trainer.resume=true", "overwrite=true"],
+        "vla train: trainer.resume=true continues",
+    ),
+]
+
+
+def _bad_argument_cases() -> list[tuple[list[str], str]]:
+    cases = []
+    for name in sorted(cli.COMMANDS):
+        argv, expected = OWN_CHECKS.get(name, (["bogus_key=1"], f"vla {name}: unknown key '"))
+        cases.append(([*name.split(), *argv], expected))
+    return cases + MORE_OWN_CHECKS
+
+
+def test_the_bad_argument_table_covers_every_command():
+    covered = {cli.resolve(argv)[0] for argv, _ in _bad_argument_cases()}
+    assert covered == set(cli.COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"), _bad_argument_cases(), ids=lambda x: " ".join(x) if isinstance(x, list) else None
+)
+def test_every_command_rejects_a_bad_argument_in_one_line(argv, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), captured.err
+    assert "error:" not in err[0] and "Traceback" not in captured.err
+    assert list(tmp_path.iterdir()) == []  # nothing written for a bad argument

@@ -7,7 +7,9 @@ imported on first use).
     conn = build_connector(ConnectorConfig(name="perceiver"), enc.embed_dim, 896)  # -> [B,64,896]
 
 The tables list every built-in component (siglip, clip, dinov2, vit, conv, fused; linear, mlp2x_gelu,
-token_merge, perceiver, qformer, cross_attn; pointnet, point_patch) without import side effects.
+token_merge, perceiver, qformer, cross_attn; pointnet, point_patch) without import side effects, and so do
+`list_vision_encoders()`, `list_connectors()`, `list_point_encoders()`; `list_model_presets()` lists
+`configs/model/*.yaml` (tiny, tiny_vla, tiny_vla_film, siglip_qwen2_0p5b, ...).
 """
 
 from vla.backbones.config import (
@@ -18,14 +20,15 @@ from vla.backbones.config import (
     VisionConfig,
     VLMConfig,
     compose_model_config,
+    list_model_presets,
     vlm_config_from_dict,
     vlm_config_to_dict,
 )
-from vla.backbones.connectors import CONNECTORS, Connector, build_connector
+from vla.backbones.connectors import CONNECTORS, Connector, build_connector, list_connectors
 from vla.backbones.language import LanguageModel, build_language_model, load_text_tokenizer
-from vla.backbones.tokens import POINT_ENCODERS, StateEncoder, build_point_encoder
+from vla.backbones.tokens import POINT_ENCODERS, StateEncoder, build_point_encoder, list_point_encoders
 from vla.backbones.transforms import ImageTransform
-from vla.backbones.vision import VISION_ENCODERS, VisionEncoder, build_vision_encoder
+from vla.backbones.vision import VISION_ENCODERS, VisionEncoder, build_vision_encoder, list_vision_encoders
 
 __all__ = [
     "CONNECTORS",
@@ -47,6 +50,10 @@ __all__ = [
     "build_point_encoder",
     "build_vision_encoder",
     "compose_model_config",
+    "list_connectors",
+    "list_model_presets",
+    "list_point_encoders",
+    "list_vision_encoders",
     "load_text_tokenizer",
     "vlm_config_from_dict",
     "vlm_config_to_dict",

@@ -123,11 +123,16 @@ def vlm_config_to_dict(cfg: VLMConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def list_model_presets() -> list[str]:
+    """The model presets `compose_model_config` and `vla train model=` take: `configs/model/*.yaml`."""
+    return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+
+
 def compose_model_config(preset: str = "tiny", overrides: list[str] | tuple[str, ...] = ()) -> VLMConfig:
     """Compose `configs/model/<preset>.yaml` with hydra overrides (`vision.name=siglip`) into a VLMConfig."""
     from omegaconf import OmegaConf
 
-    presets = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    presets = list_model_presets()
     if preset not in presets:
         raise ValueError(
             f"unknown model preset {preset!r} in {config_dir() / 'model'}; expected one of {presets}"

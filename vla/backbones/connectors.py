@@ -40,6 +40,11 @@ CONNECTORS: Registry[type[Connector]] = Registry(
 )
 
 
+def list_connectors() -> list[str]:
+    """Every connector name `ConnectorConfig.name` takes (built-ins and registered plugins)."""
+    return CONNECTORS.names()
+
+
 def _heads(width: int, requested: int) -> int:
     if requested:
         if width % requested:

@@ -29,6 +29,11 @@ POINT_ENCODERS: Registry[type[PointNetEncoder]] = Registry(
 )
 
 
+def list_point_encoders() -> list[str]:
+    """Every point-cloud encoder name `PointEncoderConfig.name` takes (built-ins and plugins)."""
+    return POINT_ENCODERS.names()
+
+
 class StateEncoder(nn.Module):
     """state [B,S] -> k tokens [B,k,H] (MLP S -> hidden -> k*H)."""
 

@@ -52,6 +52,12 @@ VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry(
     },
 )
 
+
+def list_vision_encoders() -> list[str]:
+    """Every vision encoder name `VisionConfig.name` takes (built-ins and registered plugins)."""
+    return VISION_ENCODERS.names()
+
+
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 

@@ -4,8 +4,12 @@ Runs the task's scripted expert through the shared rollout loop (`vla.core.rollo
 `AsyncVectorEnv` of `num_envs` sub-processes, or one in-process env when num_envs=1) with an
 `EpisodeRecorder` per episode. Successful episodes are kept (all of them with keep_failed=true); when
 fewer than `episodes` succeed, further seeds are tried, up to `max_attempts` rollouts in total. An
-existing store at `out` is appended to (its features must match) unless overwrite=true. The resolved
-config, the env settings and the action convention are saved in the store's attributes.
+existing store at `out` is appended to (its features must match) unless overwrite=true, and the new
+episodes continue with new seeds: the first seed tried is the one after the largest seed the store already
+holds for this task and split (or `seed`, when that is later), so a re-run never stores the same scene
+twice. The resolved config, the env settings and the action convention are saved in the store's attributes.
+A bad argument (a value this command checks, a store whose features differ) is a `ConfigError`: one line,
+exit code 2.
 
     vla collect task=pick episodes=200 num_envs=2 env.image_size=128 out=outputs/demos/pick.zarr
     vla collect task=stack task.split=heldout env.cameras=[static] env.depth=true episodes=20
@@ -39,10 +43,10 @@ from tqdm import tqdm
 
 import sim
 from sim.camera import DEFAULT_CAMERAS
-from sim.config import EnvConfig, TaskConfig, env_kwargs
+from sim.config import EnvConfig, TaskConfig, check_env_resources, env_kwargs
 from sim.experts import make_expert
 from sim.vector import make_vector_env
-from vla.core.config import compose, register_config, split_positionals, to_dataclass
+from vla.core.config import ConfigError, compose, register_config, split_positionals, to_dataclass
 from vla.core.rollout import ProgressBar, run_rollouts
 from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
@@ -65,9 +69,9 @@ class CollectConfig:
     out: str = "outputs/demos/pick.zarr"
     keep_failed: bool = False
     noise: float = 0.0  # expert action noise (std, in action units)
-    seed: int = 0  # first env seed within the split; the expert noise RNG too
+    seed: int = 0  # first seed within the split (appending: after the store's largest); expert noise RNG too
     max_attempts: int = 0  # rollouts in total before giving up; 0 = 3 * episodes
-    overwrite: bool = False
+    overwrite: bool = False  # replace an existing store at `out` (false: append, continuing with new seeds)
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)  # pipeline of recorded clouds
     record_clouds: bool | None = None  # each episode's final-scene cloud (needs depth); null: if env.depth
     per_frame_clouds: bool = False  # every frame's cloud as pointcloud/points + pointcloud/colors
@@ -110,9 +114,11 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
     if out.exists() and not cfg.overwrite:
         store = EpisodeStore.open(out, mode="a")
         if store.features != feats:
-            raise ValueError(
+            store.close()
+            raise ConfigError(
                 f"{out}: existing store has features {sorted(store.features)} that differ from this "
-                f"collection's {sorted(feats)} (shapes/dtypes); choose another out= or overwrite=true"
+                f"collection's {sorted(feats)} (shapes/dtypes); choose another out= or overwrite=true",
+                key="out",
             )
         return store
     env_meta = {**_env_kwargs(cfg), "cameras": list(cfg.env.cameras)}
@@ -123,25 +129,54 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
     return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
 
 
-def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run the collection described by `cfg`; return the summary dict."""
-    if cfg.episodes < 1 or cfg.num_envs < 1:
-        raise ValueError(f"collect: episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
+def next_seed(store: EpisodeStore, task: str, split: str) -> int:
+    """The split-relative index of the first seed after the largest one `store` holds for `task` on
+    `split` (0 when it holds none). Stored seeds are absolute (`sim.task_seeds`: the held-out range starts
+    at an offset), episodes without a seed (imported ones) are ignored."""
+    base = sim.task_seeds(task, split, 1)[0]
+    metas = [store.episode_meta(i) for i in range(store.num_episodes)]
+    same = [m for m in metas if (m.get("task"), m.get("split")) == (task, split)]
+    seeds = [int(m["seed"]) for m in same if m.get("seed") is not None]
+    return max(seeds) - base + 1 if seeds else 0
+
+
+def check_config(cfg: CollectConfig) -> None:
+    """The checks of the arguments that need no simulator; a ConfigError (one line, exit 2) names the key."""
+    for key in ("episodes", "num_envs"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}", key=key)
+    for key in ("max_attempts", "seed"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}", key=key)
     if cfg.env.action_space != "ee_delta":
-        raise ValueError(
-            f"collect: the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}"
+        raise ConfigError(
+            f"the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}",
+            key="env.action_space",
         )
-    max_attempts = cfg.max_attempts or 3 * cfg.episodes
     clouds = _records_clouds(cfg)
     if clouds and not cfg.env.depth:
-        raise ValueError("collect: record_clouds/per_frame_clouds need depth images: set env.depth=true")
+        raise ConfigError("record_clouds/per_frame_clouds need depth images: set env.depth=true", "env.depth")
     if clouds:
         unknown = [c for c in cfg.pointcloud.cameras if c not in cfg.env.cameras]
         if unknown:
-            raise ValueError(
-                f"collect: pointcloud.cameras {cfg.pointcloud.cameras} must be rendered: env.cameras is "
-                f"{list(cfg.env.cameras)} (missing {unknown})"
+            raise ConfigError(
+                f"pointcloud.cameras {list(cfg.pointcloud.cameras)} must be rendered: env.cameras is "
+                f"{list(cfg.env.cameras)} (missing {unknown})",
+                key="pointcloud.cameras",
             )
+        hand = [c for c in cfg.pointcloud.cameras if DEFAULT_CAMERAS[c].mounted_on_hand]
+        if hand and cfg.num_envs > 1:
+            raise ConfigError(
+                f"camera(s) {hand} move with the hand: use num_envs=1 for their clouds", key="num_envs"
+            )
+
+
+def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run the collection described by `cfg`; return the summary dict."""
+    check_config(cfg)
+    check_env_resources(cfg.env, cfg.task.name, cfg.num_envs, cfg.episodes, cfg.task.max_episode_steps, cfg.out)  # noqa: E501
+    max_attempts = cfg.max_attempts or 3 * cfg.episodes
+    clouds = _records_clouds(cfg)
     env = gym.make(sim.ENV_ID, **_env_kwargs(cfg))
     venv, store = None, None
     try:
@@ -156,7 +191,11 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         start_frames, start_eps = store.num_frames, store.num_episodes
         tally = RecordTally(limit=cfg.episodes)
         task = cfg.task.name
-        all_seeds = sim.task_seeds(task, cfg.task.split, cfg.seed + max_attempts)[cfg.seed :]
+        first = max(cfg.seed, next_seed(store, task, cfg.task.split))  # never a seed the store holds
+        all_seeds = sim.task_seeds(task, cfg.task.split, first + max_attempts)[first:]
+        if first != cfg.seed:
+            held = f"{task} {cfg.task.split} seeds"
+            print(f"[collect] {cfg.out} already holds {held}: continuing at seed {all_seeds[0]}")
         results: list[Any] = []
         t0 = time.perf_counter()
         bar = tqdm(total=cfg.episodes, desc=f"collect {task}", unit="ep")
@@ -176,7 +215,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
             bar.total = max(bar.total, len(results) + n)
             results += run_rollouts(
                 venv if venv is not None else env,
-                lambda i: make_expert(task, cfg.noise, cfg.seed + i),  # one expert per (sub-)env
+                lambda i: make_expert(task, cfg.noise, first + i),  # one expert per (sub-)env
                 seeds,
                 observers,
                 stop=lambda: tally.episodes_kept >= cfg.episodes,
@@ -197,6 +236,7 @@ def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> di
         "episodes": store.num_episodes - start_eps,
         "episodes_in_store": store.num_episodes,
         "attempts": len(results),
+        "seeds": [int(min(r.seed for r in results)), int(max(r.seed for r in results))] if results else [],
         "success_rate": float(np.mean([r.success for r in results])) if results else 0.0,
         "errors": tally.dropped_errors,
         "frames": frames,
@@ -216,8 +256,6 @@ def _cloud_recorder(cfg: CollectConfig, env: Any) -> Any:
         return lambda rec: PointCloudRecorder(rec, None)
     env.reset(seed=0)  # camera poses and the robot exist after a reset
     hand = [c for c in cfg.pointcloud.cameras if DEFAULT_CAMERAS[c].mounted_on_hand]
-    if hand and cfg.num_envs > 1:
-        raise ValueError(f"collect: camera(s) {hand} move with the hand: use num_envs=1 for their clouds")
     cams: Any = (
         live_cameras(env, cfg.pointcloud.cameras) if hand else fixed_cameras(env, cfg.pointcloud.cameras)
     )
@@ -226,10 +264,15 @@ def _cloud_recorder(cfg: CollectConfig, env: Any) -> Any:
     return lambda rec: PointCloudRecorder(rec, pipe, cams, cfg.per_frame_clouds, drop)
 
 
+def _seed_text(s: Mapping[str, Any]) -> str:
+    seeds = s.get("seeds") or []
+    return f" (seeds {seeds[0]}-{seeds[1]})" if seeds else ""
+
+
 def format_summary(s: Mapping[str, Any]) -> str:
     return (
         f"collected {s['episodes']} episodes ({s['frames']} frames) in {s['wall_s']:.1f}s from "
-        f"{s['attempts']} rollouts: success rate {100 * s['success_rate']:.0f}%, "
+        f"{s['attempts']} rollouts{_seed_text(s)}: success rate {100 * s['success_rate']:.0f}%, "
         f"{s['episodes_per_min']:.1f} episodes/min, {s['errors']} errors\n"
         f"store {s['out']}: {s['episodes_in_store']} episodes, {s['bytes'] / 1e6:.1f} MB, "
         f"{s['bytes_per_frame'] / 1e3:.1f} kB/frame"

@@ -10,8 +10,11 @@ and then a summary: `<out>/summary.json` (per-stage wall time, success per task 
 the VLA and the two reference policies), `<out>/loss.png` (training curves) and a table on the console.
 The eval stage writes `report.md`, a success-rate bar chart and failure/success videos of the VLA.
 
-A killed demo resumes: a complete store is kept (an incomplete one is collected again), training
-continues from its latest checkpoint (`trainer.resume=true`), evaluation runs again.
+A killed demo resumes, and a finished one re-runs in place: `<out>` belongs to the demo, so each stage
+says explicitly how it reuses its own outputs (the stages refuse to clobber another run's otherwise): a
+complete store is kept (an incomplete one is collected again, `overwrite=true`), training continues from
+its latest checkpoint (`trainer.resume=true`), evaluation runs again into `<out>/eval` (`overwrite=true`).
+A bad argument (an unknown task, a count below 1) is one `ConfigError` line and exit code 2.
 
     vla demo                        # pick_colour, 200 demos, ~12 min of training, 50 held-out seeds
     vla demo preset=full            # all four tasks, one multi-task model (configs/preset/full.yaml)
@@ -32,7 +35,7 @@ import sim
 from vla.commands import collect
 from vla.commands import eval as evaluate
 from vla.commands import train as train_cli
-from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.config import ConfigError, compose, register_config, save_resolved, to_dataclass
 from vla.core.io import atomic_write_json, read_json
 from vla.data.store import EpisodeStore
 from vla.eval.report import ci_cell, language_cells, success_cell
@@ -59,14 +62,17 @@ class DemoConfig:
 
 
 def _check(cfg: DemoConfig) -> None:
+    """The demo's own arguments; a problem is a ConfigError (one line, exit 2) naming the key."""
     unknown = [t for t in cfg.tasks if t not in sim.list_tasks()]
     if unknown or not cfg.tasks:
-        raise ValueError(f"demo: tasks={cfg.tasks}: expected some of {sim.list_tasks()}")
+        raise ConfigError(f"tasks={cfg.tasks}: expected some of {sim.list_tasks()}", key="tasks")
     for key in ("episodes", "num_envs", "eval_episodes", "image_size", "steps"):
         if getattr(cfg, key) < 1:
-            raise ValueError(f"demo: {key} must be >= 1, got {getattr(cfg, key)}")
+            raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}", key=key)
     if cfg.val_points < 0:
-        raise ValueError(f"demo: val_points must be >= 0 (0: validate at the end only), got {cfg.val_points}")
+        raise ConfigError(
+            f"val_points must be >= 0 (0: validate at the end only), got {cfg.val_points}", key="val_points"
+        )
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -126,6 +132,7 @@ def eval_overrides(cfg: DemoConfig) -> list[str]:
         f"references={_listing(cfg.references)}",
         f"language_check={str(cfg.language_check).lower()}",
         f"out={Path(cfg.out) / 'eval'}",
+        "overwrite=true",  # the demo's own evaluation directory: a re-run replaces its last results
         "threads=1",  # the policy shares the CPU with the env processes
         *_env_overrides(cfg),
     ]
@@ -240,6 +247,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str]) -> int:
     cfg = to_dataclass(compose("demo", list(argv)), DemoConfig)
+    _check(cfg)  # before anything is written
     save_resolved(cfg, cfg.out)
     summary = run_demo(cfg)
     _print_summary(summary)

@@ -15,13 +15,23 @@ pixels, no depth), which reproduces it exactly (the env is deterministic per see
 instruction, the step and the outcome written on the frames. `video_size=0` films the policy's own input
 camera from the observations instead (no replay, no captions).
 
-    vla eval policy=expert tasks=[pick,stack] episodes=20 split=heldout num_envs=2 out=outputs/eval
+Outputs never clobber: without `out=` each run writes to its own directory,
+`outputs/eval/<tasks>-<policy or checkpoint name>-<YYYYmmdd-HHMMSS>`; an `out=` that already holds another
+run's results (results.json, report.md or videos/) is refused unless `overwrite=true`, which deletes
+them first, so an old run's videos never sit beside a new report. That refusal and every check of the
+arguments (tasks, split, video settings, the checkpoint and its fit to the env, policy names) come before
+anything is written, as one `ConfigError` line and exit code 2 from the CLI.
+
+    vla eval policy=expert tasks=[pick,stack] episodes=20 split=heldout num_envs=2
+    vla eval checkpoint=outputs/train/pick out=outputs/eval/pick overwrite=true
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +43,17 @@ import numpy as np
 
 import sim
 from sim.camera import DEFAULT_CAMERAS
-from sim.config import EnvConfig, env_kwargs
+from sim.config import EnvConfig, check_env_resources, env_kwargs
 from sim.tasks import check_split, get_task, task_seeds
 from sim.vector import make_vector_env
-from vla.core.config import compose, register_config, save_resolved, to_dataclass
+from vla.core.config import (
+    ConfigError,
+    argument_checks,
+    compose,
+    register_config,
+    save_resolved,
+    to_dataclass,
+)
 from vla.core.policy import get_policy_class
 from vla.eval.language import language_check
 from vla.eval.metrics import TimedPolicy, latency_summary, task_metrics
@@ -74,7 +91,8 @@ class EvalConfig:
     # object or goal of the same scene (vla.eval.language): how often it follows the new words, how often
     # it still does what the old ones said.
     language_check: bool = False
-    out: str = "outputs/eval"
+    out: str | None = None  # None: outputs/eval/<tasks>-<policy or checkpoint name>-<timestamp>, per run
+    overwrite: bool = False  # write into an `out` holding another run's results (deleted first)
     progress: bool = True
     threads: int = 0  # torch CPU threads for the policy; 0 keeps torch's default (1: best beside env workers)
 
@@ -252,25 +270,104 @@ def _with_checkpoint(cfg: EvalConfig) -> EvalConfig:
     return dataclasses.replace(cfg, policy="vla", policy_kwargs=kwargs)
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Run the evaluation described by `cfg`; write the report; return the results dict."""
-    for t in cfg.tasks:
-        get_task(t)  # unknown task names fail before the first episode
-    check_split(cfg.split)
+def check_config(cfg: EvalConfig) -> EvalConfig:
+    """Every check of the arguments, before anything runs or is written; a problem is a ConfigError (one
+    line, exit 2) naming the key. Returns `cfg` with `checkpoint=` resolved to policy "vla"."""
+    with argument_checks("tasks"):
+        for t in cfg.tasks:
+            get_task(t)  # unknown task names fail before the first episode
+    if not cfg.tasks:
+        raise ConfigError("tasks: expected at least one task", key="tasks")
+    with argument_checks("split"):
+        check_split(cfg.split)
     if cfg.video_size != 0 and cfg.video_size < 8:
-        raise ValueError(f"video_size: expected 0 (film the policy camera) or >= 8 px, got {cfg.video_size}")
+        raise ConfigError(
+            f"video_size: expected 0 (film the policy camera) or >= 8 px, got {cfg.video_size}", "video_size"
+        )
     if cfg.video_size > 0 and cfg.video_camera is not None and cfg.video_camera not in DEFAULT_CAMERAS:
         known = list(DEFAULT_CAMERAS)
-        raise ValueError(f"video_camera={cfg.video_camera!r}: expected one of {known}")
+        raise ConfigError(f"video_camera={cfg.video_camera!r}: expected one of {known}", "video_camera")
     if cfg.video_size == 0 and cfg.video_camera is not None and cfg.video_camera not in cfg.env.cameras:
         cams = list(cfg.env.cameras)
-        raise ValueError(f"video_camera={cfg.video_camera!r} is not among env.cameras={cams} (video_size=0)")
+        raise ConfigError(
+            f"video_camera={cfg.video_camera!r} is not among env.cameras={cams} (video_size=0)",
+            "video_camera",
+        )
     if cfg.video_size == 0 and not cfg.env.cameras and (cfg.failure_videos > 0 or cfg.success_videos > 0):
-        raise ValueError("video_size=0 films the policy's camera, but env.cameras is empty: set video_size")
-    if cfg.episodes < 1:
-        raise ValueError(f"episodes: expected >= 1, got {cfg.episodes}")
+        raise ConfigError(
+            "video_size=0 films the policy's camera, but env.cameras is empty: set video_size", "video_size"
+        )
+    for key in ("episodes", "num_envs"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}: expected >= 1, got {getattr(cfg, key)}", key=key)
+    check_env_resources(cfg.env, cfg.tasks, cfg.num_envs, max(cfg.episodes, cfg.reference_episodes or 0), cfg.max_episode_steps, video_size=cfg.video_size)  # noqa: E501
     if cfg.checkpoint:
-        cfg = _with_checkpoint(cfg)
+        with argument_checks("checkpoint"):
+            cfg = _with_checkpoint(cfg)
+    with argument_checks("policy"):
+        get_policy_class(cfg.policy)
+    with argument_checks("references"):
+        for name in cfg.references:
+            get_policy_class(name)
+    return cfg
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+]+", "_", text).strip("_") or "run"
+
+
+def default_out(cfg: EvalConfig, now: float | None = None) -> Path:
+    """The run's own directory: outputs/eval/<tasks>-<policy or checkpoint name>-<timestamp> (a suffix
+    -2, -3, ... when two runs start in the same second)."""
+    if cfg.checkpoint:
+        ck = Path(cfg.checkpoint)
+        name = (
+            f"{ck.parents[1].name}_{ck.name}"
+            if ck.name.startswith("step_") and len(ck.parents) > 1
+            else ck.name
+        )
+    else:
+        name = cfg.policy
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = Path("outputs") / "eval" / f"{_slug('+'.join(cfg.tasks))}-{_slug(name)}-{stamp}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+# What an evaluation writes into `out`: the first three mark another run's results.
+RESULTS = ("results.json", "report.md", "videos")
+EVAL_OUTPUTS = (*RESULTS, "success_rate.png", "config.yaml")
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Refuse an `out` holding another run's results (ConfigError naming it and overwrite=true); with
+    overwrite=true delete those results (EVAL_OUTPUTS only, nothing else in the directory)."""
+    held = [name for name in RESULTS if (out / name).exists()]
+    if not held:
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"{out} already holds another run's results ({', '.join(held)}): pass overwrite=true to replace "
+            "them, or choose another out= (leave it out for a new directory per run)",
+            key="out",
+            kind="output-exists",
+        )
+    for name in EVAL_OUTPUTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run the evaluation described by `cfg`; return the results dict (`out` receives the videos)."""
+    cfg = check_config(cfg)
+    if cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=str(default_out(cfg)))
     t0 = time.perf_counter()
     names = [cfg.policy] + [r for r in cfg.references if r != cfg.policy]
     factories = {n: policy_factory(n, cfg.policy_kwargs if n == cfg.policy else {}) for n in names}
@@ -309,11 +406,15 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 def main(argv: Sequence[str]) -> int:
     cfg = to_dataclass(compose("eval", argv), EvalConfig)
+    check_config(cfg)  # bad arguments fail before anything is written
+    if cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=str(default_out(cfg)))
+    out = Path(cfg.out)
+    prepare_output(out, cfg.overwrite)
     if cfg.threads > 0:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
     save_resolved(cfg, out)
     results = evaluate(cfg)
     paths = write_report(results, out)

@@ -7,6 +7,12 @@ the action tokenizer on the training episodes' action chunks, builds the VLA and
 checkpoint directory that `VLA.from_pretrained`, `VLAPolicy.from_pretrained` and `vla eval checkpoint=`
 load; `trainer.resume=true` continues the run bit for bit from the latest one.
 
+Outputs never clobber: a run directory that already holds another run's checkpoints is refused unless
+`trainer.resume=true` continues that run or `overwrite=true` starts afresh (deleting its checkpoints,
+logs and tensorboard events first). That refusal, and every check of the arguments made before the first
+step (a missing store, cameras or action size the store lacks, too few episodes, a bad trainer or
+action-head option), is a `ConfigError`: one line on stderr and exit code 2 from the CLI.
+
     vla train data.path=outputs/demos/pick.zarr out=outputs/train/pick trainer.steps=2000
     vla train +experiment=pick_tiny                          # a preset in configs/experiment/
     vla train ... procs=1 threads=2                        # one process (default on CPU: a rank per core)
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +38,16 @@ from omegaconf import OmegaConf
 
 from action_tokenizers import make_tokenizer
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
-from vla.core.config import compose, register_config, save_resolved, split_positionals
+from vla.backbones.connectors import CONNECTORS
+from vla.backbones.vision import VISION_ENCODERS
+from vla.core.config import (
+    ConfigError,
+    argument_checks,
+    compose,
+    register_config,
+    save_resolved,
+    split_positionals,
+)
 from vla.core.memory import keep_freed_memory
 from vla.core.normalizer import Normalizer
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
@@ -41,7 +57,7 @@ from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
 from vla.models.action_head import check_action_head
-from vla.models.checkpoint import CheckpointManager
+from vla.models.checkpoint import CHECKPOINTS_DIR, CheckpointManager
 from vla.models.vla import VLA
 from vla.pointcloud.model_inputs import point_training_setup
 from vla.processor import DEFAULT_PROMPT, ProcessorConfig
@@ -70,6 +86,9 @@ class TrainConfig:
     procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
+    # Start afresh in a run directory that holds another run's checkpoints: they, log.jsonl, loss.png and
+    # tb/ are deleted first (without it such a directory is refused; trainer.resume=true continues it).
+    overwrite: bool = False
 
 
 def load_config(argv: Sequence[str]) -> TrainConfig:
@@ -85,50 +104,122 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
         raise ValueError(f"config 'train': {str(e).splitlines()[0]}") from e
     assert isinstance(data, dict) and isinstance(trainer, TrainerConfig)
     data.pop("trainer")
-    model = vlm_config_from_dict(data.pop("model"), where="train config: model")
+    with argument_checks("model"):
+        model = vlm_config_from_dict(data.pop("model"), where="train config: model")
     cotrain = data.pop("cotrain", None)
+    with argument_checks("cotrain"):
+        cotrain = None if cotrain is None else cotrain_config_from_dict(cotrain, "train config: cotrain")
     cfg = TrainConfig(
-        model=model,
-        cotrain=None if cotrain is None else cotrain_config_from_dict(cotrain, "train config: cotrain"),
-        data=DataConfig(**data.pop("data")),
-        trainer=trainer,
-        **data,
+        model=model, cotrain=cotrain, data=DataConfig(**data.pop("data")), trainer=trainer, **data
     )
     if cfg.chunk_len < 1:
-        raise ValueError(f"chunk_len must be >= 1, got {cfg.chunk_len}")
-    check_action_head(cfg.action_head)
+        raise ConfigError(f"chunk_len must be >= 1, got {cfg.chunk_len}", key="chunk_len")
+    with argument_checks("action_head"):
+        check_action_head(cfg.action_head)
     if cfg.cotrain is not None and cfg.action_head != "tokens":
-        raise ValueError("VQA co-training needs action tokens (action_head=tokens), not action_head=l1")
+        raise ConfigError(
+            "VQA co-training needs action tokens (action_head=tokens), not action_head=l1", key="action_head"
+        )
     if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
-        raise ValueError("action_label_sigma applies to action tokens, not action_head=l1")
+        raise ConfigError(
+            "action_label_sigma applies to action tokens, not action_head=l1", "action_label_sigma"
+        )
+    if cfg.overwrite and cfg.trainer.resume:
+        raise ConfigError(
+            "trainer.resume=true continues a run and overwrite=true deletes it: choose one", key="overwrite"
+        )
     cfg.tokenizer = {**cfg.tokenizer, "chunk_len": cfg.chunk_len}
     cfg.data = dataclasses.replace(cfg.data, n_action=cfg.chunk_len)
     return cfg
 
 
-def check_store(path: str, cfg: TrainConfig, action_dim: int) -> EpisodeStore:
-    """Every feature the model needs is in the store, with the right shape: else a clear error."""
+def check_store(path: str, cfg: TrainConfig, action_dim: int, key: str = "data.path") -> EpisodeStore:
+    """Every feature the model needs is in the store, with the right shape: else a ConfigError (one line,
+    exit 2) naming the store and the setting that does not fit it (`key`: the argument that named it)."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"training store not found: {path} (collect one: vla collect out={path})")
-    store = EpisodeStore.open(path)
+        raise ConfigError(f"training store not found: {path} (collect one: vla collect out={path})", key)
+    with argument_checks(key):
+        store = EpisodeStore.open(path)
     feats = store.features
     for cam in cfg.cameras:
         if image_key(cam) not in feats:
             have = sorted(k for k in feats if k.startswith("images/"))
-            raise ValueError(
-                f"{path}: cameras={cfg.cameras} but the store has no {image_key(cam)!r} ({have})"
+            raise ConfigError(
+                f"{path}: cameras={cfg.cameras} but the store has no {image_key(cam)!r} ({have})", "cameras"
             )
     if ACTION_KEY not in feats or tuple(feats[ACTION_KEY].shape) != (action_dim,):
         got = tuple(feats[ACTION_KEY].shape) if ACTION_KEY in feats else None
-        raise ValueError(
+        raise ConfigError(
             f"{path}: {ACTION_KEY!r} has shape {got} but the action tokenizer expects ({action_dim},) "
-            f"(tokenizer.action_dim)"
+            f"(tokenizer.action_dim)",
+            key="tokenizer.action_dim",
         )
     if cfg.use_state and STATE_KEY not in feats:
-        raise ValueError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature")
+        raise ConfigError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature", "use_state")
     if store.num_episodes == 0:
-        raise ValueError(f"{path}: the store has no episodes")
+        raise ConfigError(f"{path}: the store has no episodes", key)
     return store
+
+
+def _split_episodes(store: EpisodeStore, cfg: TrainConfig) -> tuple[list[int], list[int]]:
+    """The matching episodes of the first store as (train, validation): the last `val_episodes` validate."""
+    chosen = store.select(task=cfg.data.task, success=cfg.data.success, split=cfg.data.split)
+    if len(chosen) <= cfg.val_episodes:
+        raise ConfigError(
+            f"{cfg.data.path}: {len(chosen)} matching episodes, but val_episodes={cfg.val_episodes} are held "
+            "out; collect more or set val_episodes=0",
+            key="val_episodes",
+        )
+    n_val = cfg.val_episodes
+    return chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """Everything checkable before a process starts or a batch is read: the trainer's options, every
+    store (features, episodes, the validation split). A problem is one ConfigError line (exit 2)."""
+    with argument_checks("trainer"):
+        Trainer(cfg.trainer)
+    for key, name, table in (
+        ("model.vision.name", cfg.model.vision.name, VISION_ENCODERS),
+        ("model.connector.name", cfg.model.connector.name, CONNECTORS),
+    ):
+        if name not in table:
+            raise ConfigError(f"unknown {table.kind} {name!r}; expected one of {table.names()}", key=key)
+    action_dim = int(cfg.tokenizer.get("action_dim", 7))
+    _split_episodes(check_store(cfg.data.path, cfg, action_dim), cfg)
+    for m in cfg.mixture:
+        if "path" not in m:
+            raise ConfigError(f"mixture entry {m}: missing 'path'", key="mixture")
+        check_store(str(m["path"]), cfg, action_dim, key="mixture")
+
+
+# What a training run writes into its directory (config.yaml is rewritten by every run anyway).
+RUN_OUTPUTS = (CHECKPOINTS_DIR, "tb", "log.jsonl", "loss.png")
+
+
+def prepare_output(cfg: TrainConfig, clear: bool = True) -> None:
+    """LeRobot's rule for the run directory `trainer.out_dir`: one that holds another run's checkpoints is
+    refused (a ConfigError naming it and both ways on) unless trainer.resume=true continues that run or
+    overwrite=true starts afresh, which deletes the old run's outputs (RUN_OUTPUTS) when `clear`."""
+    out = Path(cfg.trainer.out_dir)
+    held = CheckpointManager.of_run(out).step_dirs()
+    if not held or cfg.trainer.resume:
+        return
+    if not cfg.overwrite:
+        raise ConfigError(
+            f"{out} already holds another run's checkpoints ({held[-1].name}): pass trainer.resume=true "
+            "to continue that run or overwrite=true to start afresh (deleting them), or choose another out=",
+            key="out",
+            kind="output-exists",
+        )
+    if clear:
+        print(f"[train] overwrite=true: deleting the previous run's checkpoints and logs in {out}")
+        for name in RUN_OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
 
 
 def fit_action_tokenizer(tok_cfg: dict[str, Any], actions: list[np.ndarray], norm: Normalizer) -> Any:
@@ -159,19 +250,12 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
     keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
     points = point_training_setup(cfg.model, store)  # clouds the model's point encoders need (3D-VLA)
     spec.obs_keys, spec.goal_cloud = keys + points.obs_keys, points.goal_source
-    chosen = store.select(task=cfg.data.task, success=cfg.data.success, split=cfg.data.split)
-    if len(chosen) <= cfg.val_episodes:
-        raise ValueError(
-            f"{cfg.data.path}: {len(chosen)} matching episodes, but val_episodes={cfg.val_episodes} are held "
-            "out; collect more or set val_episodes=0"
-        )
-    n_val = cfg.val_episodes
-    train_eps, val_eps = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
+    train_eps, val_eps = _split_episodes(store, cfg)
     sources = [MixtureSource(cfg.data.path, 1.0, train_eps)]
     for m in cfg.mixture:
         if "path" not in m:
-            raise ValueError(f"mixture entry {m}: missing 'path'")
-        mstore = check_store(str(m["path"]), cfg, action_dim)
+            raise ConfigError(f"mixture entry {m}: missing 'path'", key="mixture")
+        mstore = check_store(str(m["path"]), cfg, action_dim, key="mixture")
         sources.append(
             MixtureSource(str(m["path"]), float(m.get("weight", 1.0)), list(range(mstore.num_episodes)))
         )
@@ -242,12 +326,13 @@ def local_ranks(cfg: TrainConfig) -> int:
 
 def main(argv: Sequence[str]) -> int:
     cfg = load_config(argv)
+    check_inputs(cfg)  # bad arguments fail here, before anything is written or any process starts
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    prepare_output(cfg, clear=is_main)  # the refusal on every rank; only rank 0 deletes
     world = local_ranks(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main:
         save_resolved(OmegaConf.structured(cfg), cfg.out)
     if world > 1:  # one rank per core, batch split (docs/training.md, "Training throughput")
-        Trainer(cfg.trainer)  # bad trainer options fail here, before any process starts
-        check_store(cfg.data.path, cfg, int(cfg.tokenizer.get("action_dim", 7)))
         threads = cfg.threads if cfg.threads > 0 else max(available_cores() // world, 1)
         each = cfg.trainer.batch_size // world
         print(f"[train] {world} local ranks x {threads} torch thread(s), batch {each} each", flush=True)

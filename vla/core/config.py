@@ -9,11 +9,14 @@ module registers it (no initialisation step). A YAML preset `configs/<name>.yaml
 
 Command-line form (see `vla.cli`): `vla collect task=pick episodes=20`. A bad override (unknown key, wrong
 type, unknown group choice, missing value) is raised as one `ConfigError` line with a "did you mean";
-`field_docs` reads a schema's field comments for `vla CMD --help`.
+a command's own checks of its arguments raise `ConfigError` too (directly, or through `argument_checks`),
+so the CLI prints every bad argument as one line and exits with code 2. `field_docs` reads a schema's
+field comments for `vla CMD --help`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -21,7 +24,7 @@ import io
 import os
 import re
 import tokenize
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +73,22 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.key = key
         self.kind = kind
+
+
+@contextlib.contextmanager
+def argument_checks(key: str = "", kind: str = "bad-value") -> Iterator[None]:
+    """Checks of a command's own arguments run inside this block: the ValueError, FileNotFoundError or
+    KeyError one raises leaves it as a `ConfigError` (its first line, the original as its cause), which
+    the CLI prints as one line with exit code 2. Wrap only validation that runs before any work starts,
+    never the work itself: a failure there is not a bad argument."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise ConfigError(first, key=key, kind=kind) from e
 
 
 def group_choices(group: str) -> list[str]:

@@ -166,7 +166,7 @@ def import_lerobot(cfg: ImportLeRobotConfig, resolved: Mapping[str, Any] | None 
                 "instruction": instruction,
                 "task": cfg.task or instruction,
                 "split": cfg.split,
-                "success": True,
+                "success": _recorded_success(source, ref),
                 "lerobot_episode_index": ref.index,
             }
             store.append_episode(frames, ep_meta)
@@ -192,3 +192,12 @@ def _resize(frames: np.ndarray, hw: Sequence[int]) -> np.ndarray:
     import torch
 
     return resize_frames(torch.from_numpy(frames), hw, FeatureType.VISUAL).numpy()
+
+
+def _recorded_success(source: Any, ref: Any) -> bool | None:
+    """An episode's outcome as the dataset records it: whether LeRobot's per-frame `next.success` column
+    (the sim datasets' convention, e.g. PushT) is ever true; None (unknown) when the dataset has no such
+    column. Never assumed: `select(success=True)` then leaves unknown episodes out."""
+    if "next.success" not in source.features:
+        return None
+    return bool(np.asarray(source.read_columns(ref, ["next.success"])["next.success"]).astype(bool).any())

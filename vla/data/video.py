@@ -27,6 +27,8 @@ from types import TracebackType
 import av
 import numpy as np
 
+from vla.core.io import file_mode
+
 ENCODERS_BY_PREFERENCE = ("libx264", "h264", "libopenh264", "mpeg4")
 
 
@@ -215,6 +217,7 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int 
     checked = _check_frames(frames)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, file_mode())  # mkstemp makes 0600; a video gets the user's umask like any new file
     os.close(fd)
     try:
         if path.suffix.lower() == ".mp4":

@@ -14,7 +14,11 @@ Every model of the stack (VLM, VLA, goal diffusion) and the trainer's resume sta
 
 A training run holds its checkpoints as `<run>/checkpoints/step_00000500/` plus `<run>/checkpoints/latest`
 (a text file naming the newest complete one); `CheckpointManager` writes them (keep-last-k) and
-`resolve_checkpoint` turns a run directory into its latest checkpoint. A model without a config (the
+`resolve_checkpoint` turns a run directory into its latest checkpoint. The latest one is checked before
+it is used (`checkpoint_problem`: config.json parses, model.safetensors has a whole header and every byte
+it declares, train_state.pt is a whole zip archive): a truncated or corrupt one is skipped with a
+one-line warning on stderr and the newest intact one is used instead. A `latest` pointer must name a step
+directory of its own run: one that resolves anywhere else is refused. A model without a config (the
 trainer's default for a plain nn.Module) writes model.safetensors + train_state.pt only: resumable, not
 loadable by `Checkpoint.open`. The file names exist only here, as constants.
 
@@ -30,8 +34,12 @@ raises one error naming the missing or bad file; its methods then read the piece
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +163,71 @@ def write_checkpoint(
 
 
 # ------------------------------------------------------------------------------------------ reading
+def weights_problem(file: str | Path) -> str | None:
+    """Why a safetensors file is not whole (None when it is; else e.g. "truncated (...)"): its 8-byte header
+    length, a JSON header, and a file exactly as long as the header and the tensor data it declares. Reads
+    the header only."""
+    file = Path(file)
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"truncated ({size} bytes, no header)"
+            n = int.from_bytes(head, "little")
+            if n > size - 8 or n > 100_000_000:
+                return f"truncated or corrupt (a {n}-byte header in a {size}-byte file)"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        return f"unreadable or corrupt ({type(e).__name__}: {e})"
+    if not isinstance(header, dict):
+        return "corrupt header"
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "corrupt header"
+    if size != 8 + n + end:
+        return f"truncated or corrupt ({size} bytes, its header declares {8 + n + end})"
+    return None
+
+
+def checkpoint_problem(directory: str | Path) -> str | None:
+    """Why a checkpoint directory is not intact (None when it is): config.json (when present) parses,
+    model.safetensors is whole (`weights_problem`), train_state.pt (when present) is a whole zip archive.
+    Cheap: headers and the zip directory are read, not the tensors."""
+    d = Path(directory)
+    if (d / CONFIG_FILE).exists():
+        try:
+            json.loads((d / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            return f"{CONFIG_FILE} is unreadable ({type(e).__name__})"
+    if not (d / WEIGHTS_FILE).is_file():
+        return f"{WEIGHTS_FILE} is missing"
+    problem = weights_problem(d / WEIGHTS_FILE)
+    if problem is not None:
+        return f"{WEIGHTS_FILE}: {problem}"
+    state = d / TRAIN_STATE_FILE
+    if state.exists():
+        try:
+            with zipfile.ZipFile(state) as z:
+                if not z.namelist():
+                    return f"{TRAIN_STATE_FILE} is empty"
+        except (OSError, zipfile.BadZipFile) as e:
+            return f"{TRAIN_STATE_FILE} is truncated or corrupt ({e})"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, once per process, from rank 0 only (every rank resolves the same run)."""
+    if message in _WARNED or os.environ.get("RANK", "0") != "0":
+        return
+    _WARNED.add(message)
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory itself, or a training run directory's latest complete checkpoint."""
     p = Path(path)
@@ -221,6 +294,9 @@ class Checkpoint:
         missing = _missing(p, REQUIRED_FILES[found])
         if missing:
             raise FileNotFoundError(f"checkpoint {p} ({found}) is missing {', '.join(missing)}")
+        problem = weights_problem(p / WEIGHTS_FILE)
+        if problem is not None:
+            raise ValueError(f"{p / WEIGHTS_FILE}: not a readable safetensors file: {problem}")
         return cls(p, config)
 
     @property
@@ -335,22 +411,56 @@ class CheckpointManager:
         """The manager of a training run directory (its checkpoints/ folder)."""
         return cls(Path(run_dir) / CHECKPOINTS_DIR, keep_last)
 
+    def _inside(self, p: Path) -> bool:
+        """Whether `p` resolves to a direct child of this run's checkpoints folder (no symlink out)."""
+        return p.resolve().parent == self.root.resolve()
+
     def step_dirs(self) -> list[Path]:
-        """Complete checkpoint directories (with train_state.pt), oldest first."""
+        """Complete checkpoint directories (with train_state.pt) of this run, oldest first."""
         if not self.root.is_dir():
             return []
-        dirs = [p for p in self.root.iterdir() if p.is_dir() and _STEP_DIR_RE.match(p.name)]
+        dirs = [
+            p for p in self.root.iterdir() if p.is_dir() and _STEP_DIR_RE.match(p.name) and self._inside(p)
+        ]
         return sorted((p for p in dirs if (p / TRAIN_STATE_FILE).is_file()), key=lambda p: p.name)
 
-    def latest(self) -> Path | None:
-        """The directory `latest` names if complete, else the newest complete one; None if none."""
+    def _pointed(self) -> Path | None:
+        """The step directory `latest` names (None without a pointer); ValueError when it names anything
+        but a step directory of this run."""
         pointer = self.root / LATEST_FILE
-        if pointer.is_file():
-            cand = self.root / pointer.read_text().strip()
-            if (cand / TRAIN_STATE_FILE).is_file():
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(errors="replace").strip()
+        cand = self.root / name
+        if not _STEP_DIR_RE.match(name) or not self._inside(cand):
+            raise ValueError(
+                f"{pointer} names {name[:200]!r}, which is not a step directory of this run ({self.root}); "
+                f"refusing to follow it (remove the file to use the run's newest intact checkpoint)"
+            )
+        return cand
+
+    def latest(self) -> Path | None:
+        """The directory `latest` names if complete and intact, else the newest intact complete one (with
+        a one-line warning naming the damaged one); None if none."""
+        named = self._pointed()
+        damaged: list[str] = []
+        if named is not None and (named / TRAIN_STATE_FILE).is_file():
+            problem = checkpoint_problem(named)
+            if problem is None:
+                return named
+            damaged.append(f"{named.name} ({problem})")
+        for cand in reversed(self.step_dirs()):
+            if named is not None and cand.name == named.name:
+                continue
+            problem = checkpoint_problem(cand)
+            if problem is None:
+                if damaged:
+                    _warn(f"checkpoint {', '.join(damaged)} in {self.root} is damaged; using {cand.name}")
                 return cand
-        dirs = self.step_dirs()
-        return dirs[-1] if dirs else None
+            damaged.append(f"{cand.name} ({problem})")
+        if damaged:
+            _warn(f"no intact checkpoint in {self.root}: {', '.join(damaged)}")
+        return None
 
     def save(self, step: int, contents: CheckpointContents, train_state: Mapping[str, Any]) -> Path:
         """Write the checkpoint of optimiser step `step`; returns its directory."""

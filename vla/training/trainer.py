@@ -16,6 +16,15 @@ Checkpoints go through the project's one checkpoint module (vla.models.checkpoin
 checkpoint holds (`checkpoint_contents(state_dict)`; default: the weights only) and the run's
 `CheckpointManager` writes it with the resume state (`<out>/checkpoints/step_N/`, `latest`, keep-last-k).
 
+Resume (`resume=true`) continues from the run's newest intact checkpoint (a damaged latest one is skipped
+with a warning, vla.models.checkpoint) and first compares the settings it was trained with against this
+run's: the trainer's optimisation settings (`RESUME_SETTINGS`, saved in train_state.pt) and the sections
+of config.json the model writes (for `vla train`: the store, the model, the tokenizer, the trainer). A
+difference is one error line naming each changed setting (`trainer.lr 0.0003 -> 0.001`); with
+`resume_force=true` the run goes on with a warning and the new optimiser settings. `steps` may change
+(a run is extended that way), as may where and how the run executes (out_dir, device, strategy, logging,
+checkpoint cadence, workers).
+
 `batch_size` is the global batch of one micro-step (split evenly across ranks); one optimiser step sees
 `batch_size * grad_accum` samples. Samples are drawn by a `ResumableBatchSampler` (uniform, or weighted
 with `sample_weights`), or by any step-aware sampler given as `batch_sampler=lambda rank, world: ...`
@@ -26,7 +35,10 @@ calls its `set_position(consumed_micro_batches)` before iterating, so a resumed 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +49,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vla.models.checkpoint import CheckpointContents, CheckpointManager, load_weights, read_train_state
+from vla.core.io import read_json
+from vla.models.checkpoint import (
+    CONFIG_FILE,
+    RESERVED_KEYS,
+    CheckpointContents,
+    CheckpointManager,
+    load_weights,
+    read_train_state,
+)
 from vla.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -98,6 +118,7 @@ class TrainerConfig:
     keep_last: int = 2
     out_dir: str = "outputs/train"
     resume: bool = False
+    resume_force: bool = False  # resume even though the store, model or optimiser settings changed
     strategy: str = "auto"  # auto | none | ddp | fsdp (under torchrun)
     device: str = "auto"
     freeze_schedule: list[FreezePhase] = field(default_factory=list)
@@ -107,6 +128,95 @@ class TrainerConfig:
         if len(self.betas) != 2:
             raise ValueError(f"trainer.betas: expected 2 values, got {list(self.betas)}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))  # a list from the command line
+
+
+# The trainer settings a resumed run must share with its checkpoint (others may change on resume).
+RESUME_SETTINGS = (
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "weight_decay",
+    "betas",
+    "warmup_steps",
+    "min_lr_ratio",
+    "grad_clip",
+    "precision",
+    "ema_decay",
+    "seed",
+    "freeze_schedule",
+)
+# Keys of config.json's "train" section (vla train's config) that say where and how a run executes, not
+# what it learns: a resumed run may change them.
+_RUN_KEYS = ("out", "threads", "procs")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-normalised (tuples -> lists, dataclasses -> dicts), as a checkpoint stores it."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, default=str))
+
+
+def trainer_settings(cfg: TrainerConfig) -> dict[str, Any]:
+    """The RESUME_SETTINGS of `cfg`, JSON-normalised (what train_state.pt keeps as "trainer_config")."""
+    return {k: _plain(getattr(cfg, k)) for k in RESUME_SETTINGS}
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint config.json (or the one this run would write) as flat keys to compare on resume: the
+    "train" section's keys unprefixed (`data.path`, `trainer.lr`), the others prefixed by their section;
+    run-placement keys and trainer options outside RESUME_SETTINGS left out; paths normalised."""
+    flat: dict[str, Any] = {}
+    for section, value in config.items():
+        if section in RESERVED_KEYS and section != "model":
+            continue
+        if section == "train" and isinstance(value, Mapping):
+            flat.update(_flatten({k: v for k, v in value.items() if k not in _RUN_KEYS}))
+        elif isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{section}."))
+        else:
+            flat[section] = value
+    out = {}
+    for k, v in flat.items():
+        if k.startswith("trainer.") and k.split(".")[1] not in RESUME_SETTINGS:
+            continue
+        if (k == "path" or k.endswith(".path")) and isinstance(v, str) and v:
+            v = os.path.normpath(v)
+        out[k] = v
+    return out
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def resume_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """`key old -> new` for every setting that differs between two `_comparable` dicts. A key on one side
+    only is a field the other version of the code did not have, and is no change, unless the other side
+    holds it in another shape (`cotrain null -> {...}`: `cotrain` on one side, `cotrain.vqa...` on the
+    other)."""
+    out = []
+    for k in sorted(set(saved) & set(current)):
+        if _plain(saved[k]) != _plain(current[k]):
+            out.append(f"{k} {_show(saved[k])} -> {_show(current[k])}")
+    for one, other, fmt in ((saved, current, "{k} {v} -> (other settings)"),
+                            (current, saved, "{k} (other settings) -> {v}")):  # fmt: skip
+        for k in sorted(set(one) - set(other)):
+            if any(o.startswith(k + ".") for o in other):
+                out.append(fmt.format(k=k, v=_show(one[k])))
+    return out
 
 
 @dataclass
@@ -149,6 +259,7 @@ class Trainer:
                 "cannot be re-wrapped or mirrored); use ddp for those, or set ema_decay=0 and no schedule"
             )
         self.cfg = config
+        self._forced = False  # set on resume: settings changed and resume_force=true
 
     # ---------------------------------------------------------------------------------------------
     def _phase_index(self, step: int) -> int:
@@ -198,6 +309,43 @@ class Trainer:
             persistent_workers=False,
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
+
+    def _check_resume(
+        self,
+        resume_dir: Path,
+        state: Mapping[str, Any],
+        model: nn.Module,
+        checkpoint_contents: Callable[[dict[str, torch.Tensor]], CheckpointContents],
+        info: DistInfo,
+    ) -> None:
+        """Compare the checkpoint's settings with this run's: a ValueError naming what changed, unless
+        resume_force (then one warning line and `self._forced`)."""
+        c = self.cfg
+        saved: dict[str, Any] = {}
+        current: dict[str, Any] = {}
+        if (resume_dir / CONFIG_FILE).is_file():
+            ours = checkpoint_contents(model.state_dict())
+            if ours.model_type is not None:
+                saved.update(_comparable(read_json(resume_dir / CONFIG_FILE, "checkpoint config")))
+                current.update(_comparable(_plain(ours.config())))
+        if isinstance(state.get("trainer_config"), Mapping):
+            saved.update({f"trainer.{k}": v for k, v in state["trainer_config"].items()})
+            current.update({f"trainer.{k}": v for k, v in trainer_settings(c).items()})
+        changes = resume_changes(saved, current)
+        self._forced = bool(changes) and c.resume_force
+        if not changes:
+            return
+        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+        if not c.resume_force:
+            raise ValueError(
+                f"trainer.resume=true: {resume_dir} was trained with other settings ({shown}); resume with "
+                "the same ones, train into another out=, or set trainer.resume_force=true to go on anyway"
+            )
+        if info.is_main:
+            warning = (
+                f"resuming {resume_dir} with changed settings ({shown}) because trainer.resume_force=true"
+            )
+            print(f"[train] warning: {warning}", flush=True)
 
     @torch.no_grad()
     def validate(self, model: nn.Module, val_set: Dataset, collate_fn, info: DistInfo) -> dict[str, float]:
@@ -254,6 +402,7 @@ class Trainer:
             print(f"[train] resume requested but no checkpoint in {ckpts.root}: starting from step 0")
         if resume_dir is not None:
             state = read_train_state(resume_dir)
+            self._check_resume(resume_dir, state, model, checkpoint_contents, info)
             if "model_raw" in state:  # EMA run: the safetensors file holds EMA weights
                 model.load_state_dict(state["model_raw"], strict=True)
             else:
@@ -267,8 +416,17 @@ class Trainer:
         ema = EMA(model, c.ema_decay) if c.ema_decay > 0 else None
         # At a phase boundary the uninterrupted run builds a fresh optimiser, so the saved one is not loaded.
         if state is not None and int(state["phase_index"]) == self._phase_index(step):
+            fresh = [
+                {k: g[k] for k in ("lr", "initial_lr", "betas", "weight_decay")} for g in opt.param_groups
+            ]
             load_optimizer_state(model, opt, state["optimizer"], info)
             sched.load_state_dict(state["scheduler"])
+            if self._forced:  # resume_force: the new optimiser settings apply from here on
+                for g, f in zip(opt.param_groups, fresh):
+                    g.update(betas=f["betas"], weight_decay=f["weight_decay"], initial_lr=f["initial_lr"])
+                sched.base_lrs = [f["initial_lr"] for f in fresh]
+                for g, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+                    g["lr"] = base * fn(sched.last_epoch)
         if state is not None:
             if ema is not None and "ema" in state:
                 ema.load_state_dict(state["ema"], int(state["ema_step"]))
@@ -296,6 +454,7 @@ class Trainer:
             deploy = {**raw, **ema.state_dict()} if ema is not None else raw
             train_state = {
                 "step": at_step,
+                "trainer_config": trainer_settings(c),
                 "consumed_batches": consumed,
                 "optimizer": optimizer_state(model, opt, info),
                 "scheduler": sched.state_dict(),

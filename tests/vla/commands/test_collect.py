@@ -36,9 +36,43 @@ def test_collect_cli_writes_successful_episodes(tmp_path, capsys):
     assert cli.main(["collect", *argv, "episodes=1", "seed=5"]) == 0
     s = EpisodeStore.open(out)
     assert s.num_episodes == 3 and s.episode_meta(2)["seed"] == 5
-    # a different camera set cannot be appended to this store
-    assert cli.main(["collect", *argv[:-2], "env.cameras=[wrist]", f"out={out}"]) == 1
-    assert "differ" in capsys.readouterr().err
+    # a different camera set cannot be appended to this store: one line, exit 2, the store untouched
+    capsys.readouterr()
+    assert cli.main(["collect", *argv[:-2], "env.cameras=[wrist]", f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differ" in err[0] and "overwrite=true" in err[0], err
+    assert EpisodeStore.open(out).num_episodes == 3
+
+
+def test_collect_again_continues_with_new_seeds(tmp_path, capsys):
+    """Re-running `vla collect` into a store never repeats a seed (a repeated seed is the same scene, so a
+    validation episode would leak into training): it continues after the largest seed the store holds
+    for that task and split, each split in its own range; overwrite=true starts the store afresh."""
+    from sim.tasks import HELDOUT_SEED_OFFSET
+
+    out = tmp_path / "pick.zarr"
+    argv = ["collect", "task=pick", "episodes=2", "env.image_size=32", "env.cameras=[static]", f"out={out}"]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0  # the same command again, seed=0 by default
+    assert "continuing at seed 2" in capsys.readouterr().out
+    s = EpisodeStore.open(out)
+    seeds = [s.episode_meta(i)["seed"] for i in range(s.num_episodes)]
+    assert seeds == [0, 1, 2, 3]
+    assert not np.array_equal(s.episode(0)["images/static"][0], s.episode(2)["images/static"][0])
+    # the held-out split has its own seed range: it starts at its first seed, then continues
+    assert cli.main([*argv, "episodes=1", "task.split=heldout"]) == 0
+    assert cli.main([*argv, "episodes=1", "task.split=heldout"]) == 0
+    s = EpisodeStore.open(out)
+    assert [s.episode_meta(i)["seed"] for i in (4, 5)] == [HELDOUT_SEED_OFFSET, HELDOUT_SEED_OFFSET + 1]
+    train = [m["seed"] for m in (s.episode_meta(i) for i in range(s.num_episodes)) if m["split"] == "train"]
+    assert len(train) == len(set(train)) == 4
+    # an explicit seed beyond the store's is honoured; one below it is not repeated
+    assert cli.main([*argv, "episodes=1", "seed=0"]) == 0
+    assert EpisodeStore.open(out).episode_meta(6)["seed"] == 4
+    # overwrite=true: a new store, from the first seed again
+    assert cli.main([*argv, "episodes=1", "overwrite=true"]) == 0
+    s = EpisodeStore.open(out)
+    assert s.num_episodes == 1 and s.episode_meta(0)["seed"] == 0
 
 
 def test_collect_vector_envs_keep_failed(tmp_path):

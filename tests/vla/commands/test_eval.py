@@ -228,3 +228,27 @@ def test_language_check_is_reported_beside_success(tmp_path, capsys):
     plain = json.loads(json.dumps(evaluate(_cfg(tmp_path / "plain", "tasks=[place]", "episodes=1",
                                                 "references=[]", "failure_videos=0", "success_videos=0"))))
     assert "language" not in plain
+
+
+def test_outputs_are_per_run_and_never_clobbered(tmp_path, monkeypatch, capsys):
+    """Without out= every run gets its own directory (tasks, policy, timestamp); an explicit out= holding
+    another run's results is refused in one line (exit 2, its files untouched) unless overwrite=true,
+    which deletes the old results first (no old video beside the new report)."""
+    monkeypatch.chdir(tmp_path)
+    quick = ["eval", *FAST_ENV, "policy=random", "episodes=1", "references=[]", "max_episode_steps=3"]
+    assert cli_main([*quick, "failure_videos=0", "success_videos=0"]) == 0
+    assert cli_main([*quick, "failure_videos=0", "success_videos=0"]) == 0
+    runs = sorted((tmp_path / "outputs" / "eval").iterdir())
+    assert len(runs) == 2 and all(re.fullmatch(r"pick-random-\d{8}-\d{6}(-2)?", r.name) for r in runs)
+    assert all((r / "results.json").is_file() for r in runs)
+    out = tmp_path / "mine"
+    assert cli_main([*quick, f"out={out}", "failure_videos=1", "video_size=0"]) == 0
+    (video,) = (out / "videos").iterdir()
+    before = (out / "results.json").read_text()
+    capsys.readouterr()
+    assert cli_main([*quick, f"out={out}", "failure_videos=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "overwrite=true" in err[0], err
+    assert video.is_file() and (out / "results.json").read_text() == before
+    assert cli_main([*quick, f"out={out}", "failure_videos=0", "overwrite=true"]) == 0
+    assert not (out / "videos").exists() and json.loads((out / "results.json").read_text())["videos"] == []

@@ -39,18 +39,52 @@ def _train(store, tmp_path, *extra):
     ],
 )
 def test_bad_input_fails_before_training(store, tmp_path, capsys, overrides, message):
-    code = _train(store, tmp_path, "trainer.steps=2", *overrides)
-    bad_argument = overrides == ["tokenizer=nope"]  # an unknown choice: the CLI's one line and exit 2
-    assert code == (2 if bad_argument else 1)
-    err = capsys.readouterr().err
-    assert ("vla train: unknown tokenizer" if bad_argument else "vla train: error:") in err
-    assert re.search(message, err), err
-    assert not (tmp_path / "checkpoints").exists()
+    """Every argument check comes before anything is written: one line on stderr, exit code 2."""
+    out = tmp_path / "run"
+    code = cli(["train", str(store), f"out={out}", "cameras=[front]", "trainer.steps=2", *overrides])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vla train: ") and "error:" not in err[0], err
+    assert re.search(message, err[0]), err
+    assert not out.exists()
 
 
-def test_missing_store_is_file_not_found(tmp_path, capsys):
-    assert cli(["train", str(tmp_path / "none.zarr"), f"out={tmp_path}"]) == 1
-    assert "not found" in capsys.readouterr().err
+def test_missing_store_is_one_line_exit_2(tmp_path, capsys):
+    assert cli(["train", str(tmp_path / "none.zarr"), f"out={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"vla train: training store not found: {tmp_path / 'none.zarr'} (collect one: vla collect "
+        f"out={tmp_path / 'none.zarr'})"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_is_never_clobbered(store, tmp_path, capsys):
+    """A directory holding another run's checkpoints is refused (one line naming it and both options,
+    exit 2, nothing touched); trainer.resume=true continues it; overwrite=true starts afresh, deleting
+    the old run's checkpoints and log first; asking for both is refused."""
+    torch.set_num_threads(1)
+    run = ["trainer.batch_size=4", "val_episodes=1", "model.vision.image_size=16"]
+    assert _train(store, tmp_path, "trainer.steps=3", *run) == 0
+    old = tmp_path / "checkpoints" / "step_00000003"
+    before = (old / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _train(store, tmp_path, "trainer.steps=2", *run) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path) in err[0] and "step_00000003" in err[0], err
+    assert "trainer.resume=true" in err[0] and "overwrite=true" in err[0]
+    assert (old / "model.safetensors").read_bytes() == before
+    assert _train(store, tmp_path, "trainer.steps=2", "trainer.resume=true", "overwrite=true", *run) == 2
+    assert "choose one" in capsys.readouterr().err
+    # resume: the finished run continues (nothing left to do at steps=3) and keeps its checkpoint
+    assert _train(store, tmp_path, "trainer.steps=3", "trainer.resume=true", *run) == 0
+    assert (old / "model.safetensors").read_bytes() == before
+    # overwrite: a fresh 2-step run, the old checkpoints and log gone
+    assert _train(store, tmp_path, "trainer.steps=2", "overwrite=true", *run) == 0
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert names == ["step_00000002"]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines() if x]
+    assert steps and max(steps) == 2
 
 
 def test_config_reaches_trainer_and_checkpoint(store, tmp_path):

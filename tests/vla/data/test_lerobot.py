@@ -190,7 +190,7 @@ def test_dataset_info_cli(tmp_path, capsys):
     assert cli.main(["dataset", "info", str(tmp_path / "s.zarr"), "stats=true"]) == 0
     out = capsys.readouterr().out
     assert "3 episodes, 37 frames at 10 fps" in out and "images/front" in out and "stats action:" in out
-    assert cli.main(["dataset", "info", str(tmp_path / "missing.zarr")]) == 1
+    assert cli.main(["dataset", "info", str(tmp_path / "missing.zarr")]) == 2  # a bad argument: one line
     assert "episode store not found" in capsys.readouterr().err
 
 
@@ -206,8 +206,9 @@ def test_column_conversion_variants():
         column_to_numpy(varlist, (3,), "file.parquet key 'a'")
 
 
-def _write_v21_with_png_images(root: Path, lengths=(3, 4)) -> list[dict[str, np.ndarray]]:
-    """A small LeRobot v2.1 dataset whose camera is stored as PNG bytes inside the parquet ("image" dtype)."""
+def _write_v21_with_png_images(root: Path, lengths=(3, 4), success=None) -> list[dict[str, np.ndarray]]:
+    """A small LeRobot v2.1 dataset whose camera is stored as PNG bytes inside the parquet ("image" dtype);
+    with `success` (one bool per episode), a per-frame `next.success` column true on the last frame only."""
     import io
 
     from PIL import Image
@@ -231,6 +232,8 @@ def _write_v21_with_png_images(root: Path, lengths=(3, 4)) -> list[dict[str, np.
             "task_index": {"dtype": "int64", "shape": [1], "names": None},
         },
     }
+    if success is not None:
+        info["features"]["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
     (root / "meta" / "info.json").write_text(json.dumps(info))
     (root / "meta" / "tasks.jsonl").write_text('{"task_index": 0, "task": "stack the cups"}\n')
     rows, eps = [], []
@@ -247,8 +250,13 @@ def _write_v21_with_png_images(root: Path, lengths=(3, 4)) -> list[dict[str, np.
             buf = io.BytesIO()
             Image.fromarray(img).save(buf, format="PNG")
             pngs.append({"bytes": buf.getvalue(), "path": None})
+        columns = {}
+        if success is not None:
+            # true on the episode's last frame, which is the first row (rows are in reversed order)
+            columns["next.success"] = pa.array([bool(success[e]) and i == 0 for i in range(n)])
         table = pa.table(
             {
+                **columns,
                 "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(ep["state"].reshape(-1)), 2),
                 "action": pa.array(ep["action"].tolist(), pa.list_(pa.float32())),
                 "observation.images.top": pa.array(
@@ -277,3 +285,12 @@ def test_v21_parquet_embedded_images(tmp_path):
         for k, v in e.items():
             np.testing.assert_array_equal(got[k], v, err_msg=k)  # PNG is lossless
         assert s.episode_meta(i)["instruction"] == "stack the cups" and s.episode_meta(i)["task"] == "stack"
+        assert s.episode_meta(i)["success"] is None  # the dataset does not say: unknown, never assumed
+
+
+def test_success_comes_from_next_success_column(tmp_path):
+    _write_v21_with_png_images(tmp_path / "ds", success=[True, False])
+    out = tmp_path / "s.zarr"
+    import_lerobot(ImportLeRobotConfig(path=str(tmp_path / "ds"), out=str(out)))
+    s = EpisodeStore.open(out)
+    assert [s.episode_meta(i)["success"] for i in range(2)] == [True, False]

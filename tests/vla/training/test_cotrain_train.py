@@ -172,7 +172,7 @@ def test_killed_cotraining_run_resumes_bit_for_bit(colour_world, tmp_path):
 def test_bad_cotrain_config_is_a_clear_error(colour_world, tmp_path, capsys):
     assert _train(colour_world, tmp_path, "cotrain.vqa.0.source.path=/nowhere/vqa.json") == 1
     assert "/nowhere/vqa.json" in capsys.readouterr().err
-    assert _train(colour_world, tmp_path, "cotrain.interpolate=cubic") == 1
+    assert _train(colour_world, tmp_path, "cotrain.interpolate=cubic") == 2  # checked with the arguments
     assert "interpolate" in capsys.readouterr().err
     knots = "[{step: 0, weights: {robot: 1, web: 1}}]"
     assert _train(colour_world, tmp_path, f"cotrain.schedule={knots}") == 1
