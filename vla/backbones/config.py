@@ -86,6 +86,10 @@ class VLMConfig:
     goal_points: PointEncoderConfig = field(default_factory=PointEncoderConfig)  # the goal cloud (3D-VLA)
     max_cameras: int = 1  # a learned embedding per camera slot is added to its visual tokens when > 1
     prefix_lm: bool = False  # bidirectional attention over the prefix (visual + prompt), causal on answers
+    # what a FiLM vision encoder (vision.hf.film_dim) is conditioned on: "embedding" the mean raw token
+    # embedding of the prompt (a bag of words), "lm" the mean of the LM's final hidden states over the
+    # prompt alone (causal, so word order counts: "the red cube on the blue cube" is not its swap)
+    film_condition: str = "embedding"
     freeze: list[str] = field(default_factory=list)  # components to freeze: vision, connector, lm, ...
     lora: dict[str, Any] = field(default_factory=dict)  # component -> {r, alpha, dropout} (peft LoRA)
 

@@ -62,6 +62,9 @@ def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((pred[keep] == target[keep]).float().mean())
 
 
+FILM_CONDITIONS = ("embedding", "lm")  # VLMConfig.film_condition
+
+
 class VLM(nn.Module, ComponentControls):
     """Vision encoder + connector + optional state/point encoders + a Hugging Face causal LM."""
 
@@ -74,6 +77,8 @@ class VLM(nn.Module, ComponentControls):
         self.lm = build_language_model(cfg.lm, self.tokenizer)
         hidden = self.lm.hidden_size
         self.vision = build_vision_encoder(cfg.vision)
+        if cfg.film_condition not in FILM_CONDITIONS:
+            raise ValueError(f"VLM: film_condition must be one of {FILM_CONDITIONS}, got {cfg.film_condition!r}")
         if self.vision.film_dim and self.vision.film_dim != hidden:
             raise ValueError(
                 f"VLM: vision.hf.film_dim={self.vision.film_dim} must equal the LM hidden size {hidden} "
@@ -208,6 +213,22 @@ class VLM(nn.Module, ComponentControls):
     def _device(self) -> torch.device:
         return next(self.lm.parameters()).device
 
+    def prompt_condition(self, text: torch.Tensor, is_prompt: torch.Tensor) -> torch.Tensor:
+        """The vector [B,H] a FiLM vision encoder is conditioned on, from the token embeddings text [B,L,H]
+        at the prompt's positions is_prompt [B,L] (bool; pads and answers False). `film_condition`
+        "embedding": their mean, a bag of words ("stack the red cube on the blue cube" and its swap give
+        the same vector); "lm": the mean of the LM's final hidden states over the prompt alone, one extra
+        causal pass over the L text positions, in which every word sees the words before it."""
+        h = text
+        if self.cfg.film_condition == "lm":
+            mask = is_prompt.long()
+            h = self.lm.model.base_model(
+                inputs_embeds=text, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
+            ).last_hidden_state  # [B,L,H]
+        keep = is_prompt.unsqueeze(-1)  # [B,L,1]
+        total = torch.where(keep, h, h.new_zeros(())).sum(1)  # [B,H] (where, not *: pad rows may be NaN)
+        return total / keep.sum(1).clamp(min=1).to(h.dtype)
+
     def build_inputs(
         self,
         input_ids: torch.Tensor,
@@ -229,10 +250,9 @@ class VLM(nn.Module, ComponentControls):
             raise ValueError(f"VLM: attention_mask and labels must match input_ids [B,L]={(b, l)}")
         text = self.lm.embed(input_ids)  # [B,L,H]
         cond = None
-        if images is not None and self.vision.film_dim:  # mean embedding of the prompt (never the answer)
+        if images is not None and self.vision.film_dim:  # from the prompt (never the answer)
             is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
-            w = is_prompt.to(text.dtype).unsqueeze(-1)  # [B,L,1]
-            cond = (text * w).sum(1) / w.sum(1).clamp(min=1.0)  # [B,H]
+            cond = self.prompt_condition(text, is_prompt)  # [B,H]
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond)  # [B,M,H]
         m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]

@@ -28,10 +28,10 @@ NORM = Normalizer(
 KEYS = ["images/static", "images/wrist", "state"]
 
 
-def _tiny(chunk_len=1, prefix_lm=False, film=False):
+def _tiny(chunk_len=1, prefix_lm=False, film=False, film_condition="embedding"):
     torch.manual_seed(0)
     tok = make_tokenizer("uniform", action_dim=7, chunk_len=chunk_len).fit(ACTIONS.reshape(-1, chunk_len, 7))
-    overrides = ["vision.image_size=32", "vision.hf.patch_size=8"]
+    overrides = ["vision.image_size=32", "vision.hf.patch_size=8", f"film_condition={film_condition}"]
     overrides += ["prefix_lm=true"] if prefix_lm else []
     overrides += ["+vision.hf.film_dim=64"] if film else []
     cfg = compose_model_config("tiny", overrides)
@@ -163,6 +163,34 @@ def test_the_image_and_instruction_change_the_action():
     base = model.predict_action(_obs(_sample(0)))
     assert not np.allclose(base, model.predict_action(_obs(_sample(5))))
     assert not np.allclose(base, model.predict_action(_obs(_sample(0, instruction="pick up the red cube"))))
+
+
+def test_lm_film_condition_reads_word_order_and_trains_the_lm(tmp_path):
+    """film_condition=lm: the FiLM vector of "the red cube on the blue cube" differs from its swap (the
+    mean embedding, a bag of words, cannot tell them apart); prompts of different lengths in one batch
+    (padding) stay finite; the condition's gradient reaches the LM; a checkpoint keeps the setting."""
+    texts = ["stack the red cube on the blue cube", "stack the blue cube on the red cube", "pick the cube"]
+
+    def conds(model):
+        batch = model.processor.collate([_sample(i, instruction=t) for i, t in enumerate(texts)])
+        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        is_prompt = mask.bool() & (labels == -100)
+        return model.vlm.prompt_condition(model.vlm.lm.embed(ids), is_prompt), batch  # [3,H]
+
+    bag, _ = conds(_tiny(film=True))
+    torch.testing.assert_close(bag[0], bag[1])  # the same words: the same vector
+    model = _tiny(film=True, film_condition="lm").train()
+    ctx, batch = conds(model)
+    assert torch.isfinite(ctx).all() and (ctx[0] - ctx[1]).abs().max() > 1e-3
+    with torch.no_grad():  # a FiLM generator that is not zero, so the condition reaches the loss
+        model.vlm.vision.film.weight.normal_(0, 0.1)
+    model(batch)["loss"].backward()
+    lm_grad = model.vlm.lm.model.base_model.layers[0].mlp.down_proj.weight.grad
+    assert lm_grad is not None and torch.isfinite(lm_grad).all() and float(lm_grad.abs().sum()) > 0
+    model.eval().save_pretrained(tmp_path / "ck")
+    assert VLA.from_pretrained(tmp_path / "ck").vlm.cfg.film_condition == "lm"
+    with pytest.raises(ValueError, match="film_condition must be one of"):
+        _tiny(film=True, film_condition="gru")
 
 
 def test_loss_backpropagates_into_every_part():
