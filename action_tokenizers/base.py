@@ -147,6 +147,50 @@ def header(name: str, action_dim: int, chunk_len: int) -> dict[str, Any]:
     }
 
 
+# --- constructor arguments ----------------------------------------------------------------------------
+
+MAX_ACTION_DIM = 1024  # bounds of the shared constructor arguments (a chunk [T, D] must fit in memory)
+MAX_CHUNK_LEN = 1024
+
+
+class TokenizerArgumentError(ValueError):
+    """A constructor argument out of its range: `param` names it, `rule` says the range
+    ("must be an integer in [1, 1024]"), `value` is what was given."""
+
+    def __init__(self, who: str, param: str, rule: str, value: Any) -> None:
+        super().__init__(f"{who}: {param} {rule}, got {value!r}")
+        self.param, self.rule, self.value = param, rule, value
+
+
+def int_argument(value: Any, who: str, param: str, low: int, high: int) -> int:
+    """An integer constructor argument in [low, high] (an integral float such as 7.0 is taken; NaN, a
+    fraction, a bool or a string is not) -> int; else TokenizerArgumentError."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if number and np.isfinite(value) and float(value).is_integer() and low <= value <= high:
+        return int(value)
+    raise TokenizerArgumentError(who, param, f"must be an integer in [{low}, {high}]", value)
+
+
+def float_argument(
+    value: Any, who: str, param: str, low: float, high: float, low_open: bool = False, rule: str = "a number"
+) -> float:
+    """A finite number in [low, high] (or (low, high] with low_open) -> float; else TokenizerArgumentError
+    ("must be {rule} in (low, high]")."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if number and np.isfinite(value) and (low < value if low_open else low <= value) and value <= high:
+        return float(value)
+    bracket = "(" if low_open else "["
+    raise TokenizerArgumentError(who, param, f"must be {rule} in {bracket}{low:g}, {high:g}]", value)
+
+
+def shape_arguments(action_dim: Any, chunk_len: Any, who: str) -> tuple[int, int]:
+    """The (action_dim, chunk_len) every tokenizer takes, checked."""
+    return (
+        int_argument(action_dim, who, "action_dim", 1, MAX_ACTION_DIM),
+        int_argument(chunk_len, who, "chunk_len", 1, MAX_CHUNK_LEN),
+    )
+
+
 # --- shared input checks ------------------------------------------------------------------------------
 
 
@@ -206,15 +250,16 @@ def fit_chunks(actions: Any, chunk_len: int, action_dim: int, who: str) -> np.nd
     return chunks
 
 
-def per_dim(value: Any, action_dim: int, what: str) -> np.ndarray:
-    """A scalar or a length-D list -> float64 [D]."""
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+def per_dim(value: Any, action_dim: int, who: str, param: str) -> np.ndarray:
+    """A scalar or a length-D list of finite numbers -> float64 [D]; else TokenizerArgumentError."""
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        arr = np.full(0, np.nan)
     if arr.shape[0] == 1:
         arr = np.repeat(arr, action_dim)
-    if arr.shape[0] != action_dim:
-        raise ValueError(f"{what}: expected a scalar or {action_dim} values, got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}: values must be finite, got {arr.tolist()}")
+    if arr.shape[0] != action_dim or not np.all(np.isfinite(arr)):
+        raise TokenizerArgumentError(who, param, f"must be a finite number or {action_dim} of them", value)
     return arr
 
 

@@ -20,10 +20,14 @@ from action_tokenizers.base import (
     DecodeResult,
     as_id_rows,
     check_chunks,
+    int_argument,
     load_tokenizer,
     save_dict,
+    shape_arguments,
     to_numpy_ids,
 )
+
+MAX_BINS = 65536  # ids per dimension (OpenVLA's 256; a vocabulary the language model appends or reuses)
 
 
 class BinTokenizerBase(abc.ABC):
@@ -33,15 +37,9 @@ class BinTokenizerBase(abc.ABC):
     input_space = "normalized"
 
     def __init__(self, n_bins: int, action_dim: int, chunk_len: int) -> None:
-        if int(n_bins) < 2:
-            raise ValueError(f"{type(self).__name__}: n_bins must be >= 2, got {n_bins}")
-        if int(action_dim) < 1 or int(chunk_len) < 1:
-            raise ValueError(
-                f"{type(self).__name__}: action_dim and chunk_len must be >= 1, got {action_dim}, {chunk_len}"
-            )
-        self.n_bins = int(n_bins)
-        self.action_dim = int(action_dim)
-        self.chunk_len = int(chunk_len)
+        who = type(self).__name__
+        self.n_bins = int_argument(n_bins, who, "n_bins", 2, MAX_BINS)
+        self.action_dim, self.chunk_len = shape_arguments(action_dim, chunk_len, who)
 
     # --- subclass codec ------------------------------------------------------------------------------
     @abc.abstractmethod

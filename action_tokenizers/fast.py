@@ -50,16 +50,23 @@ from tokenizers import Tokenizer, models, trainers
 
 from action_tokenizers.base import (
     DecodeResult,
+    TokenizerArgumentError,
     as_id_rows,
     check_chunks,
     fit_chunks,
+    float_argument,
     header,
+    int_argument,
     load_tokenizer,
     nest,
     save_dict,
+    shape_arguments,
 )
 
 BASE_CODEPOINT = 0x4E00  # CJK block: 20k contiguous printable characters, untouched by normalisers
+MAX_ALPHABET = 0xD800 - BASE_CODEPOINT  # coefficient symbols below the surrogates (35,328)
+MAX_SCALE = 1e4  # sqrt(T) * scale bounds |C|: beyond this the alphabet outgrows any vocabulary
+MAX_VOCAB = 2**20
 ORDERS = ("dimension", "frequency")
 
 
@@ -78,17 +85,16 @@ class FASTTokenizer:
         min_frequency: int = 2,
         order: str = "dimension",
     ) -> None:
-        if int(action_dim) < 1 or int(chunk_len) < 1:
-            raise ValueError(f"FASTTokenizer: action_dim, chunk_len must be >= 1: {action_dim}, {chunk_len}")
-        if not (float(scale) > 0 and math.isfinite(float(scale))):
-            raise ValueError(f"FASTTokenizer: scale must be a positive number, got {scale}")
+        who = "FASTTokenizer"
+        self.action_dim, self.chunk_len = shape_arguments(action_dim, chunk_len, who)
+        self.scale = float_argument(
+            scale, who, "scale", 0, MAX_SCALE, low_open=True, rule="a positive number"
+        )
         if order not in ORDERS:
-            raise ValueError(f"FASTTokenizer: order must be one of {ORDERS}, got {order!r}")
-        self.action_dim, self.chunk_len = int(action_dim), int(chunk_len)
+            raise TokenizerArgumentError(who, "order", f"must be one of {', '.join(ORDERS)}", order)
         self.order = str(order)
-        self.scale = float(scale)
-        self.target_vocab_size = int(vocab_size)
-        self.min_frequency = int(min_frequency)
+        self.target_vocab_size = int_argument(vocab_size, who, "vocab_size", 1, MAX_VOCAB)
+        self.min_frequency = int_argument(min_frequency, who, "min_frequency", 0, 2**31 - 1)
         self.coef_min = self.coef_max = 0
         self._bpe: Tokenizer | None = None
         self._id_to_str: list[str] = []
@@ -159,13 +165,14 @@ class FASTTokenizer:
             self.coef_min, self.coef_max = int(min(-bound, raw.min())), int(max(bound, raw.max()))
         else:  # large scales: the observed range only; rarer coefficients clip at encode
             self.coef_min, self.coef_max = int(raw.min()), int(raw.max())
-        alphabet = [chr(BASE_CODEPOINT + i) for i in range(self.coef_max - self.coef_min + 1)]
-        if len(alphabet) > self.target_vocab_size:
+        symbols = self.coef_max - self.coef_min + 1
+        if symbols > min(self.target_vocab_size, MAX_ALPHABET):
             raise ValueError(
-                f"FASTTokenizer.fit: coefficient alphabet has {len(alphabet)} symbols (scale {self.scale}, "
-                f"T {self.chunk_len}), more than vocab_size {self.target_vocab_size}; lower scale or raise "
-                "vocab_size"
+                f"FASTTokenizer.fit: coefficient alphabet has {symbols} symbols (scale {self.scale}, "
+                f"T {self.chunk_len}), more than vocab_size {self.target_vocab_size} (or {MAX_ALPHABET}); "
+                "lower scale or raise vocab_size"
             )
+        alphabet = [chr(BASE_CODEPOINT + i) for i in range(symbols)]
         bpe = Tokenizer(models.BPE())
         trainer = trainers.BpeTrainer(
             vocab_size=self.target_vocab_size,

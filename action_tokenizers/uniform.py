@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from action_tokenizers.base import fit_rows, header, per_dim
+from action_tokenizers.base import TokenizerArgumentError, fit_rows, header, per_dim
 from action_tokenizers.bins import BinTokenizerBase
+
+MAX_RANGE = 1e6  # |low|, |high|: bins of a wider range are wider than any action
 
 
 class UniformBinTokenizer(BinTokenizerBase):
@@ -40,13 +42,21 @@ class UniformBinTokenizer(BinTokenizerBase):
         fit_range: bool = False,
     ) -> None:
         super().__init__(n_bins, action_dim, chunk_len)
+        who = "UniformBinTokenizer"
+        if not isinstance(fit_range, (bool, np.bool_)):
+            raise TokenizerArgumentError(who, "fit_range", "must be true or false", fit_range)
         self.fit_range = bool(fit_range)
+        lo, hi = per_dim(low, self.action_dim, who, "low"), per_dim(high, self.action_dim, who, "high")
+        if np.any(np.abs(np.r_[lo, hi]) > MAX_RANGE):
+            raise TokenizerArgumentError(who, "low/high", f"must lie within +-{MAX_RANGE:g}", [low, high])
+        if np.any(hi <= lo):  # (a constant dimension gets a tiny range only when fitted, fit_range=true)
+            raise TokenizerArgumentError(who, "high", f"must be > low ({lo.tolist()})", high)
         self._set_range(low, high)
         self._fitted = not self.fit_range
 
     def _set_range(self, low: Any, high: Any) -> None:
-        lo = per_dim(low, self.action_dim, "UniformBinTokenizer low")
-        hi = per_dim(high, self.action_dim, "UniformBinTokenizer high")
+        lo = per_dim(low, self.action_dim, "UniformBinTokenizer", "low")
+        hi = per_dim(high, self.action_dim, "UniformBinTokenizer", "high")
         # A constant dimension (hi == lo) gets a tiny range so the bins stay well defined.
         hi = np.where(hi - lo > 1e-12, hi, lo + 1e-6)
         if np.any(hi < lo):

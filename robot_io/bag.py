@@ -11,6 +11,15 @@ live in hidden sub-directories; a background thread closes them on time even whe
 At every moment the directory is a valid bag of what was finalised; a SIGKILLed recording imports as it
 is (`read_bag` warns that it was not closed). Thread-safe (the node records from two threads).
 
+Integrity: every storage file the recorder finalises gets the MCAP chunk CRCs filled in (rosbags writes
+0, "none") and a crc32 of the whole file, listed in `metadata.yaml` (`custom_data.vla_crc32`). `read_bag`
+checks both before decoding anything (`verify_bag`): a corrupted bag is refused with one line naming the
+file and, for a damaged MCAP chunk, its byte offset; it is never imported with wrong values, and its
+messages are not dropped either (a chunk holds up to 1 MB of messages: the gap would be silent). Bags
+from `ros2 bag record` carry MCAP chunk CRCs of their own and are checked the same way; bags with no
+checksum at all (sqlite3 from elsewhere, older recordings) are read with a warning that they cannot be
+verified.
+
 Import (`vla import rosbag BAG out=STORE`): one episode per instruction segment. Actions come from the
 recorded commands when the bag has them (`vla/ee_delta` TwistStamped + gripper Float64, one frame per
 command, observation = latest image/joint state before it), otherwise from the joint states resampled
@@ -27,11 +36,14 @@ error naming the topic and the time: the width is required, never estimated (vla
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import struct
 import threading
 import time
+import zlib
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -125,10 +137,13 @@ class BagRecorder:
         info = YAML(typ="safe").load((tmp / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
         (src,) = info["relative_file_paths"]
         dst = f"{name}{Path(src).suffix}"
+        if self.storage == "mcap":
+            seal_mcap(tmp / src)
+        crc = file_crc32(tmp / src)
         os.replace(tmp / src, self.path / dst)
         shutil.rmtree(tmp, ignore_errors=True)
         (entry,) = info["files"]
-        return {"file": {**entry, "path": dst}, "topics": info["topics_with_message_count"]}
+        return {"file": {**entry, "path": dst}, "topics": info["topics_with_message_count"], "crc32": crc}
 
     def _drop(self, seg: _Segment) -> None:
         seg.writer.close()
@@ -179,7 +194,10 @@ class BagRecorder:
             "compression_format": "",
             "compression_mode": "",
             "files": files,
-            "custom_data": {"vla_recorder": "complete" if complete else "recording"},
+            "custom_data": {
+                "vla_recorder": "complete" if complete else "recording",
+                CRC_KEY: json.dumps({e["file"]["path"]: f"{e['crc32']:08x}" for e in listed}),
+            },
             "ros_distro": "rosbags",
         }
         text = StringIO()
@@ -256,6 +274,139 @@ class BagRecorder:
         self.close()
 
 
+# ------------------------------------------------------------------------------------------------- integrity
+CRC_KEY = "vla_crc32"  # metadata.yaml custom_data: JSON {relative file path: crc32 of the file, 8 hex digits}
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+_OP_CHUNK, _OP_DATA_END = 0x06, 0x0F
+# a chunk record: start time, end time, uncompressed size (uint64), uncompressed crc32 (uint32)
+_CHUNK_HEAD = struct.Struct("<QQQI")
+
+
+def file_crc32(path: str | os.PathLike, block: int = 1 << 22) -> int:
+    """crc32 of a whole file, read in blocks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            crc = zlib.crc32(data, crc)
+    return crc
+
+
+def _mcap_chunks(f: Any, name: str) -> Any:
+    """Yield (offset of the chunk record, offset of its crc field, recorded crc, compression, records
+    bytes) for every chunk of the MCAP data section of the open file `f`; ValueError for a malformed
+    record structure (the damage then lies in the record headers)."""
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    if f.read(8) != _MCAP_MAGIC:
+        raise ValueError(f"{name}: not an MCAP file (bad magic at byte 0)")
+    pos = 8
+    while pos + 9 <= size:
+        f.seek(pos)
+        op, length = struct.unpack("<BQ", f.read(9))
+        if op == _OP_DATA_END or op == 0x02:  # end of the data section (or the footer of an empty file)
+            return
+        if pos + 9 + length > size:
+            raise ValueError(
+                f"{name}: MCAP record at byte {pos} runs past the end of the file ({size} bytes)"
+            )
+        if op == _OP_CHUNK:
+            head = f.read(_CHUNK_HEAD.size + 4)
+            _, _, usize, crc = _CHUNK_HEAD.unpack(head[: _CHUNK_HEAD.size])
+            (clen,) = struct.unpack("<I", head[_CHUNK_HEAD.size :])
+            compression = f.read(clen).decode("utf-8", errors="replace")
+            (rlen,) = struct.unpack("<Q", f.read(8))
+            if rlen > length:
+                raise ValueError(f"{name}: MCAP chunk at byte {pos} declares more data than it holds")
+            records = f.read(rlen)
+            if compression:
+                from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+
+                try:
+                    records = DECOMPRESSORS[compression](records, usize)
+                except Exception as e:  # a damaged compressed stream
+                    raise ValueError(f"{name}: MCAP chunk at byte {pos} does not decompress ({e})") from None
+            yield pos, pos + 9 + 24, crc, records
+        pos += 9 + length
+    raise ValueError(f"{name}: MCAP data section has no end record (truncated at {size} bytes)")
+
+
+def seal_mcap(path: str | os.PathLike) -> int:
+    """Fill in the crc32 of every chunk of a closed MCAP file whose crc is 0 ("not computed", what the
+    rosbags writer leaves), in place. Returns the number of chunks sealed."""
+    n = 0
+    with open(path, "r+b") as f:
+        for _, at, crc, records in list(_mcap_chunks(f, str(path))):
+            if crc == 0:
+                f.seek(at)
+                f.write(struct.pack("<I", zlib.crc32(records)))
+                n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    return n
+
+
+def _mcap_problem(file: Path) -> tuple[str | None, int]:
+    """(the first damaged chunk of an MCAP file as a phrase, or None; the number of chunks with a crc)."""
+    checked = 0
+    with open(file, "rb") as f:
+        for pos, _, crc, records in _mcap_chunks(f, file.name):
+            if crc == 0:
+                continue
+            checked += 1
+            got = zlib.crc32(records)
+            if got != crc:
+                return (
+                    f"the MCAP chunk at byte {pos} does not match its crc32 (recorded {crc:08x}, "
+                    f"read {got:08x})"
+                ), checked
+    return None, checked
+
+
+def verify_bag(path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    """Check every storage file of a rosbag2 directory against its checksums: the crc32 the recorder
+    listed in metadata.yaml and the MCAP chunk CRCs. ValueError (one line naming the bag, the file and,
+    for a damaged MCAP chunk, its byte offset) when anything differs; a warning when nothing can be
+    checked."""
+    path = Path(path)
+    if info is None:
+        info = (YAML(typ="safe").load((path / "metadata.yaml").read_text()) or {}).get(
+            "rosbag2_bagfile_information", {}
+        )
+    try:
+        recorded = json.loads(((info.get("custom_data") or {}).get(CRC_KEY)) or "{}")
+    except ValueError:
+        raise ValueError(f"bag {path}: metadata.yaml custom_data.{CRC_KEY} is not valid JSON") from None
+    files = [str(f) for f in info.get("relative_file_paths") or []]
+    verified = 0
+    for rel in files:
+        file = path / rel
+        if not file.is_file():
+            raise ValueError(f"bag {path}: {rel} is listed in metadata.yaml but missing")
+        where = f"bag {path}: {rel} is corrupted"
+        if file.suffix == ".mcap":
+            try:
+                problem, checked = _mcap_problem(file)
+            except (ValueError, struct.error, OSError) as e:
+                raise ValueError(f"{where}: {e}") from None
+            if problem is not None:
+                raise ValueError(f"{where}: {problem}; refusing to import it")
+            verified += checked > 0
+        want = recorded.get(rel)
+        if want is not None:
+            got = file_crc32(file)
+            if f"{got:08x}" != want:
+                raise ValueError(
+                    f"{where}: the file does not match the crc32 recorded when it was closed "
+                    f"(recorded {want}, read {got:08x}); refusing to import it"
+                )
+            verified += 1
+    if files and not verified:
+        log.warning(
+            "%s carries no checksums (not recorded by this stack): its contents cannot be verified", path
+        )
+
+
 def read_bag(path: str | os.PathLike) -> dict[str, list[tuple[int, Any]]]:
     """All messages of the types we know, by topic (no leading '/'): [(t_ns, msg), ...] in time order."""
     path = Path(path)
@@ -264,6 +415,7 @@ def read_bag(path: str | os.PathLike) -> dict[str, list[tuple[int, Any]]]:
     info = (YAML(typ="safe").load((path / "metadata.yaml").read_text()) or {}).get(
         "rosbag2_bagfile_information", {}
     )
+    verify_bag(path, info)
     ts = typestore()
     out: dict[str, list[tuple[int, Any]]] = {}
     with Reader(path) as reader:

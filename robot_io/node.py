@@ -1,29 +1,45 @@
-"""The VLA node: latest observation in, safe commands out; the policy on its own thread under a deadline.
+"""The VLA node: every input the policy reads, matched by time, in; safe commands out; the policy on its
+own thread under a deadline.
 
-Threads: the executor thread spins the transport (callbacks only decode, validate and store the
-latest message, so they never block); the control thread wakes at `rate_hz`, snapshots the latest
-observation and runs one step; the policy thread runs `policy.select_action` (and `reset`), one call at a
+Inputs (robot_io.inputs): one image topic per camera the policy reads (a checkpoint: its processor's
+cameras; `cameras={static: TOPIC, wrist: TOPIC}`), depth (+ CameraInfo, checked against the camera models
+saved with the checkpoint) of the cameras its point clouds are built from, joint states, the
+instruction. A camera or depth topic the checkpoint needs but the config does not name stops the node
+before it starts (`ConfigError`); a message that does not fit (encoding, image size, depth size,
+intrinsics, joint names) holds the arm (`hold_input_mismatch`) with one logged line naming the topic,
+what was expected and what came, until a fitting one arrives. Messages are matched by their header
+stamps with an approximate-time policy: each policy step takes the newest image of the first camera not
+used yet and, from every other stream, the message nearest to it in time; the set is used only if its
+stamps lie within `max_skew_s` and none of it was received longer than the watchdog timeout ago
+(`hold_unsynced_inputs` / `hold_stale_frames` otherwise); the skew is in the diagnostics. A message
+without a stamp counts as stamped when it arrived.
+
+Threads: the executor thread spins the transport (callbacks only decode, validate and store the message
+in its stream's short buffer, so they never block); the control thread wakes at `rate_hz`, matches one
+frame set and runs one step; the policy thread runs `policy.select_action` (and `reset`), one call at a
 time, while the control thread waits for it at most `policy_timeout_s`:
 
-    gate (enable, instruction, watchdog, joint-state plausibility, command agreement)
+    gate (enable, instruction, watchdog, input fit, joint-state plausibility, command agreement, time match)
     -> policy.select_action(obs, info) [policy thread, deadline] -> safety.filter_ee_delta
     -> IK (PyBullet, robot URDF) -> safety.filter_joints -> publish TwistStamped, JointTrajectory,
-    gripper Float64; DiagnosticArray every tick (rate, latency, hold reason, intervention counters),
+    gripper Float64; DiagnosticArray every tick (rate, latency, skew, hold reason, intervention counters),
     and a one-line status on the console every `status_log_s`.
 
-Any failure on the way (malformed message, stale input, disabled, no instruction, an instruction over
-`max_instruction_chars`, joint states that jump or disagree with the command stream, a policy step that
-raises or misses its deadline, non-finite action, IK failure) is counted and the step publishes no
-command (hold: the arm's trajectory controller keeps its last, safety-passed goal). A late policy step is
-never waited for: its result is discarded, and until it returns the ticks hold (`hold_policy_busy`),
-so status keeps flowing at the control rate whatever the policy does. Nothing reaches the command
-topics without passing `SafetyFilter`, whose joint step caps hold relative to the measured joints and
-to the last command sent. Enabling over the wire needs the token (`robot_io.enable`: HMAC of a
-challenge); `vla/enable` false from anyone disables. Observation layout follows `vla.core.types`
-(images/<camera> uint8 [H, W, 3], depth/<camera> float32 [H, W], state [15], instruction); the state
-is packed by `vla.core.state.pack_state` from the joint states (EE pose by forward kinematics, the
-gripper width from the finger joints). A joint state without a gripper width holds the arm
-(`hold_no_gripper_width`): the width is required, never estimated (the rule of vla.core.state).
+Any failure on the way (malformed or misfitting message, stale or unmatched input, disabled, no
+instruction, an instruction over `max_instruction_chars`, joint states that jump or disagree with the
+command stream, a policy step that raises or misses its deadline, non-finite action, IK failure) is
+counted and the step publishes no command (hold: the arm's trajectory controller keeps its last,
+safety-passed goal). A late policy step is never waited for: its result is discarded, and until it
+returns the ticks hold (`hold_policy_busy`), so status keeps flowing at the control rate whatever the
+policy does. Nothing reaches the command topics without passing `SafetyFilter`, whose joint step caps
+hold relative to the measured joints and to the last command sent. Enabling over the wire needs the
+token (`robot_io.enable`: HMAC of a challenge); `vla/enable` false from anyone disables. Observation
+layout follows `vla.core.types` (images/<camera> uint8 [H, W, 3], depth/<camera> float32 [H, W], state
+[15], instruction); the state is packed by `vla.core.state.pack_state` (the function training data is
+packed with) from the matched joint state (EE pose by forward kinematics, the gripper width from the
+finger joints); IK and the safety caps use the newest joint state. A joint state without a gripper width
+holds the arm (`hold_no_gripper_width`): the width is required, never estimated (the rule of
+vla.core.state).
 """
 
 from __future__ import annotations
@@ -37,9 +53,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pybullet as pb
 
 from robot_io import convert, enable, msgs
-from robot_io.config import NodeConfig
+from robot_io.config import CameraTopics, NodeConfig
+from robot_io.inputs import (
+    IMAGE_ENCODINGS,
+    camera_info_problem,
+    depth_problem,
+    image_problem,
+    joint_names_problem,
+    policy_inputs,
+    resolve_inputs,
+)
 from robot_io.kinematics import Kinematics
 from robot_io.safety import SafetyFilter, SafetyLimits, Watchdog
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
@@ -47,6 +73,31 @@ from vla.core.state import pack_state
 from vla.core.types import INSTRUCTION_KEY, STATE_KEY, depth_key, image_key
 
 log = logging.getLogger(__name__)
+# Holds that a stream of misfitting messages explains better (reported as hold_input_mismatch).
+_INPUT_HOLDS = (
+    "hold_stale_observation",
+    "hold_no_observation",
+    "hold_no_camera_info",
+    "hold_unsynced_inputs",
+    "hold_stale_frames",
+)
+JOINTS = "joint_states"  # the joint-state stream's key among the matched streams
+HISTORY = {"image": 8, "depth": 8, JOINTS: 256}  # messages kept per stream for the time matching
+
+
+class _Msg:
+    """One received message of a stream: sender stamp (s), node-clock receipt time, sequence, payload."""
+
+    __slots__ = ("stamp", "received", "seq", "data")
+
+    def __init__(self, stamp: float, received: float, seq: int, data: Any):
+        self.stamp, self.received, self.seq, self.data = stamp, received, seq, data
+
+
+def _stamp_seconds(stamp: msgs.Time) -> float:
+    """A header stamp in seconds; an unset (zero) stamp counts as now (the message's arrival)."""
+    t = convert.seconds_from_time(stamp)
+    return t if t > 0 else time.time()
 
 
 def decode_info(text: str) -> dict[str, Any]:
@@ -164,6 +215,18 @@ class VlaNode:
                 f"policy_timeout_s must be >= 0 (0 = 0.9 control periods), got {cfg.policy_timeout_s}"
             )
         self.policy_timeout = cfg.policy_timeout_s or 0.9 / cfg.rate_hz
+        if not (cfg.max_skew_s >= 0):
+            raise ValueError(f"max_skew_s must be >= 0, got {cfg.max_skew_s}")
+        if cfg.ee_target not in ("measured", "commanded") or not (cfg.ee_max_lag > 0):
+            raise ValueError(
+                "ee_target must be measured|commanded and ee_max_lag > 0, "
+                f"got {cfg.ee_target!r}, {cfg.ee_max_lag}"
+            )
+        self._ee_command: tuple[np.ndarray, np.ndarray] | None = None  # last commanded EE pose (ee_target)
+        # What the policy reads and the topics that carry it (a ConfigError when one is not configured).
+        self.inputs = resolve_inputs(cfg, policy_inputs(policy))
+        self.cameras = [c.name for c in self.inputs.cameras]
+        self._pivot = f"image/{self.cameras[0]}"  # the stream a frame set is built around
         self._token = enable.load_token(cfg.enable_token_file)
         # The weakest way in names the mode: unauthenticated > token > only `enabled=true` at launch.
         self.enable_mode = (
@@ -178,11 +241,22 @@ class VlaNode:
         self.safety = SafetyFilter(limits, self.kin.lower, self.kin.upper, self.kin.velocity)
         self.joint_monitor = self.safety.monitor()
         self.runner = PolicyRunner()
-        self.watchdog = Watchdog(["image", "joint_states"], limits.watchdog_timeout)
+        streams = [f"image/{c}" for c in self.cameras] + [f"depth/{c.name}" for c in self.inputs.depth]
+        self._buffers: dict[str, deque[_Msg]] = {
+            k: deque(maxlen=HISTORY[k.split("/")[0]]) for k in [*streams, JOINTS]
+        }
+        self.watchdog = Watchdog([*streams, JOINTS], limits.watchdog_timeout)
         self._lock = threading.Lock()
+        self._seq = 0  # messages stored, all streams (orders them)
+        self._mismatch: dict[
+            str, str
+        ] = {}  # topic -> why its last message does not fit (held until one does)
+        self._mismatch_logged: set[str] = set()
+        self._info_ok: dict[str, bool] = {c: False for c in self.inputs.point_cameras}  # CameraInfo fits
+        # The newest of the first camera / its depth / the joint states (status and tests read these).
         self._image: np.ndarray | None = None  # [H, W, 3] uint8
         self._image_stamp = 0.0  # sender's wall-clock stamp (s)
-        self._image_seq = 0  # images received (freshness does not rely on the sender's clock)
+        self._image_seq = 0  # images of the first camera received (freshness never relies on the clock)
         self._depth: np.ndarray | None = None  # [H, W] float32
         self._q: np.ndarray | None = None  # [J] float64
         self._gripper_width: float | None = None  # metres; None: the joint state had no finger joints
@@ -197,11 +271,15 @@ class VlaNode:
         self._info: dict[str, Any] | None = None
         self._needs_reset = True
         self._episode: Any = None
-        self._last_used_seq = 0  # image sequence number the last policy step consumed
+        self._last_used_seq = 0  # sequence number of the first camera's image the last policy step used
         self.steps = 0  # commands published
         self.ticks = 0
         self.hold_reason: str | None = "starting"
         self.latencies_ms: deque[float] = deque(maxlen=2000)
+        self.all_latencies_ms: list[float] = []  # every command's, for the run summary
+        self.skews_ms: list[float] = []  # skew of every frame set a command was computed from
+        self.unsynced_skew_ms = 0.0  # the smallest skew of the last frame sets refused as unmatched
+        self._command_times: list[float] = []
         self._tick_times: deque[float] = deque(maxlen=50)
         self._last_log: tuple[float, int, dict[str, int]] | None = None  # (time, commands, counters)
         self._stop = threading.Event()
@@ -209,13 +287,20 @@ class VlaNode:
 
         t = cfg.topics
         tr = transport
-        tr.create_subscription(t.image, msgs.Image, self.on_image, SENSOR_DATA)
+        for cam in self.inputs.cameras:
+            tr.create_subscription(cam.image, msgs.Image, lambda m, c=cam: self.on_camera(c, m), SENSOR_DATA)
+        for cam in self.inputs.depth:
+            tr.create_subscription(
+                cam.depth, msgs.Image, lambda m, c=cam: self.on_camera_depth(c, m), SENSOR_DATA
+            )
+            if cam.name in self.inputs.point_cameras:
+                tr.create_subscription(
+                    cam.camera_info, msgs.CameraInfo, lambda m, c=cam: self.on_camera_info(c, m), SENSOR_DATA
+                )
         tr.create_subscription(t.joint_states, msgs.JointState, self.on_joint_states, SENSOR_DATA)
         tr.create_subscription(t.instruction, msgs.String, self.on_instruction, LATCHED)
         tr.create_subscription(t.enable, msgs.Bool, self.on_enable, LATCHED)
         tr.create_subscription(t.enable_auth, msgs.String, self.on_enable_auth, RELIABLE)
-        if cfg.use_depth:
-            tr.create_subscription(t.depth, msgs.Image, self.on_depth, SENSOR_DATA)
         if cfg.use_sim_info:
             tr.create_subscription(t.sim_info, msgs.String, self.on_sim_info, RELIABLE)
         self.pub_twist = tr.create_publisher(t.ee_delta, msgs.TwistStamped, RELIABLE)
@@ -225,6 +310,14 @@ class VlaNode:
         self.pub_challenge = tr.create_publisher(t.enable_challenge, msgs.String, LATCHED)
         if self._token:
             self.pub_challenge.publish(msgs.String(data=self._nonce))
+        log.info(
+            "inputs: %s | %s | joint states %s | max_skew %.0f ms",
+            self.inputs.spec.describe(),
+            ", ".join(f"{c.name} <- {c.image}" for c in self.inputs.cameras)
+            + "".join(f", depth {c.name} <- {c.depth}" for c in self.inputs.depth),
+            t.joint_states,
+            cfg.max_skew_s * 1e3,
+        )
 
     # ------------------------------------------------------------------ callbacks (executor thread)
     def _malformed(self, kind: str, err: Exception) -> None:
@@ -236,39 +329,94 @@ class VlaNode:
         if self.recorder is not None:
             self.recorder.write(topic, msg)
 
-    def on_image(self, msg: msgs.Image) -> None:
-        self._record(self.cfg.topics.image, msg)
+    def _misfit(self, topic: str, problem: str) -> None:
+        """A message that does not fit what the policy needs: hold until one that fits arrives on `topic`;
+        the first time each problem is seen, one line says what was expected and what came."""
+        self.safety.count("input_mismatch")
+        with self._lock:
+            self._mismatch[topic] = problem
+        if problem not in self._mismatch_logged and len(self._mismatch_logged) < 50:
+            self._mismatch_logged.add(problem)
+            log.warning("holding: %s", problem)
+
+    def _store(self, stream: str, topic: str, stamp: msgs.Time, data: Any) -> _Msg:
+        """Keep a fitting message in its stream (under the lock); it clears the topic's misfit."""
+        now = self.clock()
+        self._mismatch.pop(topic, None)
+        self._seq += 1
+        m = _Msg(_stamp_seconds(stamp), now, self._seq, data)
+        self._buffers[stream].append(m)
+        self.watchdog.feed(stream, now)
+        return m
+
+    def on_camera(self, cam: CameraTopics, msg: msgs.Image) -> None:
+        self._record(cam.image, msg)
+        problem = image_problem(msg, cam.image, self.inputs.image_size)
+        if problem is not None:
+            if msg.encoding not in IMAGE_ENCODINGS:
+                self.safety.count("malformed_image")  # logged once below, as a misfit
+            self._misfit(cam.image, problem)
+            return
         try:
-            if msg.encoding not in ("rgb8", "bgr8"):
-                raise ValueError(f"{self.cfg.topics.image}: expected rgb8/bgr8, got {msg.encoding!r}")
-            img = convert.msg_to_image(msg, self.cfg.topics.image)
+            img = convert.msg_to_image(msg, cam.image)
         except ValueError as e:
             self._malformed("image", e)
             return
         with self._lock:
-            self._image, self._image_stamp = img, convert.seconds_from_time(msg.header.stamp)
-            self._image_seq += 1
-            self.watchdog.feed("image", self.clock())
+            m = self._store(f"image/{cam.name}", cam.image, msg.header.stamp, img)
+            if cam.name == self.cameras[0]:
+                self._image, self._image_stamp = img, m.stamp
+                self._image_seq += 1
 
-    def on_depth(self, msg: msgs.Image) -> None:
-        self._record(self.cfg.topics.depth, msg)
+    def on_image(self, msg: msgs.Image) -> None:
+        """An image of the first camera (the single-camera layout's `topics.image`)."""
+        self.on_camera(self.inputs.cameras[0], msg)
+
+    def on_camera_depth(self, cam: CameraTopics, msg: msgs.Image) -> None:
+        self._record(cam.depth, msg)
+        problem = depth_problem(msg, cam.depth, self.inputs.point_cameras.get(cam.name))
+        if problem is not None:
+            self.safety.count("malformed_depth")
+            self._misfit(cam.depth, problem)
+            return
         try:
-            if msg.encoding not in ("32FC1", "16UC1"):
-                raise ValueError(f"{self.cfg.topics.depth}: expected 32FC1/16UC1, got {msg.encoding!r}")
-            depth = convert.msg_to_image(msg, self.cfg.topics.depth)
+            depth = convert.msg_to_image(msg, cam.depth)
         except ValueError as e:
             self._malformed("depth", e)
             return
         with self._lock:
-            self._depth = depth
+            self._store(f"depth/{cam.name}", cam.depth, msg.header.stamp, depth)
+            if cam.name == self.inputs.depth[0].name:
+                self._depth = depth
+
+    def on_depth(self, msg: msgs.Image) -> None:
+        """A depth image of the first depth camera (the single-camera layout's `topics.depth`)."""
+        if self.inputs.depth:
+            self.on_camera_depth(self.inputs.depth[0], msg)
+
+    def on_camera_info(self, cam: CameraTopics, msg: msgs.CameraInfo) -> None:
+        """CameraInfo of a point-cloud camera: must match the camera model saved with the checkpoint."""
+        problem = camera_info_problem(msg, cam.camera_info, self.inputs.point_cameras[cam.name])
+        if problem is not None:
+            self._misfit(cam.camera_info, problem)
+            return
+        with self._lock:
+            self._mismatch.pop(cam.camera_info, None)
+            self._info_ok[cam.name] = True
 
     def on_joint_states(self, msg: msgs.JointState) -> None:
-        self._record(self.cfg.topics.joint_states, msg)
+        topic = self.cfg.topics.joint_states
+        self._record(topic, msg)
+        problem = joint_names_problem(msg, topic, self.limits.joint_names)
+        if problem is not None:
+            self.safety.count("malformed_joint_states")
+            self._misfit(topic, problem)
+            return
         try:
-            q = convert.joint_positions(msg, self.limits.joint_names, self.cfg.topics.joint_states)
+            q = convert.joint_positions(msg, self.limits.joint_names, topic)
             tol = 0.5  # rad beyond the URDF limits: a reading further out is a driver/wire error
             if np.any(q < self.kin.lower - tol) or np.any(q > self.kin.upper + tol):
-                raise ValueError(f"{self.cfg.topics.joint_states}: implausible joint positions {q.tolist()}")
+                raise ValueError(f"{topic}: implausible joint positions {q.tolist()}")
         except ValueError as e:
             self._malformed("joint_states", e)
             return
@@ -282,13 +430,13 @@ class VlaNode:
                 if self.safety.counters["joint_state_jump"] <= 3:
                     log.warning(
                         "%s: joint state jumped %.2fx further than the arm can move; holding %.1f s",
-                        self.cfg.topics.joint_states,
+                        topic,
                         self.joint_monitor.last_jump,
                         self.limits.implausible_hold_s,
                     )
                 return
             self._q, self._gripper_width = q, width
-            self.watchdog.feed("joint_states", now)
+            self._store(JOINTS, topic, msg.header.stamp, (q, width))
 
     def on_instruction(self, msg: msgs.String) -> None:
         self._record(self.cfg.topics.instruction, msg)
@@ -381,26 +529,59 @@ class VlaNode:
         finally:
             self.publish_status()
 
+    def _match(self, now: float) -> tuple[str | None, dict[str, _Msg] | None, float]:
+        """The frame set of this step (under the lock): (None, {stream: message}, skew s) or (why not,
+        None, best skew s): "skip" (no new image of the first camera), "empty" (a stream has nothing yet),
+        "wait" (no set within max_skew_s yet, but the newest image arrived less than max_skew_s ago: its
+        partners may still be in flight), "unsynced" (no set within max_skew_s), "stale" (the matched set
+        was received longer than the watchdog timeout ago)."""
+        pivots = [m for m in reversed(self._buffers[self._pivot]) if m.seq > self._last_used_seq]
+        if not pivots:
+            return "skip", None, 0.0
+        others = [(k, buf) for k, buf in self._buffers.items() if k != self._pivot]
+        if any(not buf for _, buf in others):
+            return "empty", None, 0.0
+        best = float("inf")
+        for pm in pivots:  # newest first
+            chosen = {self._pivot: pm}
+            for k, buf in others:
+                chosen[k] = min(buf, key=lambda m, t=pm.stamp: abs(m.stamp - t))
+            stamps = [m.stamp for m in chosen.values()]
+            skew = max(stamps) - min(stamps)
+            best = min(best, skew)
+            if skew <= self.cfg.max_skew_s:
+                if min(m.received for m in chosen.values()) < now - self.limits.watchdog_timeout:
+                    return "stale", None, skew  # older pivots are older still
+                return None, chosen, skew
+        if now - pivots[0].received < self.cfg.max_skew_s:
+            return "wait", None, best  # the rest of the newest set may still be on its way
+        return "unsynced", None, best
+
     def _step(self, now: float) -> bool:
         with self._lock:
-            image, stamp, depth, q = self._image, self._image_stamp, self._depth, self._q
-            seq = self._image_seq
-            width, instruction, enabled, info = (
+            q, width, instruction, enabled, info = (
+                self._q,
                 self._gripper_width,
                 self._instruction,
                 self._enabled,
                 self._info,
             )
             refused = self._instruction_refused
+            mismatch = list(self._mismatch.values())
+            infos_ok = all(self._info_ok.values())
             implausible = self.joint_monitor.held(now)
             settled = self.joint_monitor.settled(now)
             needs_reset, self._needs_reset = self._needs_reset, False
+            why, frames, skew = self._match(now)
         reason = self.safety.gate(enabled, instruction, self.watchdog.stale(now))
         if reason is None and refused:
             reason = "hold_instruction_too_long"
             self.safety.count(reason)
-        if reason is None and (image is None or q is None or (self.cfg.use_sim_info and info is None)):
+        if reason is None and (why == "empty" or q is None or (self.cfg.use_sim_info and info is None)):
             reason = "hold_no_observation"
+            self.safety.count(reason)
+        if reason is None and not infos_ok:
+            reason = "hold_no_camera_info"
             self.safety.count(reason)
         if reason is None and width is None:
             reason = "hold_no_gripper_width"
@@ -411,6 +592,9 @@ class VlaNode:
                     self.cfg.topics.joint_states,
                     list(convert.FINGER_JOINTS),
                 )
+        if reason is None and mismatch:
+            reason = "hold_input_mismatch"  # a message that does not fit: held until one that fits arrives
+            self.safety.count(reason)
         if reason is None and implausible:
             reason = "hold_implausible_joint_states"
             self.safety.count(reason)
@@ -431,30 +615,58 @@ class VlaNode:
                         off,
                         self.limits.command_tolerance,
                     )
-        if reason is None and seq <= self._last_used_seq:
-            # Latest-observation semantics: each policy step consumes a fresh image; a tick without
+        if reason is None and why in ("skip", "wait"):
+            # Latest-observation semantics: each policy step consumes a fresh frame set; a tick without
             # one publishes nothing (the watchdog catches a feed that stopped altogether).
             with self._lock:
                 self._needs_reset = self._needs_reset or needs_reset
-            self.safety.count("skip_no_new_image")
+            self.safety.count("skip_no_new_image" if why == "skip" else "skip_frame_set_incomplete")
             return False
+        if reason is None and why is not None:
+            reason = {"unsynced": "hold_unsynced_inputs", "stale": "hold_stale_frames"}[why]
+            self.safety.count(reason)
+            if why == "unsynced":
+                self.unsynced_skew_ms = skew * 1e3
+                if self.safety.counters[reason] <= 3:
+                    log.warning(
+                        "holding: no frame set within max_skew_s=%.0f ms (the closest spans %.0f ms)",
+                        self.cfg.max_skew_s * 1e3,
+                        skew * 1e3,
+                    )
+        if mismatch and reason in _INPUT_HOLDS:
+            # A stream whose messages do not fit: say so rather than "no observation" / "stale".
+            reason = "hold_input_mismatch"
+            self.safety.count(reason)
         if reason is not None:
             with self._lock:
                 self._needs_reset = self._needs_reset or needs_reset
             self._hold(reason)
             return False
+        assert frames is not None
         if needs_reset:
             self.safety.anchor()
-        self._last_used_seq = seq
-        ee_pos, ee_quat = self.kin.forward(q)
-        state = pack_state(ee_position=ee_pos, ee_orientation=ee_quat, gripper_width=width, joint_positions=q)
+            self._ee_command = None
+        pivot = frames[self._pivot]
+        self._last_used_seq = pivot.seq
+        stamp = pivot.stamp
+        q_obs, width_obs = frames[JOINTS].data  # the joint state matched to the images
+        if width_obs is None:  # the matched reading had no width (a newer one has): wait for one that does
+            self.safety.count("hold_no_gripper_width")
+            self._hold("hold_no_gripper_width")
+            return False
+        ee_pos, ee_quat = self.kin.forward(
+            q
+        )  # the newest measurement: what the safety caps and IK start from
+        obs_pos, obs_quat = self.kin.forward(q_obs)
+        state = pack_state(
+            ee_position=obs_pos, ee_orientation=obs_quat, gripper_width=width_obs, joint_positions=q_obs
+        )
         obs: dict[str, Any] = {
-            image_key(self.cfg.camera): image,
+            **{image_key(c): frames[f"image/{c}"].data for c in self.cameras},
+            **{depth_key(c.name): frames[f"depth/{c.name}"].data for c in self.inputs.depth},
             STATE_KEY: state,
             INSTRUCTION_KEY: instruction,
         }
-        if depth is not None:
-            obs[depth_key(self.cfg.camera)] = depth
         policy = self.policy
 
         def policy_step() -> Any:  # runs on the policy thread
@@ -490,7 +702,11 @@ class VlaNode:
             self._hold("hold_unsafe_action")
             return False
         try:
-            q_target = self.kin.ee_delta_to_joints(q, cmd.delta)
+            if self.cfg.ee_target == "commanded":
+                target = self._commanded_target(ee_pos, ee_quat, cmd.delta)
+                q_target = self.kin.inverse(q, *target)
+            else:
+                q_target = self.kin.ee_delta_to_joints(q, cmd.delta)
         except Exception as e:  # pybullet IK error: hold
             self.safety.count("ik_error")
             log.warning("IK failed: %s", e)
@@ -502,7 +718,29 @@ class VlaNode:
             return False
         self._publish_command(cmd.delta, q_safe, cmd.gripper, stamp)
         self.safety.commit(q_safe)
+        if self.cfg.ee_target == "commanded":
+            self._ee_command = target
+        self.skews_ms.append(skew * 1e3)
         return True
+
+    def _commanded_target(
+        self, ee_pos: np.ndarray, ee_quat: np.ndarray, delta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ee_target=commanded: the last commanded EE pose (+) delta (rotation about the base axes), the
+        position kept within ee_max_lag of the measured one and inside the workspace."""
+        pos0, quat0 = self._ee_command if self._ee_command is not None else (ee_pos, ee_quat)
+        pos = pos0 + delta[:3]
+        lag = pos - ee_pos
+        n = float(np.linalg.norm(lag))
+        if n > self.cfg.ee_max_lag:
+            pos = ee_pos + lag * (self.cfg.ee_max_lag / n)
+        pos = np.clip(pos, self.safety.ws_low, self.safety.ws_high)
+        quat = np.asarray(quat0, dtype=np.float64)
+        if np.any(delta[3:6] != 0.0):
+            dq = pb.getQuaternionFromEuler(np.asarray(delta[3:6], float).tolist())
+            _, q = pb.multiplyTransforms((0, 0, 0), dq, (0, 0, 0), quat.tolist())
+            quat = np.asarray(q) / np.linalg.norm(q)
+        return pos, quat
 
     def _publish_command(self, delta: np.ndarray, q: np.ndarray, gripper: float, image_stamp: float) -> None:
         t = self.cfg.topics
@@ -525,8 +763,11 @@ class VlaNode:
         self.pub_gripper.publish(grip)
         for topic, m in ((t.ee_delta, twist), (t.joint_trajectory, traj), (t.gripper, grip)):
             self._record(topic, m)
-        if image_stamp > 0:  # a camera driver that does not stamp images gives no latency figure
-            self.latencies_ms.append((time.time() - image_stamp) * 1e3)
+        # From the first camera's stamp (its arrival when the driver left it unset) to the publish.
+        latency = (time.time() - image_stamp) * 1e3
+        self.latencies_ms.append(latency)
+        self.all_latencies_ms.append(latency)
+        self._command_times.append(self.clock())
         self.steps += 1
         self.hold_reason = None
 
@@ -547,6 +788,11 @@ class VlaNode:
             "stale_inputs": ",".join(self.watchdog.stale(self.clock())),
             "enable_mode": self.enable_mode,
             "max_joint_jump": f"{self.joint_monitor.max_jump:.2f}",  # in units of the allowed bound
+            "cameras": ",".join(self.cameras),
+            "sync_skew_ms": f"{self.skews_ms[-1]:.1f}" if self.skews_ms else "",  # the last frame set's
+            "sync_skew_max_ms": f"{max(self.skews_ms):.1f}" if self.skews_ms else "",
+            "unsynced_skew_ms": f"{self.unsynced_skew_ms:.1f}",  # closest set refused (0: none refused)
+            "input_mismatch": " | ".join(dict(self._mismatch).values()),
             "transport_errors": str(sum(getattr(self.transport, "errors", {}).values())),
         }
         values.update({k: str(v) for k, v in sorted(self.safety.counters.items())})
@@ -560,6 +806,40 @@ class VlaNode:
         arr = msgs.DiagnosticArray(header=msgs.Header(stamp=convert.now_time()), status=[status])
         self.pub_status.publish(arr)
         self._record(self.cfg.topics.status, arr)
+
+    def command_rate(self) -> float:
+        """Commands per second while commanding: over the gaps between consecutive commands shorter than
+        the watchdog timeout (holds, episode resets and disabled spells left out)."""
+        t = np.diff(np.asarray(self._command_times))
+        t = t[t < self.limits.watchdog_timeout]
+        return float(len(t) / t.sum()) if t.size and t.sum() > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures (JSON-able): commands, latency image -> command, control rate, frame-set
+        skew, and every intervention / hold counter."""
+        lat = np.asarray(self.all_latencies_ms)
+        skew = np.asarray(self.skews_ms)
+
+        def pct(a: np.ndarray, q: float) -> float | None:
+            return round(float(np.percentile(a, q)), 2) if a.size else None
+
+        return {
+            "commands": self.steps,
+            "ticks": self.ticks,
+            "cameras": list(self.cameras),
+            "depth_cameras": [c.name for c in self.inputs.depth],
+            "latency_ms": {
+                "p50": pct(lat, 50),
+                "p99": pct(lat, 99),
+                "max": pct(lat, 100),
+                "n": int(lat.size),
+            },
+            "command_rate_hz": round(self.command_rate(), 3),
+            "tick_rate_hz": round(self.measured_rate(), 3),
+            "skew_ms": {"p50": pct(skew, 50), "max": pct(skew, 100)},
+            "counters": dict(sorted(self.safety.counters.items())),
+            "enable_mode": self.enable_mode,
+        }
 
     def log_status(self, now: float) -> None:
         """One console line: state, rate, latency, commands and holds since the last line."""

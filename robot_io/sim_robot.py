@@ -2,12 +2,18 @@
 
 Per control tick (`rate_hz`; above 10 runs faster than real time, each tick is one 10 Hz env step) it
 applies the latest joint-trajectory goal and gripper command (env action space `joint_pos`), steps the
-env and publishes what a real arm's drivers would: the camera image (rgb8/bgr8), depth (32FC1 or 16UC1
-mm), camera_info and joint_states (7 arm joints + 2 finger joints, each finger at half the gripper
-width, from `vla.core.state.unpack_state` of the env's state: `joint_state_from_state`). Until the
-first command it holds the reset pose. Like a real controller it drops malformed or non-finite goals
-(`malformed`) and clips goals beyond the joint limits to them (`clipped`). It also publishes the
-instruction (latched) at each episode start, like an operator.
+env and publishes what a real arm's drivers would, all with the tick's one stamp: for every camera the
+env renders (`env.cameras`, plus `camera`) the image (rgb8/bgr8), depth (32FC1 or 16UC1 mm) and
+camera_info on its per-camera topics (`cameras` / `depth_topics` / `camera_info_topics`, default
+camera/<name>/image_raw, camera/<name>/depth/image_raw, camera/<name>/camera_info; the camera `camera`
+also on topics.image/depth/camera_info, the single-camera layout), and joint_states (7 arm joints + 2
+finger joints, each finger at half the gripper width, from `vla.core.state.unpack_state` of the env's
+state: `joint_state_from_state`). Until the first command it holds the reset pose. Like a real
+controller it drops malformed or non-finite goals (`malformed`) and clips goals beyond the joint limits
+to them (`clipped`). It also publishes the instruction (latched) at each episode start, like an
+operator; with `episode_enable` it also acts as the operator between trials: `vla/enable` false at an
+episode's end, true once the next scene is reset and published, and the env steps only from the
+episode's first command (so the node's reset hold does not eat into the episode's steps).
 
 SIMULATION ONLY: with `publish_sim_info` it publishes the env's `info` (privileged object poses etc.) as
 JSON in std_msgs/String on `topics.sim_info`, so a scripted expert inside the node (`use_sim_info=true`)
@@ -27,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from robot_io import convert, msgs
-from robot_io.config import SimRobotConfig
+from robot_io.config import CameraTopics, SimRobotConfig, camera_topics
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
 from sim.config import env_kwargs
 from sim.env import TabletopEnv
@@ -81,15 +87,33 @@ class SimRobot:
             raise ValueError(f"sim robot: rate_hz must be positive, got {cfg.rate_hz}")
         self.cfg, self.transport = cfg, transport
         kwargs = env_kwargs(cfg.env, cfg.task)
-        kwargs.update(cameras=(cfg.camera,), depth=True, action_space="joint_pos")
+        names = list(dict.fromkeys([*kwargs["cameras"], *([cfg.camera] if cfg.camera else [])]))
+        if not names:
+            raise ValueError("sim robot: no camera to publish (env.cameras is empty and camera='')")
+        kwargs.update(cameras=tuple(names), depth=True, action_space="joint_pos")
         # The env class directly (gymnasium.make's TimeLimit would take max_episode_steps away from it).
         self.env = TabletopEnv(**kwargs)
         t = cfg.topics
-        self.pub_image = transport.create_publisher(t.image, msgs.Image, SENSOR_DATA)
-        self.pub_depth = transport.create_publisher(t.depth, msgs.Image, SENSOR_DATA)
-        self.pub_info = transport.create_publisher(t.camera_info, msgs.CameraInfo, SENSOR_DATA)
+        # Every camera on its own topics; `camera` also on the single-camera layout's topics.
+        self.camera_topics: list[CameraTopics] = [
+            camera_topics(c, cfg.cameras, cfg.depth_topics, cfg.camera_info_topics) for c in names
+        ]
+        if cfg.camera:
+            self.camera_topics.append(CameraTopics(cfg.camera, t.image, t.depth, t.camera_info))
+        self._pubs = [
+            (
+                cam,
+                transport.create_publisher(cam.image, msgs.Image, SENSOR_DATA),
+                transport.create_publisher(cam.depth, msgs.Image, SENSOR_DATA),
+                transport.create_publisher(cam.camera_info, msgs.CameraInfo, SENSOR_DATA),
+            )
+            for cam in self.camera_topics
+        ]
         self.pub_joints = transport.create_publisher(t.joint_states, msgs.JointState, SENSOR_DATA)
         self.pub_instruction = transport.create_publisher(t.instruction, msgs.String, LATCHED)
+        self.pub_enable = (
+            transport.create_publisher(t.enable, msgs.Bool, LATCHED) if cfg.episode_enable else None
+        )
         self.pub_sim = (
             transport.create_publisher(t.sim_info, msgs.String, RELIABLE) if cfg.publish_sim_info else None
         )
@@ -132,16 +156,17 @@ class SimRobot:
 
     # ------------------------------------------------------------------ publishing
     def publish(self, obs: dict[str, Any], info: dict[str, Any], episode: int) -> None:
-        cam, stamp = self.cfg.camera, convert.now_time()
-        frame = f"{cam}_camera_optical_frame"
+        stamp = convert.now_time()
         if self.pub_sim is not None:
             self.pub_sim.publish(msgs.String(data=info_to_json(info, episode)))
         self.pub_joints.publish(joint_state_from_state(obs[STATE_KEY], stamp))
-        depth = obs[depth_key(cam)]
-        k = self.env.camera_intrinsics(cam)
-        self.pub_info.publish(convert.camera_info_msg(k, depth.shape[1], depth.shape[0], stamp, frame))
-        self.pub_depth.publish(convert.image_to_msg(depth, self.cfg.depth_encoding, stamp, frame))
-        self.pub_image.publish(convert.image_to_msg(obs[image_key(cam)], self.cfg.encoding, stamp, frame))
+        for cam, pub_image, pub_depth, pub_info in self._pubs:
+            frame = f"{cam.name}_camera_optical_frame"
+            depth = obs[depth_key(cam.name)]
+            k = self.env.camera_intrinsics(cam.name)
+            pub_info.publish(convert.camera_info_msg(k, depth.shape[1], depth.shape[0], stamp, frame))
+            pub_depth.publish(convert.image_to_msg(depth, self.cfg.depth_encoding, stamp, frame))
+            pub_image.publish(convert.image_to_msg(obs[image_key(cam.name)], self.cfg.encoding, stamp, frame))
 
     def _spin_until(self, deadline: float) -> None:
         """Deliver commands until `deadline`; always at least one pass, even when running late."""
@@ -150,21 +175,47 @@ class SimRobot:
             self.transport.spin_once(left)
 
     # ------------------------------------------------------------------ episodes
+    def _publish_enable(self, value: bool) -> None:
+        if self.pub_enable is not None:
+            self.pub_enable.publish(msgs.Bool(data=value))
+
+    def _wait_for_command(self, obs: dict[str, Any], info: dict[str, Any], episode: int) -> float | None:
+        """Publish the reset scene every period until a command arrives (at most wait_for_command_s);
+        returns the wait in seconds, None when none came."""
+        period, start, before = 1.0 / self.cfg.rate_hz, time.monotonic(), self.commands
+        end = start + self.cfg.wait_for_command_s
+        while self.commands == before and time.monotonic() < end:
+            self.transport.spin_once(period)
+            self.publish(obs, info, episode)
+        return time.monotonic() - start if self.commands > before else None
+
     def run_episode(self, episode: int) -> dict[str, Any]:
         seed = self.cfg.seed + episode
+        period = 1.0 / self.cfg.rate_hz
+        if self.cfg.episode_enable:
+            # Goals still in flight were computed from the last scene: take them in before the reset.
+            self._publish_enable(False)
+            self._spin_until(time.monotonic() + max(0.3, 2 * period))
         obs, info = self.env.reset(seed=seed)
         self._target = unpack_state(obs[STATE_KEY]).joint_positions  # [7]: hold the reset pose
         self._gripper = 1.0
         self.pub_instruction.publish(msgs.String(data=str(obs["instruction"])))
         self.publish(obs, info, episode)
-        period = 1.0 / self.cfg.rate_hz
-        if episode == 0 and self.cfg.wait_for_command_s > 0:
-            end = time.monotonic() + self.cfg.wait_for_command_s
-            while self.commands == 0 and time.monotonic() < end:
+        waited = None
+        if self.cfg.episode_enable:
+            for _ in range(2):  # the new scene (and instruction) reach the node before it is enabled
                 self.transport.spin_once(period)
                 self.publish(obs, info, episode)
+            self._publish_enable(True)
+            waited = self._wait_for_command(obs, info, episode)
+            if waited is None:
+                log.warning("episode %d: no command within wait_for_command_s; stepping anyway", episode)
+        elif episode == 0 and self.cfg.wait_for_command_s > 0:
+            waited = self._wait_for_command(obs, info, episode)
+        start_commands = self.commands
         length, success = 0, False
-        next_t = time.monotonic() + period
+        start = time.monotonic()
+        next_t = start + period
         while True:
             self._spin_until(next_t)
             next_t = max(next_t + period, time.monotonic())
@@ -175,12 +226,17 @@ class SimRobot:
             self.publish(obs, info, episode)
             if terminated or truncated:
                 break
+        if self.cfg.episode_enable:
+            self._publish_enable(False)
         return {
             "episode": episode,
             "seed": seed,
             "success": success,
             "length": length,
             "error": info.get("error"),
+            "wait_s": None if waited is None else round(waited, 3),  # reset -> first command
+            "commands": self.commands - start_commands,  # goals received while the episode stepped
+            "duration_s": round(time.monotonic() - start, 3),
         }
 
     def run(self) -> list[dict[str, Any]]:

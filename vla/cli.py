@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-vqa": ("vla.commands.vqa:eval_main", "VQAv2 accuracy of a VLM: [DATA.json] checkpoint=DIR | predictions=F"),
     "ros2 run": ("vla.commands.ros2:ros2_run", "the VLA ROS 2 node: policy=expert checkpoint=... robot=panda"),
     "ros2 sim-robot": ("vla.commands.ros2:ros2_sim_robot", "the PyBullet table-top as a ROS 2 robot: task=pick"),
+    "ros2 eval": ("vla.commands.ros2:ros2_eval", "a policy closed loop through ROS 2 on vla eval's seeds: checkpoint=DIR"),
     "model-info": ("vla.commands.model_info:model_info", "summarise a model preset: tiny [OUT_DIR] k=v"),
     "show-config": ("vla.cli:show_config", "print a command's composed config: vla show-config NAME k=v ..."),
 }
@@ -73,6 +74,7 @@ CONFIGS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "eval-vqa": ("eval_vqa", "[DATA.json]", ("data.path",)),
     "ros2 run": ("ros2_run", "", ()),
     "ros2 sim-robot": ("ros2_sim_robot", "", ()),
+    "ros2 eval": ("ros2_eval", "", ()),
     "model-info": ("model/tiny", "PRESET [OUT_DIR]", ()),
     "show-config": ("", "COMMAND|CONFIG", ()),
 }

@@ -37,13 +37,13 @@ def test_package_manifest_and_entry_points():
 def test_cli_bad_input_is_a_clear_error(capsys, tmp_path):
     assert cli.main(["ros2", "run", "robot=no_such_robot"]) == 2  # an unknown choice: exit 2
     assert "no_such_robot" in capsys.readouterr().err
-    assert cli.main(["ros2", "run", "robot.max_translation=-1"]) == 1
+    assert cli.main(["ros2", "run", "robot.max_translation=-1"]) == 2
     assert "max_translation must be a positive" in capsys.readouterr().err
-    assert cli.main(["ros2", "run", "transport=zenoh"]) == 1
+    assert cli.main(["ros2", "run", "transport=zenoh"]) == 2
     assert "unknown transport" in capsys.readouterr().err
-    assert cli.main(["import", "rosbag", str(tmp_path / "missing"), f"out={tmp_path / 's'}"]) == 1
+    assert cli.main(["import", "rosbag", str(tmp_path / "missing"), f"out={tmp_path / 's'}"]) == 2
     assert "no metadata.yaml" in capsys.readouterr().err
-    assert cli.main(["ros2", "sim-robot", "encoding=mono8"]) == 1
+    assert cli.main(["ros2", "sim-robot", "encoding=mono8"]) == 2
     assert "encoding must be rgb8/bgr8" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0
     assert "ros2 sim-robot" in capsys.readouterr().out

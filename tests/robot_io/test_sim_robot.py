@@ -98,3 +98,45 @@ def test_sim_robot_clips_goals_beyond_the_joint_limits(domain):
             assert "error" not in info
         finally:
             robot.close()
+
+
+def test_sim_robot_publishes_every_camera_on_its_own_topics(domain):
+    """Issue 19: every camera the env renders goes out on camera/<name>/image_raw (+ depth, camera_info),
+    a remapped one on its configured topic, all of one tick with one stamp, each equal to the env's."""
+    cfg = SimRobotConfig(
+        env=EnvConfig(image_size=24, cameras=["static", "wrist"]),
+        task=TaskConfig(name="pick", max_episode_steps=2),
+        cameras={"wrist": "arm/hand_camera/image_raw"},
+        camera="",  # no single-camera layout topics
+    )
+    with DdsTransport(domain_id=domain) as robot_tr, DdsTransport(domain_id=domain) as tr:
+        robot = SimRobot(cfg, robot_tr)
+        try:
+            topics = {
+                ("image", "static"): "camera/static/image_raw",
+                ("image", "wrist"): "arm/hand_camera/image_raw",
+                ("depth", "static"): "camera/static/depth/image_raw",
+                ("depth", "wrist"): "camera/wrist/depth/image_raw",
+                ("info", "wrist"): "camera/wrist/camera_info",
+            }
+            got: dict = {k: [] for k in topics}
+            for (kind, cam), topic in topics.items():
+                typ = msgs.CameraInfo if kind == "info" else msgs.Image
+                tr.create_subscription(topic, typ, got[(kind, cam)].append, SENSOR_DATA)
+            legacy: list = []
+            tr.create_subscription("camera/color/image_raw", msgs.Image, legacy.append, SENSOR_DATA)
+            obs, info = robot.env.reset(seed=3)
+            assert spin_until(tr, lambda: all(got.values()) or bool(robot.publish(obs, info, 0)), 5.0), got
+            for cam in ("static", "wrist"):
+                img = got[("image", cam)][-1]
+                assert np.array_equal(convert.msg_to_image(img), obs[f"images/{cam}"]), cam
+                assert np.allclose(convert.msg_to_image(got[("depth", cam)][-1]), obs[f"depth/{cam}"])
+            stamps = [{convert.seconds_from_time(m.header.stamp) for m in ms} for ms in got.values()]
+            assert set.intersection(*stamps)  # one tick, one stamp: the node's time matching sees no skew
+            assert np.allclose(
+                convert.intrinsics_from_msg(got[("info", "wrist")][-1]), robot.env.camera_intrinsics("wrist")
+            )
+            assert legacy == []  # camera="" publishes no single-camera layout
+            assert not np.array_equal(obs["images/static"], obs["images/wrist"])
+        finally:
+            robot.close()

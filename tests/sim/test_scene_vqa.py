@@ -180,5 +180,5 @@ def test_vqa_generate_command(tmp_path, capsys):
     )
     assert "2 scenes ->" in capsys.readouterr().err
     assert len(list((out / "images").glob("*.png"))) == 2
-    assert cli(["vqa", "generate", str(out), "styles=[poem]", "progress=false"]) == 1
+    assert cli(["vqa", "generate", str(out), "styles=[poem]", "progress=false"]) == 2
     assert "styles must be a non-empty subset" in capsys.readouterr().err

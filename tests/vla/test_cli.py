@@ -262,6 +262,20 @@ MORE_OWN_CHECKS: list[tuple[list[str], str]] = [
         ["train", "none.zarr", "trainer.resume=true", "overwrite=true"],
         "vla train: trainer.resume=true continues",
     ),
+    (["ros2", "run", "rate_hz=0"], "vla ros2 run: rate_hz must be > 0, got 0.0"),
+    (["ros2", "run", "transport=zenoh"], "vla ros2 run: unknown transport 'zenoh'; choose one of: dds"),
+    (["ros2", "run", "robot.max_translation=-1"], "vla ros2 run: robot config 'panda': max_translation"),
+    (["ros2", "run", "record=."], "vla ros2 run: record=. already exists (a recording is never overwritten)"),
+    (["ros2", "sim-robot", "encoding=mono8"], "vla ros2 sim-robot: encoding must be rgb8/bgr8, got 'mono8'"),
+    (["vqa", "generate", "v", "styles=[poem]"], "vla vqa generate: styles must be a non-empty subset"),
+    (["vqa", "generate", "v", "tasks=[nope]"], "vla vqa generate: unknown task 'nope'"),
+    (["eval-vqa", "checkpoint=c", "predictions=p"], "vla eval-vqa: give exactly one of checkpoint=DIR"),
+    (["goals", "nope"], "vla goals: unknown subcommand 'nope'"),
+    (["goals", "generate", "generate.split=val"], "vla goals: unknown split 'val'"),
+    (["goals", "sample", "sample.checkpoint=nowhere"], "vla goals: checkpoint directory not found"),
+    (["model-info", "tiny", "vision.name=nope"], "vla model-info: unknown vision encoder 'nope'"),
+    (["model-info", "tiny", "out", "x"], "vla model-info: unexpected arguments ['x']"),
+    (["model-info", "tiny", "overwrite=maybe"], "vla model-info: bad value for 'overwrite'"),
 ]
 
 
@@ -284,6 +298,180 @@ def test_the_bad_argument_table_covers_every_command():
 def test_every_command_rejects_a_bad_argument_in_one_line(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), captured.err
+    assert "error:" not in err[0] and "Traceback" not in captured.err
+    assert list(tmp_path.iterdir()) == []  # nothing written for a bad argument
+
+
+# Each kind of bad argument, for every command it applies to: one line on stderr, exit code 2, nothing
+# written (issue 20). `NOT_APPLICABLE` says which kinds a command cannot meet, so a command added to
+# `cli.COMMANDS`, or a kind dropped from a command, fails the coverage test below.
+KINDS = ("unknown key", "wrong type", "unknown choice", "missing value", "no such path")
+BAD_ARGUMENT_KINDS: dict[str, dict[str, tuple[list[str], str]]] = {
+    "collect": {
+        "unknown key": (["episods=3"], "vla collect: unknown key 'episods' (did you mean 'episodes'?)"),
+        "wrong type": (["episodes=many"], "vla collect: bad value for 'episodes'"),
+        "unknown choice": (["task=pik"], "vla collect: unknown task 'pik' (did you mean 'pick'?)"),
+    },
+    "train": {
+        "unknown key": (["trainer.stpes=5"], "vla train: unknown key 'trainer.stpes'"),
+        "wrong type": (["trainer.steps=abc"], "vla train: bad value for 'trainer.steps'"),
+        "unknown choice": (["model=nope"], "vla train: unknown model 'nope'; choose one of:"),
+        "no such path": (["none.zarr"], "vla train: training store not found: none.zarr"),
+    },
+    "eval": {
+        "unknown key": (["episdes=5"], "vla eval: unknown key 'episdes' (did you mean 'episodes'?)"),
+        "wrong type": (["episodes=many"], "vla eval: bad value for 'episodes'"),
+        "unknown choice": (["policy=nope"], "vla eval: unknown policy 'nope'"),
+        "no such path": (["checkpoint=nowhere"], "vla eval: checkpoint directory not found"),
+    },
+    "demo": {
+        "unknown key": (["stpes=3"], "vla demo: unknown key 'stpes' (did you mean 'steps'?)"),
+        "wrong type": (["steps=abc"], "vla demo: bad value for 'steps'"),
+        "unknown choice": (["preset=nope"], "vla demo: unknown preset 'nope'; choose one of:"),
+    },
+    "goals": {
+        "unknown key": (["train", "train.stpes=3"], "vla goals: unknown key 'train.stpes'"),
+        "wrong type": (["train", "train.steps=abc"], "vla goals: bad value for 'train.steps'"),
+        "unknown choice": (["generate", "generate.tasks=[nope]"], "vla goals: unknown task 'nope'"),
+        "missing value": ([], "vla goals: missing subcommand (usage: vla goals {generate|train|sample}"),
+        "no such path": (["train", "train.data=none.npz"], "vla goals: goal-scene file not found: none.npz"),
+    },
+    "tokenizer fit": {
+        "unknown key": (["a.npy", "holdot=0"], "vla tokenizer fit: unknown key 'holdot'"),
+        "wrong type": (["a.npy", "holdout=abc"], "vla tokenizer fit: bad value for 'holdout'"),
+        "unknown choice": (["a.npy", "tokenizer=nope"], "vla tokenizer fit: unknown tokenizer 'nope'"),
+        "missing value": ([], "vla tokenizer fit: missing value for 'source'"),
+        "no such path": (["missing.zarr"], "vla tokenizer fit: action source not found: missing.zarr"),
+    },
+    "tokenizer report": {
+        "unknown key": (["t.json", "a.npy", "jsn_out=x"], "vla tokenizer report: unknown key 'jsn_out'"),
+        "wrong type": (["t.json", "a.npy", "max_episodes=x"], "vla tokenizer report: bad value for"),
+        "missing value": ([], "vla tokenizer report: missing value for 'path'"),
+        "no such path": (["t.json", "a.npy"], "vla tokenizer report: action tokenizer file not found"),
+    },
+    "dataset info": {
+        "unknown key": (["a.zarr", "stat=true"], "vla dataset info: unknown key 'stat'"),
+        "wrong type": (["a.zarr", "stats=maybe"], "vla dataset info: bad value for 'stats'"),
+        "missing value": ([], "vla dataset info: missing value for 'PATH'"),
+        "no such path": (["missing.zarr"], "vla dataset info: episode store not found"),
+    },
+    "dataset view": {
+        "unknown key": (["a.zarr", "sise=64"], "vla dataset view: unknown key 'sise' (did you mean 'size'?)"),
+        "wrong type": (["a.zarr", "size=abc"], "vla dataset view: bad value for 'size'"),
+        "missing value": ([], "vla dataset view: missing value for 'path'"),
+        "no such path": (["missing.zarr"], "vla dataset view: episode store not found"),
+    },
+    "dataset verify": {
+        "unknown key": (["a.zarr", "deep=1"], "vla dataset verify: unknown key 'deep'"),
+        "missing value": ([], "vla dataset verify: missing value for 'STORE'"),
+        "no such path": (["missing.zarr"], "vla dataset verify: episode store not found"),
+    },
+    "import lerobot": {
+        "unknown key": (["d", "episode=[1]"], "vla import lerobot: unknown key 'episode'"),
+        "wrong type": (["d", "episodes=abc"], "vla import lerobot: bad value for 'episodes'"),
+        "unknown choice": (
+            ["d", "image_compression=gzip"],
+            "vla import lerobot: unknown image_compression 'gzip'; choose one of: lz4, zstd",
+        ),
+        "missing value": ([], "vla import lerobot: missing value for 'path'"),
+        "no such path": (["missing_dir"], "vla import lerobot: LeRobot dataset directory not found"),
+    },
+    "export lerobot": {
+        "unknown key": (["a.zarr", "codc=mpeg4"], "vla export lerobot: unknown key 'codc'"),
+        "wrong type": (["a.zarr", "crf=abc"], "vla export lerobot: bad value for 'crf'"),
+        "unknown choice": (["a.zarr", "codec=nope"], "vla export lerobot: unknown codec 'nope'"),
+        "missing value": ([], "vla export lerobot: missing value for 'path'"),
+        "no such path": (["missing.zarr", "out=x"], "vla export lerobot: episode store not found"),
+    },
+    "import rosbag": {
+        "unknown key": (["bag", "out=s.zarr", "camra=x"], "vla import rosbag: unknown key 'camra'"),
+        "wrong type": (["bag", "out=s.zarr", "rate_hz=abc"], "vla import rosbag: bad value for 'rate_hz'"),
+        "unknown choice": (["bag", "out=s.zarr", "robot=ur9"], "vla import rosbag: unknown robot 'ur9'"),
+        "missing value": (["bag"], "vla import rosbag: missing value for 'out'"),
+        "no such path": (
+            ["nobag", "out=s.zarr"],
+            "vla import rosbag: rosbag2 directory not found (no metadata.yaml): nobag",
+        ),
+    },
+    "vqa generate": {
+        "unknown key": (["v", "scene=3"], "vla vqa generate: unknown key 'scene' (did you mean 'scenes'?)"),
+        "wrong type": (["v", "scenes=abc"], "vla vqa generate: bad value for 'scenes'"),
+        "unknown choice": (["v", "split=val"], "vla vqa generate: unknown split 'val'"),
+    },
+    "eval-vqa": {
+        "unknown key": (["q.json", "predictons=p"], "vla eval-vqa: unknown key 'predictons'"),
+        "wrong type": (["q.json", "batch_size=abc"], "vla eval-vqa: bad value for 'batch_size'"),
+        "unknown choice": (["data=nope"], "vla eval-vqa: unknown data 'nope'; choose one of:"),
+        "missing value": (["q.json"], "vla eval-vqa: give exactly one of checkpoint=DIR or predictions="),
+        "no such path": (["q.json", "predictions=p.jsonl"], "vla eval-vqa: data.path: file not found"),
+    },
+    "ros2 run": {
+        "unknown key": (["rate=5"], "vla ros2 run: unknown key 'rate'"),
+        "wrong type": (["rate_hz=abc"], "vla ros2 run: bad value for 'rate_hz'"),
+        "unknown choice": (["policy=nope"], "vla ros2 run: unknown policy 'nope'"),
+        "no such path": (["checkpoint=nowhere"], "vla ros2 run: checkpoint directory not found"),
+    },
+    "ros2 eval": {
+        "unknown key": (["episods=2"], "vla ros2 eval: unknown key 'episods'"),
+        "wrong type": (["episodes=many"], "vla ros2 eval: bad value for 'episodes'"),
+        "unknown choice": (["tasks=[pik]"], "vla ros2 eval: unknown task 'pik'"),
+        "no such path": (["checkpoint=nowhere"], "vla ros2 eval: checkpoint directory not found"),
+    },
+    "ros2 sim-robot": {
+        "unknown key": (["episods=1"], "vla ros2 sim-robot: unknown key 'episods'"),
+        "wrong type": (["rate_hz=abc"], "vla ros2 sim-robot: bad value for 'rate_hz'"),
+        "unknown choice": (["task=nope"], "vla ros2 sim-robot: unknown task 'nope'; choose one of:"),
+    },
+    "model-info": {
+        "unknown key": (["tiny", "bogus_key=1"], "vla model-info: unknown key 'model.bogus_key'"),
+        "wrong type": (["tiny", "vision.image_size=abc"], "vla model-info: bad value for"),
+        "unknown choice": (["nope"], "vla model-info: unknown model preset 'nope'"),
+        "missing value": ([], "vla model-info: missing value for 'PRESET'"),
+    },
+    "show-config": {
+        "unknown key": (["collect", "episods=3"], "vla show-config: unknown key 'episods'"),
+        "wrong type": (["collect", "episodes=abc"], "vla show-config: bad value for 'episodes'"),
+        "unknown choice": (["nope"], "vla show-config: unknown name 'nope'"),
+        "missing value": ([], "usage: vla show-config COMMAND|CONFIG"),
+    },
+}
+# Kinds a command cannot meet: it has no required value (every key has a default), reads no input path,
+# or offers no choice (dataset view's cameras and episodes are the store's: tests/vla/commands/).
+NOT_APPLICABLE: dict[str, set[str]] = {
+    "collect": {"missing value", "no such path"},
+    "train": {"missing value"},  # data.path defaults to the README's store
+    "eval": {"missing value"},
+    "demo": {"missing value", "no such path"},
+    "tokenizer report": {"unknown choice"},
+    "dataset info": {"unknown choice"},
+    "dataset view": {"unknown choice"},
+    "dataset verify": {"wrong type", "unknown choice"},
+    "vqa generate": {"missing value", "no such path"},
+    "ros2 run": {"missing value"},
+    "ros2 eval": {"missing value"},
+    "ros2 sim-robot": {"missing value", "no such path"},
+    "model-info": {"no such path"},
+    "show-config": {"no such path"},
+}
+
+
+def test_every_command_meets_every_kind_of_bad_argument_that_applies():
+    assert set(BAD_ARGUMENT_KINDS) == set(cli.COMMANDS)
+    for name, cases in BAD_ARGUMENT_KINDS.items():
+        skipped = NOT_APPLICABLE.get(name, set())
+        assert not set(cases) & skipped and set(cases) | skipped == set(KINDS), name
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [(name, kind) for name, cases in BAD_ARGUMENT_KINDS.items() for kind in cases]
+)
+def test_each_kind_of_bad_argument_is_one_line_and_exit_2(name, kind, tmp_path, monkeypatch, capsys):
+    argv, expected = BAD_ARGUMENT_KINDS[name][kind]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*name.split(), *argv]) == 2, capsys.readouterr().err
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected), captured.err

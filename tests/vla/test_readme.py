@@ -5,12 +5,11 @@ key or a bad value fails, as `vla show-config` would), named policies and tasks 
 and every input a line reads (a store, a bag, a checkpoint) is written by an earlier line, so the blocks
 paste top to bottom. The "Python API" blocks run as written (in-process, in a temporary directory that
 holds a tiny `outputs/train/pick` run the test trains). `test_readme_shell_blocks_run_in_order_shrunk`
-(marked slow, about 2 minutes on 2 cores) runs every shell line for real in a temporary directory, in
-order, with sizes shrunk by overrides appended to each line (episodes, steps, image size, durations); in
-the default run its lines are covered by the parse test here and by each command's own tests.
+(about 2 minutes on 2 cores, in the default run) runs every shell line for real in a temporary directory,
+in order, with sizes shrunk by overrides appended to each line (episodes, steps, image size, durations).
 
-    python -m pytest tests/vla/test_readme.py                 # parse + Python API (~20 s)
-    python -m pytest tests/vla/test_readme.py -m slow         # run every README command, shrunk
+    python -m pytest tests/vla/test_readme.py                 # parse, Python API, every command shrunk
+    python -m pytest tests/vla/test_readme.py -k "not shrunk" # parse + Python API only (~20 s)
 """
 
 from __future__ import annotations
@@ -232,7 +231,7 @@ def _program(line: Line) -> list[str]:
     return [*head, *line.argv[1:], *SHRINK.get(line.name, [])]
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_readme_shell_blocks_run_in_order_shrunk(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VLA_DEBUG": "1"}
     background: list[tuple[Line, subprocess.Popen]] = []

@@ -49,7 +49,15 @@ def load_text_tokenizer(spec: str, pretrained: str | None = None) -> Any:
         raise FileNotFoundError(f"tokenizer directory not found: {path}")
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
         raise FileNotFoundError(f"tokenizer directory {path} is missing tokenizer.json (or tokenizer.model)")
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:  # custom code (an auto_map) is never run, and never asked about ("run the custom code? [y/N]")
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except ValueError as e:
+        if "custom code" not in str(e):
+            raise
+        raise ValueError(
+            f"tokenizer directory {path} contains custom code (an auto_map in its tokenizer_config.json), "
+            "which is never run: use a tokenizer without custom code"
+        ) from e
     if tok.pad_token is None:  # GPT-2 style tokenizers have no pad token; reuse EOS for padding
         tok.pad_token = tok.eos_token
     return tok

@@ -46,7 +46,16 @@ from sim.camera import DEFAULT_CAMERAS
 from sim.config import EnvConfig, TaskConfig, check_env_resources, env_kwargs
 from sim.experts import make_expert
 from sim.vector import make_vector_env
-from vla.core.config import ConfigError, compose, register_config, split_positionals, to_dataclass
+from vla.core.config import (
+    ConfigError,
+    argument_checks,
+    check_number,
+    check_path_name,
+    compose,
+    register_config,
+    split_positionals,
+    to_dataclass,
+)
 from vla.core.rollout import ProgressBar, run_rollouts
 from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
@@ -111,7 +120,8 @@ def _clouds_meta(cfg: CollectConfig, env: Any) -> dict[str, Any]:
 def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
     feats = _store_features(cfg, env)
     out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
+    empty_dir = out.is_dir() and not any(out.iterdir())  # filled: the store is created in its place
+    if out.exists() and not cfg.overwrite and not empty_dir:
         store = EpisodeStore.open(out, mode="a")
         if store.features != feats:
             store.close()
@@ -126,7 +136,7 @@ def _open_store(cfg: CollectConfig, env: Any) -> EpisodeStore:
     if _records_clouds(cfg):
         env.reset(seed=0)  # camera poses need a reset env
         meta["pointcloud"] = _clouds_meta(cfg, env)
-    return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite)
+    return EpisodeStore.create(out, feats, fps=CONTROL_HZ, meta=meta, overwrite=cfg.overwrite or empty_dir)
 
 
 def next_seed(store: EpisodeStore, task: str, split: str) -> int:
@@ -148,6 +158,19 @@ def check_config(cfg: CollectConfig) -> None:
     for key in ("max_attempts", "seed"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}", key=key)
+    check_number(cfg.noise, "noise", 0, 1)  # std in action units (the actions span [-1, 1])
+    check_number(cfg.env.action_noise, "env.action_noise", 0, 1)  # metres per step
+    if cfg.task.max_episode_steps is not None and cfg.task.max_episode_steps < 1:
+        key = "task.max_episode_steps"
+        raise ConfigError(f"{key} must be >= 1 (or null), got {cfg.task.max_episode_steps}", key)
+    if not cfg.out:
+        raise ConfigError("out: expected the episode store's directory, got ''", "out")
+    check_path_name(cfg.out, "out")
+    out = Path(cfg.out)
+    if out.exists() and not (out / "zarr.json").is_file() and not cfg.overwrite:
+        if out.is_file() or any(out.iterdir()):  # collect appends to a store, or creates one
+            raise ConfigError(f"out={cfg.out} exists and is not an episode store", "out", "output-exists")
+    check_pointcloud(cfg.pointcloud)
     if cfg.env.action_space != "ee_delta":
         raise ConfigError(
             f"the scripted experts act in ee_delta, got env.action_space={cfg.env.action_space!r}",
@@ -169,6 +192,21 @@ def check_config(cfg: CollectConfig) -> None:
             raise ConfigError(
                 f"camera(s) {hand} move with the hand: use num_envs=1 for their clouds", key="num_envs"
             )
+
+
+def check_pointcloud(pc: PointCloudConfig, key: str = "pointcloud") -> None:
+    """The point-cloud settings (also where this run records no cloud): known cameras, positive sizes and
+    distances, the pipeline's own checks; a ConfigError (exit 2) names the key."""
+    if not pc.cameras or any(c not in DEFAULT_CAMERAS for c in pc.cameras):
+        raise ConfigError(f"{key}.cameras={list(pc.cameras)}: expected some of {list(DEFAULT_CAMERAS)}", key)
+    for name in ("voxel_size", "table_margin", "table_height"):
+        check_number(getattr(pc, name), f"{key}.{name}", None if name == "table_height" else 0, 10)
+    for name in ("ransac_distance", "max_depth", "depth_scale"):
+        check_number(getattr(pc, name), f"{key}.{name}", 0, 1000, low_open=True)
+    for name in ("min_points", "fps_candidates"):
+        check_number(getattr(pc, name), f"{key}.{name}", 0)
+    with argument_checks(key):
+        PointCloudPipeline(pc)
 
 
 def collect(cfg: CollectConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:

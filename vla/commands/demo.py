@@ -32,11 +32,21 @@ from pathlib import Path
 from typing import Any
 
 import sim
+from sim.camera import DEFAULT_CAMERAS
 from vla.commands import collect
 from vla.commands import eval as evaluate
 from vla.commands import train as train_cli
-from vla.core.config import ConfigError, compose, register_config, save_resolved, to_dataclass
+from vla.core.config import (
+    ConfigError,
+    argument_checks,
+    check_path_name,
+    compose,
+    register_config,
+    save_resolved,
+    to_dataclass,
+)
 from vla.core.io import atomic_write_json, read_json
+from vla.core.policy import get_policy_class
 from vla.data.store import EpisodeStore
 from vla.eval.report import ci_cell, language_cells, success_cell
 
@@ -73,6 +83,21 @@ def _check(cfg: DemoConfig) -> None:
         raise ConfigError(
             f"val_points must be >= 0 (0: validate at the end only), got {cfg.val_points}", key="val_points"
         )
+    cameras = list(DEFAULT_CAMERAS)
+    if not cfg.cameras or any(c not in cameras for c in cfg.cameras):
+        raise ConfigError(f"cameras={list(cfg.cameras)}: expected some of {cameras}", key="cameras")
+    with argument_checks("references", "unknown-choice"):
+        for name in cfg.references:
+            get_policy_class(name)
+    if not cfg.out:  # "" is the current directory, never the output meant
+        raise ConfigError("out: expected a directory path, got ''", "out")
+    check_path_name(cfg.out, "out")
+    bad = [a for a in cfg.train if "=" not in str(a)]
+    if bad:
+        raise ConfigError(f"train: expected vla train overrides key=value, got {bad}", key="train")
+    train_cfg = train_cli.load_config(train_overrides(cfg))  # the training stage's arguments, now
+    with argument_checks("trainer"):
+        train_cli.Trainer(train_cfg.trainer)
 
 
 def _listing(items: Sequence[str]) -> str:

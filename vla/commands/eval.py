@@ -49,6 +49,8 @@ from sim.vector import make_vector_env
 from vla.core.config import (
     ConfigError,
     argument_checks,
+    check_number,
+    check_path_name,
     compose,
     register_config,
     save_resolved,
@@ -300,6 +302,17 @@ def check_config(cfg: EvalConfig) -> EvalConfig:
     for key in ("episodes", "num_envs"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key}: expected >= 1, got {getattr(cfg, key)}", key=key)
+    for key in ("reference_episodes", "max_episode_steps"):  # null: the default
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}: expected >= 1 (or null), got {getattr(cfg, key)}", key=key)
+    check_number(cfg.env.action_noise, "env.action_noise", 0, 1)  # metres per step
+    for key in ("failure_videos", "success_videos", "threads"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key}: expected >= 0, got {getattr(cfg, key)}", key=key)
+    if cfg.out == "":  # the current directory, never the output meant (null: a new directory per run)
+        raise ConfigError("out: expected a directory path, got ''", "out")
+    check_path_name(cfg.out, "out")
+    check_path_name(cfg.checkpoint, "checkpoint")
     check_env_resources(cfg.env, cfg.tasks, cfg.num_envs, max(cfg.episodes, cfg.reference_episodes or 0), cfg.max_episode_steps, video_size=cfg.video_size)  # noqa: E501
     if cfg.checkpoint:
         with argument_checks("checkpoint"):

@@ -40,9 +40,13 @@ from action_tokenizers import make_tokenizer
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import CONNECTORS
 from vla.backbones.vision import VISION_ENCODERS
+from vla.commands.model_info import check_model_config
+from vla.commands.tokenizer import make_configured_tokenizer
 from vla.core.config import (
     ConfigError,
     argument_checks,
+    check_number,
+    check_path_name,
     compose,
     register_config,
     save_resolved,
@@ -128,7 +132,25 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
         raise ConfigError(
             "trainer.resume=true continues a run and overwrite=true deletes it: choose one", key="overwrite"
         )
-    cfg.tokenizer = {**cfg.tokenizer, "chunk_len": cfg.chunk_len}
+    for key, value in (
+        ("data.path", cfg.data.path),
+        ("out", cfg.out),
+        ("trainer.out_dir", cfg.trainer.out_dir),
+    ):
+        if not value and key != "data.path":  # "" is the current directory, never the run meant
+            raise ConfigError(f"{key}: expected a directory path, got ''", key)
+        check_path_name(value, key)
+    for key in ("val_episodes", "threads", "procs"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}", key)
+    check_number(cfg.action_label_sigma, "action_label_sigma", 0, 1000)  # in bins; 0: hard labels
+    if not cfg.cameras:
+        raise ConfigError("cameras: expected at least one camera (e.g. cameras=[static])", "cameras")
+    if cfg.data.n_action < 1:  # chunk_len sets it below
+        raise ConfigError(f"data.n_action must be >= 1, got {cfg.data.n_action}", "data.n_action")
+    make_configured_tokenizer(cfg.tokenizer)  # every tokenizer option in range (one line naming it),
+    cfg.tokenizer = {**cfg.tokenizer, "chunk_len": cfg.chunk_len}  # before chunk_len replaces its own
+    make_configured_tokenizer(cfg.tokenizer)
     cfg.data = dataclasses.replace(cfg.data, n_action=cfg.chunk_len)
     return cfg
 
@@ -185,6 +207,7 @@ def check_inputs(cfg: TrainConfig) -> None:
     ):
         if name not in table:
             raise ConfigError(f"unknown {table.kind} {name!r}; expected one of {table.names()}", key=key)
+    check_model_config(cfg.model)
     action_dim = int(cfg.tokenizer.get("action_dim", 7))
     _split_episodes(check_store(cfg.data.path, cfg, action_dim), cfg)
     for m in cfg.mixture:

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import inspect
 import io
+import math
 import os
 import re
 import tokenize
@@ -91,6 +92,65 @@ def argument_checks(key: str = "", kind: str = "bad-value") -> Iterator[None]:
         raise ConfigError(first, key=key, kind=kind) from e
 
 
+def check_number(
+    value: Any,
+    key: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+) -> None:
+    """A number argument of a command: finite and within [low, high] (low excluded with `low_open`), else
+    a ConfigError naming `key` and the range (one line, exit 2): `rate_hz must be > 0, got -1.0`,
+    `duration_s must be a finite number >= 0, got nan`. NaN passes every comparison, so a check written
+    as `if value < 0: refuse` lets it through; this one does not."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    finite = number and math.isfinite(value)
+    if (
+        finite
+        and (low is None or (value > low if low_open else value >= low))
+        and (high is None or value <= high)
+    ):
+        return
+
+    def text(x: float) -> str:  # 1000 and 2147483647 as written, 0.5 and 1e+30 as :g writes them
+        return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+    if low is not None and high is not None:
+        rule = f"in {'(' if low_open else '['}{text(low)}, {text(high)}]"
+    elif low is not None:
+        rule = f"{'>' if low_open else '>='} {text(low)}"
+    else:
+        rule = f"<= {text(high)}" if high is not None else "a number"
+    rule = rule if finite or rule == "a number" else f"a finite number {rule}"
+    raise ConfigError(f"{key} must be {rule}, got {value!r}", key)
+
+
+NAME_MAX = 255  # bytes of one file name (Linux, macOS)
+PATH_MAX = 4096  # bytes of a whole path
+
+
+def check_path_name(value: Any, key: str) -> None:
+    """A path argument the file system can name at all: no component over NAME_MAX bytes and at most
+    PATH_MAX in all, else a ConfigError naming `key` (where `Path(value).exists()` raises
+    `OSError: File name too long`). None and "" pass (the command decides what they mean)."""
+    if not value:
+        return
+    text = str(value)
+    longest = max(len(part.encode()) for part in text.split("/"))
+    if longest > NAME_MAX or len(text.encode()) >= PATH_MAX:
+        raise ConfigError(
+            f"{key}={shown(text)} is too long for a path (at most {NAME_MAX} bytes a name, "
+            f"{PATH_MAX - 1} in all)",
+            key,
+        )
+
+
+def shown(value: str, width: int = 40) -> str:
+    """A value as a message shows it: a 5000-character one shortened to `width` (`xxxx...` (5000 chars))."""
+    return value if len(value) <= width else f"{value[: width - 3]}... ({len(value)} characters)"
+
+
 def group_choices(group: str) -> list[str]:
     """The YAML presets of a config group (`task` -> ['arrange', ..., 'stack_goal']), no schema entries."""
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
@@ -127,7 +187,7 @@ def config_error(exc: BaseException, config_name: str) -> ConfigError:
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, MissingConfigException):
-        m = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
+        m = re.search(r"Could not find '([^']+)/([^'/]*)'", str(exc))
         if m:
             group, choice = m.group(1), m.group(2)
             choices = group_choices(group)
@@ -167,13 +227,98 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     if not (path / f"{config_name}.yaml").is_file():
         known = sorted(p.stem for p in path.glob("*.yaml"))
         raise ValueError(f"unknown config {config_name!r} in {path}; expected one of {known}")
+    overrides, fields = _field_overrides(path, config_name, overrides)
+    _check_group_names(path, overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(path), version_base=None):
             cfg = _hydra_compose(config_name=config_name, overrides=list(overrides))
+            for key, value in fields:
+                if key not in cfg:
+                    raise ConfigError(
+                        f"unknown key '{key}'{_did_you_mean(key, list(cfg))}", key, "unknown-key"
+                    )
+                OmegaConf.update(cfg, key, value, merge=False)
     except (HydraException, OmegaConfBaseException) as e:
-        raise config_error(e, config_name) from e
+        error = config_error(e, config_name)
+        if not error.key and error.kind == "bad-value":
+            error = _naming_the_key(error, path, config_name, overrides)
+        raise error from e
+    except ValueError as e:  # hydra's own: a group choice that parses as a number (`task=nan`)
+        if isinstance(e, ConfigError) or "Config group override" not in str(e):
+            raise
+        groups = [o.partition("=") for o in overrides if (path / o.partition("=")[0]).is_dir()]
+        key, _, value = next((g for g in groups if g[2] not in group_choices(g[0])), groups[0])
+        raise ConfigError(
+            f"unknown {key} '{value}'; choose one of: {', '.join(group_choices(key))}", key, "unknown-choice"
+        ) from e
     return cfg
+
+
+def _naming_the_key(
+    error: ConfigError, path: Path, config_name: str, overrides: Sequence[str]
+) -> ConfigError:
+    """`error` (an omegaconf message that names no key: `Cannot assign float to Dict[str, Any]` for
+    `mixture=[nan]`) with the key of the first override that fails on its own, found by composing again
+    with one override at a time (only on this error path)."""
+    for override in overrides:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(path), version_base=None):
+                _hydra_compose(config_name=config_name, overrides=[override])
+        except (HydraException, OmegaConfBaseException, ValueError):
+            key = override.partition("=")[0].lstrip("+~")
+            return ConfigError(f"bad value for '{key}': {error}", key, error.kind)
+    return error
+
+
+def _groups_used(path: Path, config_name: str) -> set[str]:
+    """The config groups a preset's defaults list selects (`collect.yaml`: env, task)."""
+    defaults = OmegaConf.load(path / f"{config_name}.yaml").get("defaults", []) or []
+    used = set()
+    for entry in defaults:
+        for key in entry.keys() if isinstance(entry, (dict, DictConfig)) else ():
+            used.add(str(key).split()[-1].lstrip("/").split("@")[0])
+    return used
+
+
+def _field_overrides(
+    path: Path, config_name: str, overrides: Sequence[str]
+) -> tuple[list[str], list[tuple[str, Any]]]:
+    """Split off the overrides of a plain field whose name is also a config group the preset does not use
+    (`vla import lerobot task=stack`, `vla eval-vqa task=vqa`: hydra takes `task=` for the group
+    configs/task/ and refuses it, "unknown key 'task'"). Returns (hydra's overrides, [(key, value)] to
+    set after composing, the value typed as hydra types it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    rest: list[str] = []
+    fields: list[tuple[str, Any]] = []
+    used: set[str] | None = None
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if sep and re.fullmatch(r"[A-Za-z_]\w*", key) and (path / key).is_dir():
+            used = _groups_used(path, config_name) if used is None else used
+            if key not in used:
+                try:
+                    parsed = OverridesParser.create().parse_override(override)
+                except HydraException as e:
+                    raise config_error(e, config_name) from e
+                fields.append((key, parsed.value()))
+                continue
+        rest.append(override)
+    return rest, fields
+
+
+def _check_group_names(path: Path, overrides: Sequence[str]) -> None:
+    """A config group choice longer than a file name can be (`preset=<5000 characters>`) is an unknown
+    choice, said before hydra looks for its file (where it would be `OSError: File name too long`)."""
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if sep and len(value.encode()) > 255 and (path / key).is_dir():
+            choices = group_choices(key)
+            raise ConfigError(
+                f"unknown {key} '{shown(value)}'; choose one of: {', '.join(choices)}", key, "unknown-choice"
+            )
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -5,7 +5,8 @@ same directory, is flushed and fsynced, then renamed over the target (rename is 
 file system). Directories are written the same way: fill a temporary sibling, then swap it in. What appears
 gets the permissions the user's umask gives a new file or directory (0644 / 0755 under umask 022), not the
 0600 / 0700 of a temporary one. A destination that cannot take the write (read-only file system, no
-permission, disk or quota full) is one `StorageError` line naming the path, with the temporary file or
+permission, disk or quota full, a file where a directory of the path should be, a directory where the
+file should be, a name too long) is one `StorageError` line naming the path, with the temporary file or
 directory removed: nothing half-written is left behind.
 """
 
@@ -29,11 +30,16 @@ _STORAGE_ERRNOS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
     errno.EFBIG: "file too large (file size limit)",
+    errno.EISDIR: "it is a directory",
+    errno.ENAMETOOLONG: "file name too long",
 }
+# a path through a file: mkdir says EEXIST (parents=True, exist_ok=True) or ENOTDIR, open says ENOTDIR
+_THROUGH_A_FILE = (errno.EEXIST, errno.ENOTDIR)
 
 
 class StorageError(ValueError, OSError):
-    """A destination that cannot be written (read-only, no permission, disk full): one clear line.
+    """A destination that cannot be written (read-only, no permission, disk full, a file in the way): one
+    clear line.
 
     A ValueError (the CLI prints it as one line) and an OSError (callers that catch OS errors still do);
     `errno` is the underlying error's."""
@@ -50,7 +56,13 @@ def storage_error(exc: OSError, path: str | os.PathLike, action: str = "write") 
     """A StorageError for `exc` when it is a storage fault (read-only, permission, space), else None."""
     if isinstance(exc, StorageError):
         return exc
-    what = _STORAGE_ERRNOS.get(getattr(exc, "errno", None) or -1)
+    code = getattr(exc, "errno", None) or -1
+    if code in _THROUGH_A_FILE:
+        blocker = _file_in_the_way(Path(path))
+        if blocker is None:
+            return None
+        return StorageError(f"cannot {action} {path}: {blocker} is a file, not a directory", code)
+    what = _STORAGE_ERRNOS.get(code)
     if what is None:
         return None
     msg = f"cannot {action} {path}: {what}"
@@ -71,6 +83,18 @@ def storage_faults(path: str | os.PathLike, action: str = "write") -> Iterator[N
         if err is None or err is e:
             raise
         raise err from e
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing parent of `path` (or `path` itself, for a directory to create) that is not a
+    directory, if any."""
+    for p in (path, *path.parents):
+        try:
+            if p.exists() or p.is_symlink():
+                return None if p.is_dir() else p
+        except OSError:
+            return None
+    return None
 
 
 def free_bytes(path: Path) -> int | None:

@@ -30,6 +30,8 @@ is an error naming the array and chunk, never zeros. `append_episode` records a 
 episode's frames, which `verify` (and `vla dataset verify STORE`) checks chunk by chunk; cached statistics
 carry a fingerprint of the data they summarise and a checksum of their values, and are recomputed when
 either does not match. Stores written before these records open as before (`verify` says so).
+`fingerprint()` identifies the data (counts and a crc32 over every episode's metadata and checksums):
+a resumed training run compares it, so a store re-collected or appended to at the same path is noticed.
 
     store = EpisodeStore.create("demos.zarr", features, fps=10, meta={"action_space": "ee_delta"})
     store.append_episode({"action": a, "state": s, "images/front": img}, {"instruction": "pick", ...})
@@ -58,7 +60,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from vla.core.io import atomic_directory, file_mode, storage_error, storage_faults
+from vla.core.io import StorageError, atomic_directory, file_mode, storage_error, storage_faults
 from vla.core.normalizer import Normalizer, StatsAccumulator
 from vla.core.types import STATE_KEY, FeatureSpec, FeatureType
 from vla.data.chunks import FrameReader
@@ -178,6 +180,15 @@ def _check_fps(path: Path, fps: Any) -> float:
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"{path}: fps must be a finite number > 0, got {fps!r}")
     return float(fps)
+
+
+def _check_path(path: Path, action: str) -> None:
+    """A path the OS refuses to look at (a name too long, a loop of links) is one StorageError line."""
+    try:
+        (path / "zarr.json").exists()
+    except OSError as e:
+        err = storage_error(e, path, action)
+        raise (err or StorageError(f"cannot {action} {path}: {e.strerror or e}", e.errno)) from None
 
 
 class EpisodeStore:
@@ -356,7 +367,10 @@ class EpisodeStore:
             "stats": {},
             "image_compression": image_compression,
         }
+        _check_path(path, "create")
         exists = f"episode store already exists: {path} (pass overwrite=True to replace it)"
+        if path.exists() and not path.is_dir() and not overwrite:
+            exists = f"cannot create episode store {path}: a file of that name exists"
         if path.exists() and not overwrite:
             raise FileExistsError(exists)
         lock = _WriterLock(path)
@@ -396,6 +410,7 @@ class EpisodeStore:
         path = Path(path)
         if mode not in ("r", "a"):
             raise ValueError(f"EpisodeStore.open: mode must be 'r' or 'a', got {mode!r}")
+        _check_path(path, "open")
         if not (path / "zarr.json").is_file():
             raise FileNotFoundError(f"episode store not found (no zarr.json): {path}")
         if mode == "r":
@@ -651,6 +666,17 @@ class EpisodeStore:
         lock, self._lock = self._lock, None
         fresh = EpisodeStore._open(self.path, "a", lock)
         self.__dict__.update(fresh.__dict__)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this store's data: episode and frame counts and a crc32 over every episode's
+        metadata (length, seed, instruction, ...) and recorded checksums. A store re-collected or appended
+        to at the same path gets another one; episodes appended before checksums count by their metadata."""
+        sums = self._attrs.get("checksums")
+        text = json.dumps(
+            [self._episodes, sums if isinstance(sums, list) else None], sort_keys=True, default=str
+        )
+        crc = zlib.crc32(text.encode())
+        return {"episodes": self.num_episodes, "frames": self.num_frames, "crc32": f"{crc:08x}"}
 
     # --- statistics ----------------------------------------------------------------------------------
     def _stats_fingerprint(self, key: str) -> str:

@@ -12,12 +12,15 @@ a multi-episode LeRobot v3.0 file is cut into episodes. Decoding converts to RGB
 `size` is given) in the codec's own scaler, one frame at a time, so memory holds only the output.
 `write_video` takes a list of frames for people to look at: .mp4 through `VideoEncoder` (odd sizes padded
 by edge replication, H.264 when available, else MPEG-4 Part 2) or .gif (imageio); the file appears
-atomically (written to a temporary sibling, then renamed).
+atomically (written to a temporary sibling, then renamed). A destination that cannot take it (read-only,
+no permission, disk full) is one `StorageError` line naming the video, as for every atomic writer
+(vla.core.io), with no temporary file left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +30,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vla.core.io import file_mode
+from vla.core.io import file_mode, storage_faults
 
 ENCODERS_BY_PREFERENCE = ("libx264", "h264", "libopenh264", "mpeg4")
 
@@ -160,12 +163,18 @@ class VideoEncoder:
         self.frames += 1
 
     def close(self) -> None:
+        """Flush the encoder and close the file (also when flushing fails, e.g. on a full disk)."""
         if self._container is None:
             return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
+        container, self._container = self._container, None
+        try:
+            for packet in self._stream.encode():
+                container.mux(packet)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                container.close()
+            raise
+        container.close()
 
     def __enter__(self) -> VideoEncoder:
         return self
@@ -202,9 +211,15 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 def _write_gif(tmp: str, frames: list[np.ndarray], fps: int) -> None:
-    import imageio.v3 as iio
+    """Pillow writes the GIF into a file we open and close (imageio's writer retried a failed flush from
+    its finaliser, a second traceback after a full disk, and kept the file open)."""
+    from PIL import Image
 
-    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    images = [Image.fromarray(f) for f in frames]
+    with open(tmp, "wb") as fh:
+        images[0].save(
+            fh, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0
+        )
 
 
 def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int = 10) -> Path:
@@ -212,24 +227,25 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int 
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"video path {path}: expected a suffix in {VIDEO_SUFFIXES}")
-    if fps <= 0:
-        raise ValueError(f"fps: expected > 0, got {fps}")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a finite number > 0, got {fps!r}")
     checked = _check_frames(frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.fchmod(fd, file_mode())  # mkstemp makes 0600; a video gets the user's umask like any new file
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".mp4":
-            h, w = _pad_even(checked[0]).shape[:2]
-            with VideoEncoder(tmp, int(fps), h, w, codec=None, crf=20, preset="veryfast") as enc:
-                for f in checked:
-                    enc.write(_pad_even(f))
-        else:
-            _write_gif(tmp, checked, int(fps))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with storage_faults(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; a video gets the user's umask like any new file
+        os.close(fd)
+        try:
+            if path.suffix.lower() == ".mp4":
+                h, w = _pad_even(checked[0]).shape[:2]
+                with VideoEncoder(tmp, int(fps), h, w, codec=None, crf=20, preset="veryfast") as enc:
+                    for f in checked:
+                        enc.write(_pad_even(f))
+            else:
+                _write_gif(tmp, checked, int(fps))
+            os.replace(tmp, path)
+        except BaseException:  # a storage fault of the encoder (PyAV's errors are OSErrors) becomes one line
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     return path

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vla.core.config import ConfigError, register_config
+from vla.core.config import ConfigError, check_number, check_path_name, register_config
 from vla.core.io import atomic_write_bytes
 from vla.core.types import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, FeatureType
 from vla.data.store import EpisodeStore
@@ -36,6 +36,7 @@ VIDEO_FILE = "episode_{index:04d}.mp4"
 DEFAULT_EPISODES = 4  # episodes shown when none are named
 CURSOR = (230, 40, 40)
 SEPARATOR = 2  # pixels between cameras (dark grey); tiles of the contact sheet are 3x further apart
+MAX_FPS = 1000.0  # video frame rate bound (fps=0: the store's)
 
 
 @register_config("dataset_view")
@@ -293,6 +294,11 @@ def view_dataset(cfg: ViewConfig) -> dict[str, Any]:
     if cfg.frames < 1 or cfg.thumb < 8 or cfg.size < 16:
         got = f"frames={cfg.frames} thumb={cfg.thumb} size={cfg.size}"
         raise ConfigError(f"expected frames >= 1, thumb >= 8 and size >= 16; got {got}", "frames")
+    check_number(cfg.fps, "fps", 0, MAX_FPS)  # 0: the store's
+    if cfg.cameras is not None and not cfg.cameras:
+        raise ConfigError("cameras: expected at least one camera (null = every images/* feature)", "cameras")
+    check_path_name(cfg.path, "path")
+    check_path_name(cfg.out, "out")
     if not (Path(cfg.path) / "zarr.json").is_file():
         raise ConfigError(f"episode store not found (no zarr.json): {cfg.path}", "path")
     t0 = time.perf_counter()

@@ -5,7 +5,8 @@ Every model of the stack (VLM, VLA, goal diffusion) and the trainer's resume sta
     <dir>/config.json            {"format": "vla-checkpoint", "format_version": 1, "model_type": "vla",
                                   "model": <resolved model config>, <sections: "vla", "train", "goals">}
     <dir>/model.safetensors      every parameter (tied weights cloned; files without the tied copies,
-                                  as `safetensors.torch.save_model` wrote them, load too)
+                                  as `safetensors.torch.save_model` wrote them, load too); its header
+                                  metadata records the crc32 of its tensor data ("data_crc32")
     <dir>/tokenizer/             the text tokenizer (HF files, including added tokens)
     <dir>/processor.json         VLA only: VLAProcessor.to_dict()
     <dir>/normalizer.json        VLA only: the Normalizer
@@ -16,11 +17,15 @@ A training run holds its checkpoints as `<run>/checkpoints/step_00000500/` plus 
 (a text file naming the newest complete one); `CheckpointManager` writes them (keep-last-k) and
 `resolve_checkpoint` turns a run directory into its latest checkpoint. The latest one is checked before
 it is used (`checkpoint_problem`: config.json parses, model.safetensors has a whole header and every byte
-it declares, train_state.pt is a whole zip archive): a truncated or corrupt one is skipped with a
-one-line warning on stderr and the newest intact one is used instead. A `latest` pointer must name a step
-directory of its own run: one that resolves anywhere else is refused. A model without a config (the
-trainer's default for a plain nn.Module) writes model.safetensors + train_state.pt only: resumable, not
-loadable by `Checkpoint.open`. The file names exist only here, as constants.
+it declares and its tensor data matches the crc32 in its header, train_state.pt is a whole zip archive
+whose members match their zip CRCs): a truncated or corrupt one, a single flipped bit included, is skipped
+with a one-line warning on stderr and the newest intact one is used instead. `Checkpoint.open`,
+`read_weights` and `read_train_state` make the same checks (one error line naming the file). Weights
+written before the checksum (no "data_crc32" in their header) load as before, unverified. A checksum
+costs one read of the file (about 1 GB/s), once per process for an unchanged file. A `latest` pointer
+must name a step directory of its own run: one that resolves anywhere else is refused. A model without a
+config (the trainer's default for a plain nn.Module) writes model.safetensors + train_state.pt only:
+resumable, not loadable by `Checkpoint.open`. The file names exist only here, as constants.
 
 Writing: the model gives its `CheckpointContents` (in memory) and `write_checkpoint` puts them on disk
 atomically (vla.core.io.atomic_directory), config.json last. Reading: `Checkpoint.open(path)` checks the
@@ -36,10 +41,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +73,7 @@ TRAIN_STATE_FILE = "train_state.pt"
 CHECKPOINTS_DIR = "checkpoints"  # of a training run
 LATEST_FILE = "latest"  # in CHECKPOINTS_DIR: the name of the newest complete step directory
 STEP_DIR = "step_{:08d}"
+DATA_CRC_KEY = "data_crc32"  # model.safetensors header metadata: crc32 of the tensor data, 8 hex digits
 _STEP_DIR_RE = re.compile(r"^step_(\d{8})$")
 
 VLM_TYPE = "vlm"
@@ -146,7 +154,8 @@ def write_checkpoint(
     with atomic_directory(path) as tmp:
         # clone: tied weights share storage, which safetensors refuses
         weights = {k: v.detach().cpu().contiguous().clone() for k, v in contents.state_dict.items()}
-        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, DATA_CRC_KEY: _PLACEHOLDER})
+        seal_weights(tmp / WEIGHTS_FILE)
         if contents.text_tokenizer is not None:
             contents.text_tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         if contents.processor is not None:
@@ -160,6 +169,85 @@ def write_checkpoint(
         if contents.model_type is not None:
             atomic_write_json(tmp / CONFIG_FILE, contents.config())
     return path
+
+
+# ------------------------------------------------------------------------------------------ checksums
+_PLACEHOLDER = "0" * 8
+_CRC_CACHE: dict[tuple[str, int, int, int], int] = {}  # (path, size, mtime_ns, start) -> crc32
+
+
+def file_crc32(file: str | Path, start: int = 0, block: int = 1 << 24) -> int:
+    """crc32 of a file from byte `start` to its end (cached per path, size and modification time, so an
+    unchanged file is read once per process)."""
+    file = Path(file)
+    st = file.stat()
+    key = (str(file.resolve()), st.st_size, st.st_mtime_ns, int(start))
+    if key not in _CRC_CACHE:
+        crc = 0
+        with open(file, "rb") as f:
+            f.seek(start)
+            while data := f.read(block):
+                crc = zlib.crc32(data, crc)
+        _CRC_CACHE[key] = crc
+    return _CRC_CACHE[key]
+
+
+def _header(file: Path) -> tuple[int, dict[str, Any]]:
+    """(length of the JSON header, the header) of a safetensors file."""
+    with open(file, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return n, json.loads(f.read(n))
+
+
+def seal_weights(file: str | Path) -> None:
+    """Write the crc32 of a freshly saved safetensors file's tensor data into its header metadata, in
+    place of the placeholder it was saved with (same length: nothing moves)."""
+    file = Path(file)
+    n, _ = _header(file)
+    field = f'"{DATA_CRC_KEY}":"{_PLACEHOLDER}"'.encode()
+    with open(file, "r+b") as f:
+        head = f.read(8 + n)
+        at = head.find(field)
+        if at < 0 or head.find(field, at + 1) >= 0:
+            raise ValueError(f"{file}: no unique {DATA_CRC_KEY} placeholder in the header")
+        crc = file_crc32(file, 8 + n)
+        f.seek(at + len(field) - 9)
+        f.write(f"{crc:08x}".encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def weights_checksum_problem(file: str | Path) -> str | None:
+    """Why a safetensors file's tensor data does not match the crc32 in its header (None when it does,
+    or when the header records none: weights written before checksums)."""
+    file = Path(file)
+    try:
+        n, header = _header(file)
+        meta = header.get("__metadata__") if isinstance(header, dict) else None
+        want = meta.get(DATA_CRC_KEY) if isinstance(meta, dict) else None
+        if want is None:
+            return None
+        got = f"{file_crc32(file, 8 + n):08x}"
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        return f"unreadable or corrupt ({type(e).__name__}: {e})"
+    if got != want:
+        return f"its tensor data does not match the crc32 in its header (recorded {want}, read {got})"
+    return None
+
+
+def train_state_problem(file: str | Path) -> str | None:
+    """Why train_state.pt is not whole (None when it is): a zip archive whose members all match their
+    CRCs (torch.load does not check them: a flipped bit would load as a wrong value)."""
+    try:
+        with zipfile.ZipFile(file) as z:
+            if not z.namelist():
+                return "empty"
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        return f"truncated or corrupt ({e})"
+    if bad is not None:
+        return f"corrupt (its member {bad} does not match its CRC)"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -193,8 +281,8 @@ def weights_problem(file: str | Path) -> str | None:
 
 def checkpoint_problem(directory: str | Path) -> str | None:
     """Why a checkpoint directory is not intact (None when it is): config.json (when present) parses,
-    model.safetensors is whole (`weights_problem`), train_state.pt (when present) is a whole zip archive.
-    Cheap: headers and the zip directory are read, not the tensors."""
+    model.safetensors is whole (`weights_problem`) and matches its checksum (`weights_checksum_problem`),
+    train_state.pt (when present) is a whole zip archive (`train_state_problem`). Reads every file once."""
     d = Path(directory)
     if (d / CONFIG_FILE).exists():
         try:
@@ -203,17 +291,14 @@ def checkpoint_problem(directory: str | Path) -> str | None:
             return f"{CONFIG_FILE} is unreadable ({type(e).__name__})"
     if not (d / WEIGHTS_FILE).is_file():
         return f"{WEIGHTS_FILE} is missing"
-    problem = weights_problem(d / WEIGHTS_FILE)
+    problem = weights_problem(d / WEIGHTS_FILE) or weights_checksum_problem(d / WEIGHTS_FILE)
     if problem is not None:
         return f"{WEIGHTS_FILE}: {problem}"
     state = d / TRAIN_STATE_FILE
     if state.exists():
-        try:
-            with zipfile.ZipFile(state) as z:
-                if not z.namelist():
-                    return f"{TRAIN_STATE_FILE} is empty"
-        except (OSError, zipfile.BadZipFile) as e:
-            return f"{TRAIN_STATE_FILE} is truncated or corrupt ({e})"
+        problem = train_state_problem(state)
+        if problem is not None:
+            return f"{TRAIN_STATE_FILE} is {problem}"
     return None
 
 
@@ -297,6 +382,9 @@ class Checkpoint:
         problem = weights_problem(p / WEIGHTS_FILE)
         if problem is not None:
             raise ValueError(f"{p / WEIGHTS_FILE}: not a readable safetensors file: {problem}")
+        problem = weights_checksum_problem(p / WEIGHTS_FILE)
+        if problem is not None:
+            raise ValueError(f"{p / WEIGHTS_FILE} is corrupt: {problem}")
         return cls(p, config)
 
     @property
@@ -349,6 +437,9 @@ def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
     file = Path(directory) / WEIGHTS_FILE
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint {directory} is missing {WEIGHTS_FILE}")
+    problem = weights_checksum_problem(file)
+    if problem is not None:
+        raise ValueError(f"{file} is corrupt: {problem}")
     try:
         return load_file(str(file))
     except SafetensorError as e:
@@ -389,7 +480,16 @@ def read_train_state(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / TRAIN_STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {directory} is missing {TRAIN_STATE_FILE}: it cannot be resumed")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    problem = train_state_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path} is {problem}: the checkpoint cannot be resumed")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # e.g. a crafted file whose pickle would run code: never unpickled
+        raise ValueError(
+            f"{path} holds objects other than tensors, numbers and strings: refused (it is loaded with "
+            "torch.load(weights_only=True), which never runs code from a file)"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------ training runs

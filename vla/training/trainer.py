@@ -19,7 +19,10 @@ checkpoint holds (`checkpoint_contents(state_dict)`; default: the weights only) 
 Resume (`resume=true`) continues from the run's newest intact checkpoint (a damaged latest one is skipped
 with a warning, vla.models.checkpoint) and first compares the settings it was trained with against this
 run's: the trainer's optimisation settings (`RESUME_SETTINGS`, saved in train_state.pt) and the sections
-of config.json the model writes (for `vla train`: the store, the model, the tokenizer, the trainer). A
+of config.json the model writes (for `vla train`: the store, the model, the tokenizer, the trainer), and
+the data itself: every episode store that config names by a `path` is fingerprinted when a run starts
+(`EpisodeStore.fingerprint`: episode and frame counts, a crc32 of the episodes' metadata and checksums,
+kept in train_state.pt), so a store re-collected or appended to at the same path is a change too. A
 difference is one error line naming each changed setting (`trainer.lr 0.0003 -> 0.001`); with
 `resume_force=true` the run goes on with a warning and the new optimiser settings. `steps` may change
 (a run is extended that way), as may where and how the run executes (out_dir, device, strategy, logging,
@@ -49,7 +52,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vla.core.io import read_json
+from vla.core.io import read_json, storage_faults
+from vla.data.store import EpisodeStore
 from vla.models.checkpoint import (
     CONFIG_FILE,
     RESERVED_KEYS,
@@ -59,6 +63,7 @@ from vla.models.checkpoint import (
     read_train_state,
 )
 from vla.training.distributed import (
+    STRATEGIES,
     DistInfo,
     all_reduce_mean,
     barrier,
@@ -197,6 +202,57 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def store_paths(config: Any) -> list[str]:
+    """Every episode store a checkpoint config names: the values of its `path` keys (at any depth, in
+    lists too: a mixture) that are store directories, normalised."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if k == "path" and isinstance(v, str) and v and (Path(v) / "zarr.json").is_file():
+                    found.add(os.path.normpath(v))
+                else:
+                    walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    walk(config)
+    return sorted(found)
+
+
+def data_fingerprints(config: Any) -> dict[str, dict[str, Any]]:
+    """{store path: EpisodeStore.fingerprint()} for every store `config` names (unreadable ones left out:
+    the command that opens them reports those)."""
+    out = {}
+    for path in store_paths(config):
+        try:
+            store = EpisodeStore.open(path)
+        except (OSError, ValueError):
+            continue
+        out[path] = store.fingerprint()
+    return out
+
+
+def _show_data(fp: Any) -> str:
+    if not isinstance(fp, Mapping):
+        return _show(fp)
+    return f"{fp.get('episodes')} episodes/{fp.get('frames')} frames/crc32 {fp.get('crc32')}"
+
+
+def data_changes(saved: Any, current: Mapping[str, Any]) -> list[str]:
+    """`data <store> old -> new` for every store both fingerprint sets name whose data differs (a store
+    named on one side only is a changed path, which the settings comparison reports)."""
+    if not isinstance(saved, Mapping):
+        return []  # a checkpoint from before data fingerprints
+    return [
+        f"data {p} {_show_data(saved[p])} -> {_show_data(current[p])}"
+        for p in sorted(set(saved) & set(current))
+        if _plain(saved[p]) != _plain(current[p])
+    ]
+
+
 def _show(v: Any) -> str:
     text = json.dumps(v) if not isinstance(v, str) else v
     return text if len(text) <= 60 else text[:57] + "..."
@@ -246,11 +302,50 @@ def _weights_only(state_dict: dict[str, torch.Tensor]) -> CheckpointContents:
     return CheckpointContents(state_dict=state_dict)
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_settings(c: TrainerConfig) -> None:
+    """One ValueError line for a setting no run can use (NaN, negative, out of range, an unknown device
+    or strategy), before anything starts; the optimiser, schedule and loops would otherwise fail later
+    with a message of their own, or divide by zero."""
+    if c.steps < 1 or c.batch_size < 1 or c.grad_accum < 1:
+        raise ValueError("trainer: steps, batch_size and grad_accum must all be >= 1")
+    ranges = {  # name -> (ok, what it must be)
+        "lr": (_finite(c.lr) and c.lr >= 0, "a finite number >= 0"),
+        "weight_decay": (_finite(c.weight_decay) and c.weight_decay >= 0, "a finite number >= 0"),
+        "betas": (all(_finite(b) and 0 <= b < 1 for b in c.betas), "two numbers in [0, 1)"),
+        "min_lr_ratio": (_finite(c.min_lr_ratio) and 0 <= c.min_lr_ratio <= 1, "in [0, 1]"),
+        "grad_clip": (_finite(c.grad_clip) and c.grad_clip >= 0, "a finite number >= 0 (0: no clipping)"),
+        "ema_decay": (_finite(c.ema_decay) and 0 <= c.ema_decay < 1, "in [0, 1) (0: no EMA)"),
+        "warmup_steps": (c.warmup_steps >= 0, ">= 0"),
+        "num_workers": (c.num_workers >= 0, ">= 0"),
+        "log_every": (c.log_every >= 1, ">= 1"),
+        "val_every": (c.val_every >= 0, ">= 0 (0: at the end)"),
+        "val_batches": (c.val_batches >= 1, ">= 1"),
+        "save_every": (c.save_every >= 0, ">= 0 (0: at the end)"),
+        "keep_last": (c.keep_last >= 1, ">= 1"),
+    }
+    for name, (ok, what) in ranges.items():
+        if not ok:
+            value = list(c.betas) if name == "betas" else getattr(c, name)
+            raise ValueError(f"trainer.{name} must be {what}, got {value}")
+    if c.strategy not in STRATEGIES:
+        raise ValueError(f"trainer.strategy: unknown {c.strategy!r}; expected one of {list(STRATEGIES)}")
+    if c.device != "auto":
+        try:
+            torch.device(c.device)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(
+                f"trainer.device: unknown device {c.device!r}; expected auto, cpu, cuda or cuda:N"
+            ) from None
+
+
 class Trainer:
     def __init__(self, config: TrainerConfig):
         c = config
-        if c.steps < 1 or c.batch_size < 1 or c.grad_accum < 1:
-            raise ValueError("trainer: steps, batch_size and grad_accum must all be >= 1")
+        check_settings(c)
         if c.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"trainer: unknown precision {c.precision!r}; expected auto, fp32 or bf16")
         if c.strategy == "fsdp" and (c.ema_decay > 0 or c.freeze_schedule):
@@ -317,9 +412,10 @@ class Trainer:
         model: nn.Module,
         checkpoint_contents: Callable[[dict[str, torch.Tensor]], CheckpointContents],
         info: DistInfo,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
-        """Compare the checkpoint's settings with this run's: a ValueError naming what changed, unless
-        resume_force (then one warning line and `self._forced`)."""
+        """Compare the checkpoint's settings (and the fingerprints of its stores, `data`) with this run's:
+        a ValueError naming what changed, unless resume_force (then one warning line and `self._forced`)."""
         c = self.cfg
         saved: dict[str, Any] = {}
         current: dict[str, Any] = {}
@@ -331,7 +427,7 @@ class Trainer:
         if isinstance(state.get("trainer_config"), Mapping):
             saved.update({f"trainer.{k}": v for k, v in state["trainer_config"].items()})
             current.update({f"trainer.{k}": v for k, v in trainer_settings(c).items()})
-        changes = resume_changes(saved, current)
+        changes = resume_changes(saved, current) + data_changes(state.get("data_fingerprints"), data or {})
         self._forced = bool(changes) and c.resume_force
         if not changes:
             return
@@ -389,6 +485,8 @@ class Trainer:
             raise ValueError("trainer: give sample_weights or batch_sampler, not both")
         info = init_distributed(c.strategy, c.device)
         out = Path(c.out_dir)
+        with storage_faults(out):  # a file, a read-only or a full disk there: one line, before any work
+            out.mkdir(parents=True, exist_ok=True)
         ckpts = CheckpointManager.of_run(out, c.keep_last)
         checkpoint_contents = checkpoint_contents or _weights_only
         load_model = load_model or load_weights
@@ -397,12 +495,15 @@ class Trainer:
         trainable0 = {n: p.requires_grad for n, p in model.named_parameters()}
 
         step, consumed, state = 0, 0, None
+        # the stores this run trains on, as they are now: kept in every checkpoint, compared on resume
+        ours = checkpoint_contents(model.state_dict())
+        data = data_fingerprints(_plain(ours.config())) if ours.model_type is not None else {}
         resume_dir = ckpts.latest() if c.resume else None
         if c.resume and resume_dir is None and info.is_main:
             print(f"[train] resume requested but no checkpoint in {ckpts.root}: starting from step 0")
         if resume_dir is not None:
             state = read_train_state(resume_dir)
-            self._check_resume(resume_dir, state, model, checkpoint_contents, info)
+            self._check_resume(resume_dir, state, model, checkpoint_contents, info, data)
             if "model_raw" in state:  # EMA run: the safetensors file holds EMA weights
                 model.load_state_dict(state["model_raw"], strict=True)
             else:
@@ -460,6 +561,7 @@ class Trainer:
                 "scheduler": sched.state_dict(),
                 "phase_index": self._phase_index(at_step - 1),
                 "rng": rng_state(),
+                "data_fingerprints": data,
             }
             if ema is not None:
                 train_state["ema"], train_state["ema_step"] = ema.state_dict(), ema.step

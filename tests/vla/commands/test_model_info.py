@@ -21,6 +21,6 @@ def test_model_info_prints_summary_and_saves_checkpoint(tmp_path, capsys):
 
 
 def test_model_info_errors(capsys):
-    assert cli.main(["model-info", "nope"]) == 1
+    assert cli.main(["model-info", "nope"]) == 2
     assert "unknown model preset 'nope'" in capsys.readouterr().err
     assert cli.main(["model-info"]) == 2

@@ -84,22 +84,22 @@ def test_fit_from_npz_and_npy(tmp_path, capsys):
     assert load_tokenizer(tmp_path / "f" / "action_tokenizer.json").order == "dimension"  # the preset's
     assert cli.main([*args, "tokenizer.order=frequency", "holdout=0", f"out={tmp_path}/g"]) == 0
     assert load_tokenizer(tmp_path / "g" / "action_tokenizer.json").order == "frequency"
-    assert cli.main([*args, "tokenizer.order=time", f"out={tmp_path}/h"]) == 1
+    assert cli.main([*args, "tokenizer.order=time", f"out={tmp_path}/h"]) == 2
     assert "order must be one of" in capsys.readouterr().err
     capsys.readouterr()
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
-    assert cli.main(["tokenizer", "fit", str(tmp_path / "missing.zarr")]) == 1
+    assert cli.main(["tokenizer", "fit", str(tmp_path / "missing.zarr")]) == 2
     assert "action source not found" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.zeros((4, 5, 6, 7)))
-    assert cli.main(["tokenizer", "fit", str(tmp_path / "bad.npy")]) == 1
+    assert cli.main(["tokenizer", "fit", str(tmp_path / "bad.npy")]) == 2
     assert "expected actions [E, T, D] or [N, D]" in capsys.readouterr().err
     np.save(tmp_path / "d6.npy", np.zeros((40, 6)))
-    assert cli.main(["tokenizer", "fit", str(tmp_path / "d6.npy"), "tokenizer=uniform"]) == 1
+    assert cli.main(["tokenizer", "fit", str(tmp_path / "d6.npy"), "tokenizer=uniform"]) == 2
     err = capsys.readouterr().err
     assert "d6.npy: actions have D=6" in err and "action_dim=7" in err
-    assert cli.main(["tokenizer", "report", str(tmp_path / "none.json"), str(tmp_path / "d6.npy")]) == 1
+    assert cli.main(["tokenizer", "report", str(tmp_path / "none.json"), str(tmp_path / "d6.npy")]) == 2
     assert "action tokenizer file not found" in capsys.readouterr().err
 
 

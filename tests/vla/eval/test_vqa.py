@@ -103,7 +103,9 @@ def test_eval_vqa_cli_scores_handmade_predictions(tmp_path, capsys):
     assert res["groups"]["question_type"]["how many"]["exact_match"] == 0.0
     assert "VQA accuracy 76.7%" in capsys.readouterr().out
     (root / "p.jsonl").write_text(json.dumps(preds[0]) + "\n")
-    assert cli(["eval-vqa", *args]) == 1
+    assert cli(["eval-vqa", *args]) == 2  # out= holds the first run's results: refused, not overwritten
+    assert "overwrite=true" in capsys.readouterr().err
+    assert cli(["eval-vqa", *args, "overwrite=true"]) == 1
     assert "no prediction for 2 samples" in capsys.readouterr().err
     with pytest.raises(ValueError, match="exactly one of checkpoint"):
         run(EvalVQAConfig(data=VQASourceConfig(path="x"), checkpoint="a", predictions="b"))

@@ -196,7 +196,12 @@ def test_a_vla_checkpoint_of_the_old_writer_loads_and_the_new_writer_writes_the_
     old.mkdir()
     _old_vla_write_files(vla, old, extra)
     new = vla.save_pretrained(tmp_path / "new", extra_config=extra)
-    assert _files(old) == _files(new)  # byte for byte, weights included
+    # byte for byte but the weights file, whose header now also records a checksum of its tensor data
+    assert {k: v for k, v in _files(old).items() if k != WEIGHTS_FILE} == {
+        k: v for k, v in _files(new).items() if k != WEIGHTS_FILE
+    }
+    old_w, new_w = load_file(str(old / WEIGHTS_FILE)), load_file(str(new / WEIGHTS_FILE))
+    assert old_w.keys() == new_w.keys() and all(torch.equal(v, new_w[k]) for k, v in old_w.items())
     back = VLA.from_pretrained(old)
     assert back.state_dict().keys() == vla.state_dict().keys()
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in vla.state_dict().items())
@@ -223,7 +228,8 @@ def test_a_vlm_checkpoint_of_the_old_writer_loads(tmp_path):
         k: v for k, v in _files(new).items() if k != WEIGHTS_FILE
     }
     with safe_open(str(new / WEIGHTS_FILE), "pt") as f:
-        assert f.metadata() == {"format": "vla-checkpoint"}
+        meta = f.metadata()
+    assert len(meta.pop("data_crc32")) == 8 and meta == {"format": "vla-checkpoint"}  # + the data checksum
     ids, mask, img = _inputs(model)
     ref = model(ids, mask, images=img).logits
     for d in (old, new):

@@ -146,7 +146,7 @@ def test_cli_train_and_sample(goals, tmp_path, capsys):
     assert "copy-initial Chamfer" in capsys.readouterr().out
     assert len(list(out.glob("*.png"))) == 1 and len(list(out.glob("*.ply"))) == 2
     assert (out / "metrics.json").is_file()
-    assert cli.main(["goals", "sample", *common, f"sample.data={tmp_path / 'nope.npz'}"]) == 1
+    assert cli.main(["goals", "sample", *common, f"sample.data={tmp_path / 'nope.npz'}"]) == 2
     assert "goal-scene file not found" in capsys.readouterr().err
     assert cli.main(["goals"]) == 2
     gen = ["goals", "generate", "generate.tasks=[pick]", "generate.episodes=1", "generate.image_size=48"]
