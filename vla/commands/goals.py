@@ -157,6 +157,8 @@ def check_config(sub: str, cfg: GoalsConfig) -> None:
         _at_least(g, "generate", "image_size", 16)
         _at_least(g, "generate", "noise", 0, 1)  # std in action units (the actions span [-1, 1])
         _refuse_existing(g.out, "generate.out", "a goal-scene file", cfg.overwrite)
+        if Path(g.out).is_dir():
+            raise ConfigError(f"generate.out={g.out} is a directory; expected a .npz file", "generate.out")
     elif sub == "train":
         t = cfg.train
         check_goal_model(cfg.model)
