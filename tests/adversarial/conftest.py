@@ -1,11 +1,9 @@
 """Fixtures of the adversarial suite: `vla(...)` runs one real command in this process and returns its exit
-code and stderr lines; `tiny_store` writes a small real episode store `vla train` accepts; `readonly_dir`
-is a directory no one can write (a read-only tmpfs as root, where chmod does not restrict, else chmod 555)."""
+code and stderr lines; `tiny_store` writes a small real episode store `vla train` accepts; `full_dir` is a
+directory on a 256 kB tmpfs (`small_fs`; `readonly_dir` and `small_fs` live in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -42,38 +40,6 @@ def tiny_store(path: Path, seeds: range = range(3)) -> Path:
     return path
 
 
-def _mount_tmpfs(d: Path, options: str) -> bool:
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(d)], capture_output=True)
-    except OSError:
-        return False
-    return r.returncode == 0
-
-
 @pytest.fixture
-def readonly_dir(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    if os.geteuid() != 0:
-        d.chmod(0o555)
-        yield d
-        d.chmod(0o755)
-        return
-    if not _mount_tmpfs(d, "ro,size=64k"):
-        pytest.skip("running as root, where chmod does not restrict, and no read-only tmpfs can be mounted")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)  # lazy: also when a file is still open
-
-
-@pytest.fixture
-def full_dir(tmp_path):
-    d = tmp_path / "small"
-    d.mkdir()
-    if os.geteuid() != 0 or not _mount_tmpfs(d, "size=256k"):
-        pytest.skip("a full file system needs a small tmpfs (root)")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)  # lazy: also when a file is still open
+def full_dir(small_fs):
+    return small_fs("256k")

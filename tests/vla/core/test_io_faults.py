@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -44,41 +43,9 @@ def test_written_files_get_the_users_umask(tmp_path, umask, file_mode, dir_mode)
     assert _mode(tmp_path / "s.zarr" / "zarr.json") == file_mode
 
 
-def _mount_tmpfs(d: Path, options: str) -> bool:
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(d)], capture_output=True)
-    except OSError:
-        return False
-    return r.returncode == 0
-
-
 @pytest.fixture
-def readonly_dir(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    if os.geteuid() != 0:
-        d.chmod(0o555)
-        yield d
-        d.chmod(0o755)
-        return
-    if not _mount_tmpfs(d, "ro,size=64k"):
-        pytest.skip("running as root, where chmod does not restrict, and no read-only tmpfs can be mounted")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
-
-
-@pytest.fixture
-def full_dir(tmp_path):
-    d = tmp_path / "small"
-    d.mkdir()
-    if os.geteuid() != 0 or not _mount_tmpfs(d, "size=2m"):
-        pytest.skip("a full file system needs a small tmpfs (root)")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
+def full_dir(small_fs):
+    return small_fs("2m")
 
 
 def _one_line(e: BaseException) -> str:
