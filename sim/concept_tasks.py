@@ -17,6 +17,9 @@ one of the word concepts. `instruction_concepts(text)` lists the held-out concep
 tagged as in the scene-VQA records ("colour:crimson", "noun:box", "relation:left of").
 
     vla eval checkpoint=outputs/train/run tasks=[pick_concepts] split=train episodes=20
+
+`pick_colour_synonyms` does the same for `pick_colour` (the main job's task), always with a colour
+synonym and the shape's held-out word where it has one.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 from sim.camera import DEFAULT_CAMERAS, intrinsics, look_at_extrinsics
 from sim.scene import ObjectSpec
 from sim.scene_vqa import HELDOUT_COLOURS, HELDOUT_NOUNS, MIN_PIXEL_GAP, project_u
-from sim.tasks import Layout, PickTask
+from sim.tasks import Layout, PickColourTask, PickTask
 
 CONCEPT_KINDS = ("colour_synonym", "object_word", "relation")
 REFERENCE_WIDTH = 64  # pixel columns are computed at 64 px (the margin scales with the image anyway)
@@ -106,6 +109,31 @@ class PickConceptsTask(PickTask):
     def swapped(self, layout, rng):
         """None: a swapped instruction would name the new target in plain words, not by a held-out concept,
         so it would measure `pick`, not this task (run the language check on `pick` instead)."""
+        return None
+
+
+class PickColourSynonymsTask(PickColourTask):
+    """`pick_colour` named in words its demonstrations never use: a colour synonym always ("crimson" for
+    red, HELDOUT_COLOURS) and the held-out word for the shape where there is one ("box" for cube,
+    HELDOUT_NOUNS). Layouts, distractors and success are pick_colour's, so the colour word alone grounds
+    the target; held-out seeds also keep pick_colour's unseen colour-shape pairs. It measures whether a
+    policy trained on `pick_colour` understands instructions in new words (issue 18, docs/backbones.md):
+
+        vla eval checkpoint=outputs/demo/train tasks=[pick_colour_synonyms] split=heldout episodes=50
+    """
+
+    name = "pick_colour_synonyms"
+
+    def sample(self, rng, split):
+        layout = super().sample(rng, split)
+        target = layout.objects[layout.target]
+        syns = HELDOUT_COLOURS[target.colour]
+        phrase = f"{syns[int(rng.integers(len(syns)))]} {HELDOUT_NOUNS.get(target.shape, target.shape)}"
+        text = self.templates[layout.template].format(o=phrase)
+        return dataclasses.replace(layout, instruction=text)
+
+    def swapped(self, layout, rng):
+        """None, as for pick_concepts: the swap would name the new target in the training words."""
         return None
 
 

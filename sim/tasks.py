@@ -166,6 +166,7 @@ TASKS: Registry[type[Task]] = Registry(
         "push": "sim.tasks:PushTask",
         "stack": "sim.tasks:StackTask",
         "pick_concepts": "sim.concept_tasks:PickConceptsTask",
+        "pick_colour_synonyms": "sim.concept_tasks:PickColourSynonymsTask",
         "arrange": "sim.goal_tasks:ArrangeTask",
         "arrange_one": "sim.goal_tasks:ArrangeOneTask",
         "stack_goal": "sim.goal_tasks:StackGoalTask",

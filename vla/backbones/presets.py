@@ -39,7 +39,7 @@ TINY_LM: dict[str, dict[str, Any]] = {
 }
 TINY_CONNECTOR_QUERIES = {"perceiver": 8, "qformer": 8, "cross_attn": 4}
 
-VISION_NAMES = ("siglip", "clip", "dinov2", "vit", "conv", "fused")
+VISION_NAMES = ("siglip", "clip", "dinov2", "vit", "conv", "efficientnet_lite0", "fused")
 CONNECTOR_NAMES = ("linear", "mlp2x_gelu", "token_merge", "perceiver", "qformer", "cross_attn")
 
 
@@ -47,6 +47,8 @@ def tiny_vision_config(name: str, image_size: int = TINY_IMAGE) -> VisionConfig:
     """A CPU-test-sized VisionConfig for any registered encoder name."""
     if name == "conv":
         return VisionConfig(name="conv", image_size=image_size, hf={"hidden_size": 32, "patch_size": 8})
+    if name == "efficientnet_lite0":  # random init; stride 8 -> 4 x 4 patches at 32 px, projected to 32
+        return VisionConfig(name=name, image_size=image_size, hf={"stride": 8, "hidden_size": 32})
     if name == "fused":
         parts = [dataclasses.asdict(tiny_vision_config(p, image_size)) for p in ("dinov2", "siglip")]
         return VisionConfig(name="fused", image_size=image_size, parts=parts)

@@ -6,12 +6,14 @@ Every encoder exposes `embed_dim` (E), `patch_size`, `image_size`, `num_patches(
 checkpoint is self-contained). Named in the VISION_ENCODERS table (name -> "module:class", imported on
 first use):
 
-    siglip   Hugging Face SiglipVisionModel (no CLS; all patch tokens)
-    clip     Hugging Face CLIPVisionModel (CLS dropped)
-    dinov2   Hugging Face Dinov2Model (CLS dropped)
-    vit      Hugging Face ViTModel (CLS dropped)
-    conv     a small convolutional encoder for CPU (fixed 2-D sin-cos positions)
-    fused    per-patch concatenation of two encoders (vla/backbones/fused.py)
+    siglip              Hugging Face SiglipVisionModel (no CLS; all patch tokens)
+    clip                Hugging Face CLIPVisionModel (CLS dropped)
+    dinov2              Hugging Face Dinov2Model (CLS dropped)
+    vit                 Hugging Face ViTModel (CLS dropped)
+    conv                a small convolutional encoder for CPU (fixed 2-D sin-cos positions)
+    efficientnet_lite0  EfficientNet-Lite0 cut at stride 8, 16 or 32; ImageNet weights offline from
+                        `package:efficientnet_lite0` (vla/backbones/efficientnet.py)
+    fused               per-patch concatenation of two encoders (vla/backbones/fused.py)
 
 HF encoders are built from `VisionConfig.hf` (random init) or loaded from a local pretrained directory;
 position embeddings are interpolated when the image size differs from the configured/pretrained one.
@@ -48,6 +50,7 @@ VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry(
         "dinov2": "vla.backbones.vision:Dinov2Encoder",
         "vit": "vla.backbones.vision:VitEncoder",
         "conv": "vla.backbones.vision:ConvEncoder",
+        "efficientnet_lite0": "vla.backbones.efficientnet:EfficientNetLiteEncoder",
         "fused": "vla.backbones.fused:FusedEncoder",
     },
 )

@@ -8,6 +8,7 @@ Every model of the stack (VLM, VLA, goal diffusion) and the trainer's resume sta
                                   as `safetensors.torch.save_model` wrote them, load too); its header
                                   metadata records the crc32 of its tensor data ("data_crc32")
     <dir>/tokenizer/             the text tokenizer (HF files, including added tokens)
+    <dir>/sentence_tokenizer/    where the model has a pretrained text encoder: its tokenizer
     <dir>/processor.json         VLA only: VLAProcessor.to_dict()
     <dir>/normalizer.json        VLA only: the Normalizer
     <dir>/action_tokenizer.json  VLA only: the action tokenizer
@@ -66,6 +67,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+SENTENCE_TOKENIZER_DIR = "sentence_tokenizer"
 PROCESSOR_FILE = "processor.json"
 NORMALIZER_FILE = "normalizer.json"
 ACTION_TOKENIZER_FILE = "action_tokenizer.json"
@@ -100,6 +102,7 @@ class CheckpointContents:
     model_config: Mapping[str, Any] | None = None  # config.json "model": the resolved architecture
     sections: Mapping[str, Any] = field(default_factory=dict)  # further config.json keys: "vla", "train"
     text_tokenizer: Any = None  # a Hugging Face tokenizer (save_pretrained)
+    sentence_tokenizer: Any = None  # a pretrained text encoder's tokenizer (VLMConfig.text_encoder)
     processor: Mapping[str, Any] | None = None  # VLAProcessor.to_dict()
     normalizer: Normalizer | None = None
     action_tokenizer: ActionTokenizer | None = None
@@ -107,8 +110,8 @@ class CheckpointContents:
     def check(self) -> None:
         """ValueError naming what is missing or not allowed for this model type."""
         if self.model_type is None:
-            extra = [n for n in ("model_config", "text_tokenizer", "processor", "normalizer",
-                                 "action_tokenizer") if getattr(self, n) is not None]  # fmt: skip
+            extra = [n for n in ("model_config", "text_tokenizer", "sentence_tokenizer", "processor",
+                                 "normalizer", "action_tokenizer") if getattr(self, n) is not None]  # fmt: skip
             if extra or self.sections:
                 raise ValueError(f"checkpoint contents without a model_type hold weights only, got {extra}")
             return
@@ -158,6 +161,8 @@ def write_checkpoint(
         seal_weights(tmp / WEIGHTS_FILE)
         if contents.text_tokenizer is not None:
             contents.text_tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        if contents.sentence_tokenizer is not None:
+            contents.sentence_tokenizer.save_pretrained(str(tmp / SENTENCE_TOKENIZER_DIR))
         if contents.processor is not None:
             atomic_write_json(tmp / PROCESSOR_FILE, dict(contents.processor))
         if contents.normalizer is not None:
@@ -411,6 +416,11 @@ class Checkpoint:
 
     def text_tokenizer(self) -> Any:
         return load_text_tokenizer(str(self.path / TOKENIZER_DIR))
+
+    def sentence_tokenizer(self) -> Any:
+        """The pretrained text encoder's tokenizer, or None where the checkpoint has none."""
+        path = self.path / SENTENCE_TOKENIZER_DIR
+        return load_text_tokenizer(str(path)) if path.is_dir() else None
 
     def processor_config(self) -> dict[str, Any]:
         """processor.json as a dict (VLAProcessor.from_dict checks its contents)."""

@@ -315,6 +315,7 @@ class VLA(nn.Module):
             model_config=dataclasses.asdict(self.vlm.resolved_config()),
             sections={"vla": section, **dict(extra_config or {})},
             text_tokenizer=p.text_tokenizer,
+            sentence_tokenizer=self.vlm.sentence_tokenizer,
             processor=p.to_dict(),
             normalizer=p.normalizer,
             action_tokenizer=p.action_tokenizer,
@@ -338,7 +339,7 @@ class VLA(nn.Module):
             ck.processor_config(), tok, ck.action_tokenizer(), ck.normalizer(), str(ck.file(PROCESSOR_FILE))
         )
         try:
-            vlm = VLM(cfg, tokenizer=tok)
+            vlm = VLM(cfg, tokenizer=tok, sentence_tokenizer=ck.sentence_tokenizer())
         except (KeyError, TypeError) as e:
             raise ValueError(f"{where}: cannot build the model: {e!r}") from None
         head = ck.section("vla").get("action_head", "tokens")  # absent in older checkpoints

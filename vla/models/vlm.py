@@ -2,8 +2,8 @@
 
 Sequence layout (PaLM-E "multimodal sentences", LLaVA-style prefix), every block optional:
 
-    [camera 0 tokens]...[state tokens][obs point-cloud tokens][goal point-cloud tokens][text tokens]
-     Q per camera        k (state)     G (cfg.points)          G' (cfg.goal_points)     L (prompt + answer)
+    [camera 0 tokens]...[state][obs point-cloud][goal point-cloud][sentence tokens][text tokens]
+     Q per camera        k      G (cfg.points)   G' (goal_points)  S (text_encoder)  L (prompt + answer)
 
 The observation cloud and the goal cloud (3D-VLA) have separate point encoders, so the model tells them
 apart by weights, not by a type embedding. Visual, state and point tokens are always real (no padding);
@@ -37,6 +37,7 @@ from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import build_connector
 from vla.backbones.language import build_language_model, load_text_tokenizer
 from vla.backbones.text import IGNORE_INDEX
+from vla.backbones.text_encoder import FROM_CHECKPOINT, RunningCentre, SentenceEncoder
 from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
 from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
@@ -62,13 +63,15 @@ def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((pred[keep] == target[keep]).float().mean())
 
 
-FILM_CONDITIONS = ("embedding", "lm")  # VLMConfig.film_condition
+FILM_CONDITIONS = ("embedding", "lm", "text_encoder")  # VLMConfig.film_condition
 
 
 class VLM(nn.Module, ComponentControls):
     """Vision encoder + connector + optional state/point encoders + a Hugging Face causal LM."""
 
-    def __init__(self, cfg: VLMConfig, tokenizer: Any | None = None):
+    def __init__(self, cfg: VLMConfig, tokenizer: Any | None = None, sentence_tokenizer: Any | None = None):
+        """`sentence_tokenizer`: the text encoder's tokenizer where a checkpoint holds it (else loaded
+        from `cfg.text_encoder`)."""
         super().__init__()
         self.cfg = copy.deepcopy(cfg)  # freeze/LoRA calls record into this private copy
         self.tokenizer = (
@@ -79,11 +82,24 @@ class VLM(nn.Module, ComponentControls):
         self.vision = build_vision_encoder(cfg.vision)
         if cfg.film_condition not in FILM_CONDITIONS:
             raise ValueError(f"VLM: film_condition must be one of {FILM_CONDITIONS}, got {cfg.film_condition!r}")
-        if self.vision.film_dim and self.vision.film_dim != hidden:
+        self.text_encoder = (
+            SentenceEncoder(cfg.text_encoder, sentence_tokenizer) if cfg.text_encoder.name else None
+        )
+        # the embedding's mean over the training prompts is removed before FiLM and tokens read it
+        self.text_centre = RunningCentre(self.text_encoder.dim) if self.text_encoder is not None else None
+        if cfg.film_condition == "text_encoder" and self.text_encoder is None:
+            raise ValueError("VLM: film_condition=text_encoder needs a text encoder (text_encoder.name=minilm)")
+        cond_dim = self.text_encoder.dim if cfg.film_condition == "text_encoder" else hidden  # type: ignore[union-attr]
+        if self.vision.film_dim and self.vision.film_dim != cond_dim:
             raise ValueError(
-                f"VLM: vision.hf.film_dim={self.vision.film_dim} must equal the LM hidden size {hidden} "
-                "(the encoder is conditioned on the prompt's mean LM embedding)"
+                f"VLM: vision.hf.film_dim={self.vision.film_dim} must equal {cond_dim}, the size of the "
+                f"film_condition={cfg.film_condition!r} vector (the LM hidden size, or the text encoder's)"
             )
+        self.text_proj = (
+            nn.Linear(self.text_encoder.dim, cfg.text_encoder.tokens * hidden)
+            if self.text_encoder is not None and cfg.text_encoder.tokens > 0
+            else None
+        )
         self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
         self.state_encoder = StateEncoder(cfg.state, hidden) if cfg.state.dim > 0 else None
         self.point_encoder = build_point_encoder(cfg.points, hidden) if cfg.points.num_groups > 0 else None
@@ -110,6 +126,8 @@ class VLM(nn.Module, ComponentControls):
             comps["points"] = self.point_encoder
         if self.goal_encoder is not None:
             comps["goal_points"] = self.goal_encoder
+        if self.text_encoder is not None:
+            comps["text_encoder"] = self.text_encoder
         return comps
 
     def set_frozen(self, names: list[str]) -> None:
@@ -146,7 +164,8 @@ class VLM(nn.Module, ComponentControls):
         m = num_cameras * self.connector.num_tokens(self.vision.num_patches())
         m += self.cfg.state.num_tokens if self.state_encoder is not None else 0
         m += self.cfg.points.num_groups if self.point_encoder is not None else 0
-        return m + (self.cfg.goal_points.num_groups if self.goal_encoder is not None else 0)
+        m += self.cfg.goal_points.num_groups if self.goal_encoder is not None else 0
+        return m + (self.cfg.text_encoder.tokens if self.text_proj is not None else 0)
 
     def encode_images(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """images [B,3,H,W] or [B,C,3,H,W] (C cameras, transformed) -> visual tokens [B,C*Q,H].
@@ -183,10 +202,12 @@ class VLM(nn.Module, ComponentControls):
         points: torch.Tensor | None = None,
         goal_points: torch.Tensor | None = None,
         cond: torch.Tensor | None = None,
+        sentence: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input.
         points / goal_points: [B,N,C] (C = the encoder's in_features: xyz, or xyz + rgb); cond [B,H] the
-        prompt embedding for a FiLM vision encoder."""
+        prompt embedding for a FiLM vision encoder; sentence [B,D] the text encoder's embedding of the
+        prompt (needed where `text_encoder.tokens` > 0)."""
         parts: list[torch.Tensor] = []
         if images is not None:
             parts.append(self.encode_images(images, cond))
@@ -201,6 +222,11 @@ class VLM(nn.Module, ComponentControls):
                 if value is None:
                     raise ValueError(f"VLM: the model has a {name} encoder; pass {name}=")
                 parts.append(enc(value))
+        if self.text_proj is not None:
+            if sentence is None:
+                raise ValueError("VLM: the model has text-encoder tokens; pass sentence= (the prompt's embedding)")
+            s = self.text_proj(sentence.to(self.text_proj.weight.dtype))  # [B,D] -> [B,S*H]
+            parts.append(s.view(s.shape[0], self.cfg.text_encoder.tokens, -1))  # [B,S,H]
         for p in parts:
             if p.shape[0] != batch:
                 raise ValueError(
@@ -212,6 +238,12 @@ class VLM(nn.Module, ComponentControls):
 
     def _device(self) -> torch.device:
         return next(self.lm.parameters()).device
+
+    def prompt_texts(self, input_ids: torch.Tensor, is_prompt: torch.Tensor) -> list[str]:
+        """The prompt of each row as text: input_ids [B,L] at is_prompt [B,L] decoded (special tokens
+        dropped; byte-level BPE decodes exactly what was encoded)."""
+        rows = [ids[keep].tolist() for ids, keep in zip(input_ids.cpu(), is_prompt.cpu())]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def prompt_condition(self, text: torch.Tensor, is_prompt: torch.Tensor) -> torch.Tensor:
         """The vector [B,H] a FiLM vision encoder is conditioned on, from the token embeddings text [B,L,H]
@@ -249,11 +281,18 @@ class VLM(nn.Module, ComponentControls):
         if attention_mask.shape != (b, l) or (labels is not None and labels.shape != (b, l)):
             raise ValueError(f"VLM: attention_mask and labels must match input_ids [B,L]={(b, l)}")
         text = self.lm.embed(input_ids)  # [B,L,H]
-        cond = None
-        if images is not None and self.vision.film_dim:  # from the prompt (never the answer)
-            is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
-            cond = self.prompt_condition(text, is_prompt)  # [B,H]
-        prefix = self.prefix_embeds(b, images, state, points, goal_points, cond)  # [B,M,H]
+        cond = sentence = None
+        # from the prompt (never the answer)
+        is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
+        if self.text_encoder is not None:
+            sentence = self.text_encoder(self.prompt_texts(input_ids, is_prompt)).to(text.device)  # [B,D]
+            sentence = self.text_centre(sentence)  # type: ignore[misc]  # [B,D], centred, unit scale
+        if images is not None and self.vision.film_dim:
+            if self.cfg.film_condition == "text_encoder":
+                cond = sentence  # [B,D]
+            else:
+                cond = self.prompt_condition(text, is_prompt)  # [B,H]
+        prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]
         m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
         mask = torch.cat([attention_mask.new_ones(b, m), attention_mask], dim=1)  # [B,M+L]
@@ -367,8 +406,12 @@ class VLM(nn.Module, ComponentControls):
     # ----------------------------------------------------------------- config and checkpoints
     def resolved_config(self) -> VLMConfig:
         """The config that rebuilds this exact architecture without any pretrained directory."""
+        te = self.text_encoder.resolved_config() if self.text_encoder is not None else self.cfg.text_encoder
         return dataclasses.replace(
-            self.cfg, vision=self.vision.resolved_config(), lm=self.lm.resolved_config(tokenizer="")
+            self.cfg,
+            vision=self.vision.resolved_config(),
+            lm=self.lm.resolved_config(tokenizer=""),
+            text_encoder=te,
         )
 
     def checkpoint_contents(
@@ -384,7 +427,14 @@ class VLM(nn.Module, ComponentControls):
             model_config=dataclasses.asdict(self.resolved_config()),
             sections=dict(extra_config or {}),
             text_tokenizer=self.tokenizer,
+            sentence_tokenizer=self.sentence_tokenizer,
         )
+
+    @property
+    def sentence_tokenizer(self) -> Any:
+        """The text encoder's tokenizer, which a checkpoint keeps when the encoder came pretrained."""
+        te = self.text_encoder
+        return te.tokenizer if te is not None and te.resolved_config().tokenizer == FROM_CHECKPOINT else None
 
     def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
         """Write the checkpoint directory atomically (vla.models.checkpoint)."""
@@ -394,7 +444,7 @@ class VLM(nn.Module, ComponentControls):
     def from_checkpoint(cls, ck: Checkpoint) -> VLM:
         """Rebuild the VLM of an opened checkpoint (config.json, tokenizer/, model.safetensors)."""
         cfg = vlm_config_from_dict(ck.model_config, where=str(ck.file(CONFIG_FILE)))
-        model = cls(cfg, tokenizer=ck.text_tokenizer())
+        model = cls(cfg, tokenizer=ck.text_tokenizer(), sentence_tokenizer=ck.sentence_tokenizer())
         ck.load_weights(model)
         return model.eval()
 

