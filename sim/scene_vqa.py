@@ -43,6 +43,16 @@ HELDOUT_COLOURS: dict[str, tuple[str, ...]] = {
     "purple": ("violet",),
     "orange": ("tangerine",),
 }
+# Colour synonyms a training run may put into its instructions (`vla train instruction_synonyms=colours`):
+# disjoint from HELDOUT_COLOURS, so the held-out words stay unseen (tests/sim/test_concept_tasks.py).
+TRAIN_COLOUR_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "red": ("ruby", "cherry"),
+    "green": ("lime", "jade"),
+    "blue": ("navy", "sapphire"),
+    "yellow": ("lemon", "canary"),
+    "purple": ("lavender", "plum"),
+    "orange": ("apricot", "amber"),
+}
 HELDOUT_NOUNS: dict[str, str] = {"cube": "box", "block": "brick", "cylinder": "can", "tray": "bin"}
 HELDOUT_RELATIONS: tuple[str, ...] = ("left of", "right of", "leftmost", "rightmost", "closest to")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")

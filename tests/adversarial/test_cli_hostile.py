@@ -174,6 +174,8 @@ CASES = [
         r"tokenizer\.chunk_len must be an integer in \[1, 1024\], got nan",
     ),
     case(TRAIN + ["action_label_sigma=nan"], r"action_label_sigma must be a finite number in \[0, 1000\]"),
+    case(TRAIN + ["instruction_synonym_p=2"], r"instruction_synonym_p must be in \[0, 1\], got 2"),
+    case(TRAIN + ["instruction_synonyms=shapes"], r"unknown instruction_synonyms 'shapes'; expected '' or one of"),
     case(["ros2", "run", "robot.joint_names=[]"], r"robot\.joint_names: expected the arm's joints, got \[\]"),
     case(["ros2", "run", "camera="], r"camera='': expected a name of 1-64 letters"),
     case(["ros2", "eval", "sim_args=[nan]"], r"sim_args: cannot parse the arguments"),

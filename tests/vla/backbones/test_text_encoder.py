@@ -65,8 +65,8 @@ def test_bad_text_encoder_configs_are_one_clear_line():
         SentenceEncoder(TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="checkpoint"))
     with pytest.raises(ValueError, match="film_condition=text_encoder needs a text encoder"):
         VLM(compose_model_config("tiny_vla_film", ["film_condition=text_encoder"]))
-    with pytest.raises(ValueError, match="film_dim=64 must equal 384"):
-        VLM(compose_model_config("tiny_vla_minilm", ["vision.hf.film_dim=64"]))
+    with pytest.raises(ValueError, match="film_dim=32 must equal 64"):
+        VLM(compose_model_config("tiny_vla_minilm", ["vision.hf.film_dim=32"]))
 
 
 def _prompts(model: VLM, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +100,7 @@ def test_vlm_with_minilm_conditions_on_words_the_lm_never_saw_and_round_trips(tm
 
 
 def test_trainable_minilm_gets_gradients_through_film_and_tokens():
-    cfg = compose_model_config("tiny_vla_minilm", ["vision.hf.film_dim=32", "freeze=[]", "max_cameras=2"])
+    cfg = compose_model_config("tiny_vla_minilm", ["freeze=[]", "max_cameras=2"])
     text = TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny", tokens=1)
     cfg = dataclasses.replace(cfg, text_encoder=text)
     model = VLM(cfg).train()
@@ -112,3 +112,29 @@ def test_trainable_minilm_gets_gradients_through_film_and_tokens():
     grads = [p.grad for p in model.text_encoder.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads[:4])
     assert model.text_proj.weight.grad is not None and float(model.text_proj.weight.grad.abs().sum()) > 0
+
+
+def test_a_causal_lm_as_text_encoder_keeps_its_first_layers_and_round_trips(tmp_path):
+    """`text_encoder.name=lm` (SmolLM2 in tiny_vla_smollm2): a Llama's hidden states after its first
+    `layers` layers, pooled like MiniLM's; the checkpoint stores only the kept layers."""
+    hf = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 2,
+          "num_key_value_heads": 1}  # fmt: skip
+    text = TextEncoderConfig(name="lm", arch="llama", hf=hf, tokenizer="builtin:tiny", layers=2, tokens=1)
+    enc = SentenceEncoder(text)
+    assert len(enc.model.layers) == 2 and enc.resolved_config().hf["num_hidden_layers"] == 2
+    feats, mask = enc.requires_grad_(False).token_features(["lift the red cube", "lift the crimson can now"])
+    assert feats.shape[0] == 2 and feats.shape[2] == 32 and mask.sum(1).tolist()[0] < mask.sum(1).tolist()[1]
+    cfg = dataclasses.replace(compose_model_config("tiny_vla_minilm", ["max_cameras=2"]), text_encoder=text)
+    torch.manual_seed(0)
+    model = VLM(cfg).eval()
+    ids, mask = _prompts(model, ["lift the red cube", "lift the crimson can"])
+    images = torch.rand(2, 2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(ids, mask, images=images)
+    model.save_pretrained(tmp_path / "ck")
+    again = VLM.from_pretrained(tmp_path / "ck")
+    assert len(again.text_encoder.model.layers) == 2
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask, images=images).logits, out.logits)
+    with pytest.raises(ValueError, match="text_encoder.layers=5: the encoder has 3 layers"):
+        SentenceEncoder(dataclasses.replace(text, layers=5))

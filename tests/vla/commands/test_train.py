@@ -173,3 +173,22 @@ def test_model_preset_replaces_the_default_whole():
     assert big.lm.hf.hidden_size == 896
     tiny = compose("train").model
     assert (tiny.vision.name, tiny.vision.image_size, tiny.vision.hf.patch_size) == ("conv", 64, 16)
+
+
+def test_instruction_synonyms_rephrase_training_batches(store, tmp_path):
+    """`instruction_synonyms=colours`: the run trains and records the option; its collate function hands
+    the processor rephrased instructions (vla/data/augment.py) and leaves the samples it got as they were."""
+    from vla.commands.train import _AugmentedCollate
+    from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
+
+    torch.set_num_threads(1)
+    args = ("trainer.steps=2", "trainer.batch_size=4", "val_episodes=1", "model.vision.image_size=16")
+    assert _train(store, tmp_path, *args, "instruction_synonyms=colours", "instruction_synonym_p=1") == 0
+    config = json.loads((tmp_path / "checkpoints" / "step_00000002" / "config.json").read_text())
+    assert config["train"]["instruction_synonyms"] == "colours" and config["train"]["instruction_synonym_p"] == 1
+    seen: list = []
+    collate = _AugmentedCollate(InstructionSynonyms(SYNONYM_TABLES["colours"], p=1.0), seen.extend)
+    samples = [{"instruction": "lift the blue cube"}]
+    collate(samples)
+    assert seen[0]["instruction"] in ("lift the navy cube", "lift the sapphire cube")
+    assert samples == [{"instruction": "lift the blue cube"}]
