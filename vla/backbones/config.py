@@ -90,6 +90,9 @@ class TextEncoderConfig:
     tokens: int = 0  # LM input tokens made from the pooled vector (a linear map), after the other prefix
     max_length: int = 64  # prompt tokens the encoder reads (its tokenizer's), the rest cut
     layers: int = 0  # > 0: keep only the first `layers` transformer layers (an intermediate layer's features)
+    # True: the LM does not see the prompt's words (only its first token); the instruction reaches the
+    # model through the text encoder alone, as in RT-1 (a frozen sentence encoder FiLM-conditions vision)
+    exclusive: bool = False
 
 
 @register_config("vlm", group="model")

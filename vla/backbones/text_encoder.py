@@ -163,6 +163,7 @@ class SentenceEncoder(nn.Module):
         return TextEncoderConfig(
             name=self.cfg.name, pretrained=None, arch=arch, hf=hf, tokenizer=tokenizer,
             width=self.cfg.width, tokens=self.cfg.tokens, max_length=self.cfg.max_length, layers=0,
+            exclusive=self.cfg.exclusive,
         )  # fmt: skip
 
 

@@ -45,6 +45,16 @@ from vla.models.generation import Allowed, GenerationResult, greedy_generate
 from vla.models.masks import position_ids_from_mask, prefix_lm_mask
 
 
+def hide_prompt_words(attention_mask: torch.Tensor, is_prompt: torch.Tensor) -> torch.Tensor:
+    """attention_mask [B,L] with every prompt position but each row's first (BOS) set to 0: the LM then
+    sees no instruction word (`text_encoder.exclusive`). A new tensor; rows without a prompt unchanged."""
+    mask = attention_mask.masked_fill(is_prompt, 0)  # [B,L]
+    rows = torch.nonzero(is_prompt.any(1)).squeeze(1)  # rows with a prompt
+    first = is_prompt.float().argmax(1)[rows]  # their first prompt position
+    mask[rows, first] = attention_mask[rows, first]
+    return mask
+
+
 @dataclass
 class VLMOutput:
     loss: torch.Tensor | None  # scalar mean cross-entropy over answer tokens
@@ -304,6 +314,8 @@ class VLM(nn.Module, ComponentControls):
                 cond = sentence  # [B,W]
             else:
                 cond = self.prompt_condition(text, is_prompt)  # [B,H]
+        if self.text_encoder is not None and self.cfg.text_encoder.exclusive:
+            attention_mask = hide_prompt_words(attention_mask, is_prompt)  # [B,L]
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]
         m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]

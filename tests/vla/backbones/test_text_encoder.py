@@ -138,3 +138,31 @@ def test_a_causal_lm_as_text_encoder_keeps_its_first_layers_and_round_trips(tmp_
         assert torch.equal(again(ids, mask, images=images).logits, out.logits)
     with pytest.raises(ValueError, match="text_encoder.layers=5: the encoder has 3 layers"):
         SentenceEncoder(dataclasses.replace(text, layers=5))
+
+
+def test_hide_prompt_words_keeps_each_rows_first_prompt_token():
+    from vla.models.vlm import hide_prompt_words
+
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    is_prompt = torch.tensor([[1, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 0]]).bool()
+    out = hide_prompt_words(mask, is_prompt)
+    assert out.tolist() == [[1, 0, 0, 1, 0], [1, 1, 0, 1, 1], [1, 1, 0, 0, 0]]
+    assert mask.tolist()[0] == [1, 1, 1, 1, 0]  # the argument is not changed
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_exclusive_text_encoder_hides_the_words_from_the_lm(exclusive):
+    """With `text_encoder.exclusive` and the text encoder's influence switched off (FiLM and token map at
+    zero), two instructions give the same output: the LM saw neither word. Without it they differ."""
+    text = TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny", tokens=1, exclusive=exclusive)
+    cfg = dataclasses.replace(compose_model_config("tiny_vla_minilm", ["max_cameras=2"]), text_encoder=text)
+    torch.manual_seed(0)
+    model = VLM(cfg).eval()
+    with torch.no_grad():
+        model.text_proj.weight.zero_()
+        model.text_proj.bias.zero_()  # FiLM starts at zero too
+    ids, mask = _prompts(model, ["lift the red cube", "lift the blue cube"])
+    assert ids.shape[1] == len(ids[0]) and bool(mask.all())  # same length, no padding
+    with torch.no_grad():
+        logits = model(ids, mask, images=torch.rand(1, 2, 3, 64, 64).expand(2, -1, -1, -1, -1)).logits
+    assert torch.allclose(logits[0, -1], logits[1, -1], atol=1e-6) == exclusive
