@@ -81,7 +81,7 @@ def test_tokenizers_are_the_tokenizer_presets():
 def test_backbone_lists_name_every_builtin():
     (presets, vision, connectors, points), imported = _fresh_listing("vla.backbones")
     assert presets == _presets("model") and {"tiny", "tiny_vla_film", "siglip_qwen2_0p5b"} <= set(presets)
-    assert vision == ["clip", "conv", "dinov2", "fused", "siglip", "vit"]
+    assert vision == ["clip", "conv", "dinov2", "efficientnet_lite0", "fused", "siglip", "vit"]
     assert connectors == ["cross_attn", "linear", "mlp2x_gelu", "perceiver", "qformer", "token_merge"]
     assert points == ["point_patch", "pointnet"]
     assert imported == []
