@@ -31,7 +31,10 @@ BUILTIN_TOKENIZERS = {"builtin:tiny": ASSETS / "text_tokenizer"}
 # decoder layers whose structure `LanguageModel.final_hidden_states` follows (q/k/v/o projections, rotary
 # positions, pre-norms, MLP): the last layer then runs for the kept positions only
 PRUNABLE_LAYERS = ("LlamaDecoderLayer", "Qwen2DecoderLayer")
-_META_KEYS = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "model_type")
+# config.json keys that describe the file, not the architecture (dropped from resolved configs)
+HF_META_KEYS = (
+    "transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "model_type",
+)  # fmt: skip
 
 
 def load_text_tokenizer(spec: str, pretrained: str | None = None) -> Any:
@@ -154,7 +157,7 @@ class LanguageModel(nn.Module):
 
     def resolved_config(self, tokenizer: str = "") -> LMConfig:
         hf = self.model.config.to_diff_dict()
-        for k in _META_KEYS:
+        for k in HF_META_KEYS:
             hf.pop(k, None)
         hf["vocab_size"] = self.vocab_size
         return LMConfig(arch=self.arch, pretrained=None, hf=hf, tokenizer=tokenizer)

@@ -2,14 +2,16 @@
 
 The VLA's own LM sees the instruction through its token embeddings, which a model trained from scratch
 learns only for the words of its demonstrations: "crimson" means nothing to it. A pretrained sentence
-encoder (all-MiniLM-L6-v2, `pretrained: package:minilm`, 6 layers x 384, 22.7 M parameters) puts
-"pick up the crimson cube" near "pick up the red cube". `SentenceEncoder` is a transformers encoder
+encoder (all-MiniLM-L6-v2, `pretrained: package:minilm`, 6 layers x 384, 22.6 M parameters) has read
+such words; how much of that a policy trained on six colour words carries to their synonyms is measured
+in docs/backbones.md (a little: 7/100 against 1/50). `SentenceEncoder` is a transformers encoder
 (`AutoModel`: BERT for MiniLM) with mean pooling over the attention mask and L2 normalisation, exactly
 the sentence-transformers recipe of that model (its modules.json: Transformer, Pooling(mean),
 Normalize), so its embeddings equal the published ones. The VLM reads its contextual token features
 through `AttentionPool` (a learned query over the tokens, `text_encoder.width` wide) and uses the pooled
 vector as the FiLM condition of its conv encoder (`film_condition: text_encoder`) and/or as `tokens` LM
-input tokens.
+input tokens. `name: lm` takes a causal LM instead (SmolLM2-135M, `layers: 15` keeps its first 15
+layers), read the same way.
 
 It takes text, not the LM's ids: the VLM decodes the prompt's ids (lossless for byte-level BPE) and this
 encoder tokenizes them with its own WordPiece vocabulary. Frozen (the usual case: `freeze:
@@ -30,14 +32,13 @@ import torch
 from torch import nn
 
 from vla.backbones.config import TextEncoderConfig
-from vla.backbones.language import load_text_tokenizer
+from vla.backbones.language import HF_META_KEYS, load_text_tokenizer
 from vla.backbones.vision import check_pretrained_dir
 from vla.backbones.weights import resolve_pretrained
 
 TEXT_ENCODER_NAMES = ("minilm", "lm")  # a BERT-style sentence encoder; a causal LM's hidden states
 FROM_CHECKPOINT = "checkpoint"  # resolved configs' `tokenizer`: the copy a checkpoint holds
 SENTENCE_TOKENIZER_NOTE = "sentence_tokenizer/ directory"
-_META_KEYS = ("transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype", "model_type")
 
 
 class SentenceEncoder(nn.Module):
@@ -156,7 +157,7 @@ class SentenceEncoder(nn.Module):
         """The config that rebuilds this architecture without the pretrained directory; a pretrained
         encoder's tokenizer is saved in the checkpoint (`tokenizer: checkpoint`)."""
         hf = self.model.config.to_diff_dict()
-        for k in _META_KEYS:
+        for k in HF_META_KEYS:
             hf.pop(k, None)
         arch = str(self.model.config.model_type)
         tokenizer = FROM_CHECKPOINT if self.cfg.pretrained else (self.cfg.tokenizer or "builtin:tiny")

@@ -107,6 +107,7 @@ def test_goal_set_roundtrip_and_errors(goals, tmp_path):
         )
 
 
+@pytest.mark.slow  # 18 s; benchmarks/goal_diffusion.py trains and scores the model on held-out scenes
 def test_tiny_model_fits_a_few_goal_clouds(goals):
     """After a short training on three expert scenes, the imagined goal of each scene is closer to its
     true goal than the unchanged initial scene is (the copy-initial baseline: what a model that imagines
