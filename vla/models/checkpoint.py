@@ -110,8 +110,9 @@ class CheckpointContents:
     def check(self) -> None:
         """ValueError naming what is missing or not allowed for this model type."""
         if self.model_type is None:
-            extra = [n for n in ("model_config", "text_tokenizer", "sentence_tokenizer", "processor",
-                                 "normalizer", "action_tokenizer") if getattr(self, n) is not None]  # fmt: skip
+            parts = ("model_config", "text_tokenizer", "sentence_tokenizer", "processor", "normalizer",
+                     "action_tokenizer")  # fmt: skip
+            extra = [n for n in parts if getattr(self, n) is not None]
             if extra or self.sections:
                 raise ValueError(f"checkpoint contents without a model_type hold weights only, got {extra}")
             return
