@@ -114,9 +114,8 @@ class SentenceEncoder(nn.Module):
         )
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # [B,L]
         if ids.shape[1] == 0:  # only empty texts (a tokenizer without [CLS]/[SEP]): one zero token
-            return torch.zeros(len(texts), 1, self.dim, device=device), torch.ones(
-                len(texts), 1, dtype=torch.bool
-            )
+            zeros = torch.zeros(len(texts), 1, self.dim, device=device)
+            return zeros, torch.ones(len(texts), 1, dtype=torch.bool, device=device)
         training = self.model.training
         self.model.train(training and not self.frozen)  # frozen: no dropout, one result per text
         try:
@@ -153,6 +152,12 @@ class SentenceEncoder(nn.Module):
         mean = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # [B,D]
         return nn.functional.normalize(mean, dim=-1)
 
+    @property
+    def tokenizer_in_checkpoint(self) -> bool:
+        """True where a checkpoint must hold this encoder's tokenizer: it came from a pretrained directory,
+        or from a checkpoint that held it (`tokenizer: checkpoint`)."""
+        return bool(self.cfg.pretrained) or self.cfg.tokenizer == FROM_CHECKPOINT
+
     def resolved_config(self) -> TextEncoderConfig:
         """The config that rebuilds this architecture without the pretrained directory; a pretrained
         encoder's tokenizer is saved in the checkpoint (`tokenizer: checkpoint`)."""
@@ -160,7 +165,8 @@ class SentenceEncoder(nn.Module):
         for k in HF_META_KEYS:
             hf.pop(k, None)
         arch = str(self.model.config.model_type)
-        tokenizer = FROM_CHECKPOINT if self.cfg.pretrained else (self.cfg.tokenizer or "builtin:tiny")
+        own = self.cfg.tokenizer or "builtin:tiny"
+        tokenizer = FROM_CHECKPOINT if self.tokenizer_in_checkpoint else own
         return TextEncoderConfig(
             name=self.cfg.name, pretrained=None, arch=arch, hf=hf, tokenizer=tokenizer,
             width=self.cfg.width, tokens=self.cfg.tokens, max_length=self.cfg.max_length, layers=0,

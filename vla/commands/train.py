@@ -332,7 +332,8 @@ def run(cfg: TrainConfig) -> Any:
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
     resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
     n_params = sum(p.numel() for p in model.parameters())
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
         print(
             f"[train] VLA {n_params / 1e6:.2f} M params, {len(train)} train windows"
             f"{f', {len(val)} val windows' if val is not None else ''}, chunk {cfg.chunk_len}, "
@@ -340,7 +341,6 @@ def run(cfg: TrainConfig) -> Any:
         )
     collate = model.processor.collate
     if cfg.instruction_synonyms:
-        rank = int(os.environ.get("RANK", "0"))
         aug = InstructionSynonyms(
             SYNONYM_TABLES[cfg.instruction_synonyms], cfg.instruction_synonym_p, tcfg.seed + rank
         )

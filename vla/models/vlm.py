@@ -37,7 +37,7 @@ from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.connectors import build_connector
 from vla.backbones.language import build_language_model, load_text_tokenizer
 from vla.backbones.text import IGNORE_INDEX
-from vla.backbones.text_encoder import FROM_CHECKPOINT, AttentionPool, SentenceEncoder
+from vla.backbones.text_encoder import AttentionPool, SentenceEncoder
 from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
 from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
@@ -458,7 +458,7 @@ class VLM(nn.Module, ComponentControls):
     def sentence_tokenizer(self) -> Any:
         """The text encoder's tokenizer, which a checkpoint keeps when the encoder came pretrained."""
         te = self.text_encoder
-        return te.tokenizer if te is not None and te.resolved_config().tokenizer == FROM_CHECKPOINT else None
+        return te.tokenizer if te is not None and te.tokenizer_in_checkpoint else None
 
     def save_pretrained(self, path: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
         """Write the checkpoint directory atomically (vla.models.checkpoint)."""
