@@ -14,9 +14,11 @@ topics default to `camera/<name>/depth/image_raw` and `camera/<name>/camera_info
 `camera_info_topics.<name>=` remap them). With `cameras` empty the node reads the one camera `camera` on
 `topics.image` / `topics.depth` / `topics.camera_info` (the single-camera layout the bag importer and
 the latency benchmark use). `configured_cameras` is that rule, shared by the node and the sim robot.
-`sim_info` is the SIMULATION-ONLY topic on which the sim robot publishes the env's privileged `info`
-(JSON in std_msgs/String) for scripted experts; a real robot has no such topic and the node leaves it
-unsubscribed unless `use_sim_info=true`.
+`stream` (StreamConfig) sends an action chunk as one multi-point JointTrajectory re-planned every
+`replan_every` points (default: one point per policy step); `dry_run` computes and checks every command but
+publishes only diagnostics (robot_io.trajectory). `sim_info` is the SIMULATION-ONLY topic on which the sim
+robot publishes the env's privileged `info` (JSON in std_msgs/String) for scripted experts; a real robot has
+no such topic and the node leaves it unsubscribed unless `use_sim_info=true`.
 """
 
 from __future__ import annotations
@@ -98,6 +100,21 @@ def configured_cameras(cfg: Any) -> dict[str, CameraTopics]:
     return {cfg.camera: CameraTopics(cfg.camera, t.image, t.depth, t.camera_info)}
 
 
+@dataclass
+class StreamConfig:
+    """How the node sends a policy's actions to the arm's JointTrajectoryController (robot_io.trajectory).
+
+    `points` 1 (the default): one JointTrajectory point per policy step, from `select_action` (whatever
+    wrapper the policy has). `points` N > 1: the node asks the policy for its action chunk
+    (`predict_chunk`, found behind the chunk wrappers), turns the first N actions into N safety-checked
+    joint points with `time_from_start` = (i+1) / point_hz, sends them as one trajectory, and plans the next
+    one once `replan_every` points have run (sooner when a trajectory was truncated)."""
+
+    points: int = 1  # points per JointTrajectory (1 = one action per policy step; >1 needs a chunk policy)
+    replan_every: int = 1  # plan a new trajectory after this many points have run (1..points)
+    point_hz: float = 0.0  # points per second: time_from_start = (i+1)/point_hz (0 = rate_hz)
+
+
 @register_config("ros2_run")
 @dataclass
 class NodeConfig:
@@ -141,6 +158,12 @@ class NodeConfig:
     duration_s: float = 0.0  # stop after this many seconds (0 = no limit)
     record: str | None = None  # rosbag2 directory to record the node's topics to
     summary: str | None = None  # write the run's figures (latency, rate, interventions, skew) as JSON here
+    # Chunks as multi-point trajectories (stream.points, stream.replan_every, stream.point_hz); default: one
+    # point per policy step.
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    # Subscribe, run the policy, compute and safety-check every command, but publish only vla/status (no
+    # joint trajectory, EE delta or gripper command): what would have been sent is in the diagnostics.
+    dry_run: bool = False
     topics: TopicNames = field(default_factory=TopicNames)
 
 

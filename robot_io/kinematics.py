@@ -21,12 +21,17 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+SHIPPED_URDFS = Path(__file__).resolve().parent / "robots"  # URDFs of the stack (robot_io/robots/)
+
 
 def resolve_urdf(urdf: str) -> Path:
-    """An absolute path, or a path relative to pybullet_data (e.g. 'franka_panda/panda.urdf')."""
+    """An absolute path, or a path relative to pybullet_data (e.g. 'franka_panda/panda.urdf') or, when
+    pybullet_data has no such file, to the stack's own robot_io/robots/ (e.g. 'fr3.urdf')."""
     path = Path(urdf)
     if not path.is_absolute():
-        path = Path(pybullet_data.getDataPath()) / path
+        path = Path(pybullet_data.getDataPath()) / urdf
+        if not path.is_file() and (SHIPPED_URDFS / urdf).is_file():
+            path = SHIPPED_URDFS / urdf
     if not path.is_file():
         raise FileNotFoundError(f"robot URDF not found: {path}")
     return path

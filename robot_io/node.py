@@ -20,10 +20,12 @@ frame set and runs one step; the policy thread runs `policy.select_action` (and 
 time, while the control thread waits for it at most `policy_timeout_s`:
 
     gate (enable, instruction, watchdog, input fit, joint-state plausibility, command agreement, time match)
-    -> policy.select_action(obs, info) [policy thread, deadline] -> safety.filter_ee_delta
-    -> IK (PyBullet, robot URDF) -> safety.filter_joints -> publish TwistStamped, JointTrajectory,
-    gripper Float64; DiagnosticArray every tick (rate, latency, skew, hold reason, intervention counters),
-    and a one-line status on the console every `status_log_s`.
+    -> policy.select_action(obs, info), or with stream.points > 1 its chunk [policy thread, deadline]
+    -> per point: safety.filter_ee_delta -> IK (PyBullet, robot URDF) -> joint filter (robot_io.trajectory)
+    -> publish TwistStamped, JointTrajectory (one point, or the chunk's points), gripper Float64 (none of
+    them with dry_run: the diagnostics say what would have gone out); DiagnosticArray every tick (rate,
+    latency, skew, hold reason, intervention counters), and a one-line status on the console every
+    `status_log_s`. A streamed trajectory runs until its re-plan; a hold while points are left stops it.
 
 Any failure on the way (malformed or misfitting message, stale or unmatched input, disabled, no
 instruction, an instruction over `max_instruction_chars`, joint states that jump or disagree with the
@@ -53,7 +55,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pybullet as pb
 
 from robot_io import convert, enable, msgs
 from robot_io.config import CameraTopics, NodeConfig
@@ -68,6 +69,7 @@ from robot_io.inputs import (
 )
 from robot_io.kinematics import Kinematics
 from robot_io.safety import SafetyFilter, SafetyLimits, Watchdog
+from robot_io.trajectory import Commander
 from robot_io.transport import LATCHED, RELIABLE, SENSOR_DATA
 from vla.core.state import pack_state
 from vla.core.types import INSTRUCTION_KEY, STATE_KEY, depth_key, image_key
@@ -222,7 +224,6 @@ class VlaNode:
                 "ee_target must be measured|commanded and ee_max_lag > 0, "
                 f"got {cfg.ee_target!r}, {cfg.ee_max_lag}"
             )
-        self._ee_command: tuple[np.ndarray, np.ndarray] | None = None  # last commanded EE pose (ee_target)
         # What the policy reads and the topics that carry it (a ConfigError when one is not configured).
         self.inputs = resolve_inputs(cfg, policy_inputs(policy))
         self.cameras = [c.name for c in self.inputs.cameras]
@@ -303,9 +304,8 @@ class VlaNode:
         tr.create_subscription(t.enable_auth, msgs.String, self.on_enable_auth, RELIABLE)
         if cfg.use_sim_info:
             tr.create_subscription(t.sim_info, msgs.String, self.on_sim_info, RELIABLE)
-        self.pub_twist = tr.create_publisher(t.ee_delta, msgs.TwistStamped, RELIABLE)
-        self.pub_traj = tr.create_publisher(t.joint_trajectory, msgs.JointTrajectory, RELIABLE)
-        self.pub_gripper = tr.create_publisher(t.gripper, msgs.Float64, RELIABLE)
+        # The command side: planning, the command topics (none in a dry run), the streamed trajectory.
+        self.commander = Commander(cfg, self.kin, self.safety, tr, policy, self._record, clock)
         self.pub_status = tr.create_publisher(t.status, msgs.DiagnosticArray, RELIABLE)
         self.pub_challenge = tr.create_publisher(t.enable_challenge, msgs.String, LATCHED)
         if self._token:
@@ -420,7 +420,7 @@ class VlaNode:
         except ValueError as e:
             self._malformed("joint_states", e)
             return
-        width = convert.gripper_width(msg)
+        width = convert.gripper_width(msg, self.limits.finger_joints)
         with self._lock:
             now = self.clock()
             if not self.joint_monitor.accept(q, now):
@@ -518,6 +518,14 @@ class VlaNode:
     # ------------------------------------------------------------------ control step (control thread)
     def _hold(self, reason: str) -> None:
         self.hold_reason = reason
+        now = self.clock()
+        self.commander.stop(now, self._fresh_joints(now))  # a streamed trajectory with points left stops
+
+    def _fresh_joints(self, now: float) -> np.ndarray | None:
+        """The newest joint positions [J], unless older than the watchdog timeout."""
+        with self._lock:
+            q = self._q
+        return q if q is not None and self.watchdog.age(JOINTS, now) <= self.limits.watchdog_timeout else None
 
     def step(self) -> bool:
         """One control tick; returns whether a command was published."""
@@ -558,6 +566,7 @@ class VlaNode:
         return "unsynced", None, best
 
     def _step(self, now: float) -> bool:
+        self.commander.tick(now)  # while a trajectory runs: the safety reference is where it is commanded now
         with self._lock:
             q, width, instruction, enabled, info = (
                 self._q,
@@ -590,7 +599,7 @@ class VlaNode:
                 log.warning(
                     "holding: %s carries no gripper width (needs finite %s); the width is required",
                     self.cfg.topics.joint_states,
-                    list(convert.FINGER_JOINTS),
+                    list(self.limits.finger_joints),
                 )
         if reason is None and mismatch:
             reason = "hold_input_mismatch"  # a message that does not fit: held until one that fits arrives
@@ -617,9 +626,12 @@ class VlaNode:
                     )
         if reason is None and why in ("skip", "wait"):
             # Latest-observation semantics: each policy step consumes a fresh frame set; a tick without
-            # one publishes nothing (the watchdog catches a feed that stopped altogether).
+            # one publishes nothing (the watchdog catches a feed that stopped altogether) but the gripper
+            # value of the streamed point the arm is heading to.
             with self._lock:
                 self._needs_reset = self._needs_reset or needs_reset
+            if not needs_reset:
+                self.commander.executing(now)
             self.safety.count("skip_no_new_image" if why == "skip" else "skip_frame_set_incomplete")
             return False
         if reason is None and why is not None:
@@ -644,8 +656,12 @@ class VlaNode:
             return False
         assert frames is not None
         if needs_reset:
+            self.commander.reset(now, self._fresh_joints(now))
             self.safety.anchor()
-            self._ee_command = None
+        if self.commander.executing(now):  # the trajectory sent has points left before its re-plan
+            self.safety.count("skip_stream_executing")
+            self.hold_reason = None
+            return False
         pivot = frames[self._pivot]
         self._last_used_seq = pivot.seq
         stamp = pivot.stamp
@@ -654,9 +670,6 @@ class VlaNode:
             self.safety.count("hold_no_gripper_width")
             self._hold("hold_no_gripper_width")
             return False
-        ee_pos, ee_quat = self.kin.forward(
-            q
-        )  # the newest measurement: what the safety caps and IK start from
         obs_pos, obs_quat = self.kin.forward(q_obs)
         state = pack_state(
             ee_position=obs_pos, ee_orientation=obs_quat, gripper_width=width_obs, joint_positions=q_obs
@@ -667,11 +680,13 @@ class VlaNode:
             STATE_KEY: state,
             INSTRUCTION_KEY: instruction,
         }
-        policy = self.policy
+        policy, chunker = self.policy, self.commander.chunker
 
         def policy_step() -> Any:  # runs on the policy thread
             if needs_reset:
                 policy.reset()
+            if chunker is not None:  # streaming: the whole chunk [T, D]
+                return chunker.predict_chunk(obs)
             return policy.select_action(obs, info)
 
         outcome, action = self.runner.call(policy_step, self.policy_timeout)
@@ -697,79 +712,32 @@ class VlaNode:
                 {"error": "hold_policy_error", "late": "hold_policy_late"}.get(outcome, "hold_policy_busy")
             )
             return False
-        cmd = self.safety.filter_ee_delta(action, ee_pos)
-        if cmd is None:
+        try:
+            actions = self.commander.actions(action)  # [N, D]
+        except (TypeError, ValueError) as e:
+            self.safety.count("nonfinite_or_malformed_action")
+            log.warning("policy returned no usable actions: %s", e)
             self._hold("hold_unsafe_action")
             return False
-        try:
-            if self.cfg.ee_target == "commanded":
-                target = self._commanded_target(ee_pos, ee_quat, cmd.delta)
-                q_target = self.kin.inverse(q, *target)
-            else:
-                q_target = self.kin.ee_delta_to_joints(q, cmd.delta)
-        except Exception as e:  # pybullet IK error: hold
-            self.safety.count("ik_error")
-            log.warning("IK failed: %s", e)
-            self._hold("hold_ik_error")
+        plan, reason = self.commander.plan(actions, q, now)  # every point safety-checked
+        if plan is None:
+            self._hold(reason or "hold_unsafe_action")
             return False
-        q_safe = self.safety.filter_joints(q_target, q)
-        if q_safe is None:
-            self._hold("hold_unsafe_joints")
-            return False
-        self._publish_command(cmd.delta, q_safe, cmd.gripper, stamp)
-        self.safety.commit(q_safe)
-        if self.cfg.ee_target == "commanded":
-            self._ee_command = target
-        self.skews_ms.append(skew * 1e3)
-        return True
-
-    def _commanded_target(
-        self, ee_pos: np.ndarray, ee_quat: np.ndarray, delta: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """ee_target=commanded: the last commanded EE pose (+) delta (rotation about the base axes), the
-        position kept within ee_max_lag of the measured one and inside the workspace."""
-        pos0, quat0 = self._ee_command if self._ee_command is not None else (ee_pos, ee_quat)
-        pos = pos0 + delta[:3]
-        lag = pos - ee_pos
-        n = float(np.linalg.norm(lag))
-        if n > self.cfg.ee_max_lag:
-            pos = ee_pos + lag * (self.cfg.ee_max_lag / n)
-        pos = np.clip(pos, self.safety.ws_low, self.safety.ws_high)
-        quat = np.asarray(quat0, dtype=np.float64)
-        if np.any(delta[3:6] != 0.0):
-            dq = pb.getQuaternionFromEuler(np.asarray(delta[3:6], float).tolist())
-            _, q = pb.multiplyTransforms((0, 0, 0), dq, (0, 0, 0), quat.tolist())
-            quat = np.asarray(q) / np.linalg.norm(q)
-        return pos, quat
-
-    def _publish_command(self, delta: np.ndarray, q: np.ndarray, gripper: float, image_stamp: float) -> None:
-        t = self.cfg.topics
-        # TwistStamped carries the stamp of the image it was computed from (end-to-end traceability);
-        # the trajectory's zero stamp means "start now" to ros2_control's JointTrajectoryController.
-        twist = convert.twist_stamped_msg(delta, convert.time_from_seconds(image_stamp), frame_id="base")
-        traj = msgs.JointTrajectory(
-            header=msgs.Header(stamp=msgs.Time(), frame_id="base"),
-            joint_names=list(self.limits.joint_names),
-            points=[
-                msgs.JointTrajectoryPoint(
-                    positions=q.tolist(),
-                    time_from_start=convert.duration_from_seconds(1.0 / self.cfg.rate_hz),
-                )
-            ],
-        )
-        grip = msgs.Float64(data=float(gripper))
-        self.pub_twist.publish(twist)
-        self.pub_traj.publish(traj)
-        self.pub_gripper.publish(grip)
-        for topic, m in ((t.ee_delta, twist), (t.joint_trajectory, traj), (t.gripper, grip)):
-            self._record(topic, m)
+        self.commander.send(plan, q, stamp, now)
         # From the first camera's stamp (its arrival when the driver left it unset) to the publish.
-        latency = (time.time() - image_stamp) * 1e3
+        latency = (time.time() - stamp) * 1e3
         self.latencies_ms.append(latency)
         self.all_latencies_ms.append(latency)
         self._command_times.append(self.clock())
         self.steps += 1
         self.hold_reason = None
+        self.skews_ms.append(skew * 1e3)
+        return True
+
+    @property
+    def _active_state(self) -> str:
+        """The state word when not holding: a dry run computes commands, it does not send them."""
+        return "dry_run" if self.commander.dry_run else "commanding"
 
     def measured_rate(self) -> float:
         ts = self._tick_times
@@ -779,7 +747,7 @@ class VlaNode:
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
         level = msgs.DIAG_OK if self.hold_reason is None else msgs.DIAG_WARN
         values = {
-            "state": self.hold_reason or "commanding",
+            "state": self.hold_reason or self._active_state,
             "rate_hz": f"{self.measured_rate():.2f}",
             "latency_p50_ms": f"{np.percentile(lat, 50):.2f}",
             "latency_p99_ms": f"{np.percentile(lat, 99):.2f}",
@@ -795,6 +763,7 @@ class VlaNode:
             "input_mismatch": " | ".join(dict(self._mismatch).values()),
             "transport_errors": str(sum(getattr(self.transport, "errors", {}).values())),
         }
+        values.update(self.commander.status_values())  # streaming; a dry run's would-be commands
         values.update({k: str(v) for k, v in sorted(self.safety.counters.items())})
         status = msgs.DiagnosticStatus(
             level=level,
@@ -839,6 +808,14 @@ class VlaNode:
             "skew_ms": {"p50": pct(skew, 50), "max": pct(skew, 100)},
             "counters": dict(sorted(self.safety.counters.items())),
             "enable_mode": self.enable_mode,
+            "dry_run": self.commander.dry_run,  # true: `commands` were computed, none was published
+            "stream": {
+                "points": self.commander.points,
+                "replan_every": self.commander.replan_every,
+                "trajectories": self.commander.trajectories,
+                "trajectory_points": self.commander.points_sent,
+            },
+            "last_command": self.commander.last,
         }
 
     def log_status(self, now: float) -> None:
@@ -857,7 +834,7 @@ class VlaNode:
             latency = "n/a (no command yet)"
         log.info(
             "status: %s | %.1f Hz | latency %s | %d commands (+%d in %.1f s) | %s",
-            self.hold_reason or "commanding",
+            self.hold_reason or self._active_state,
             self.measured_rate(),
             latency,
             self.steps,

@@ -8,6 +8,7 @@ Per control step (legend: D = 7 action dims, J = arm joints):
     filter_ee_delta(a, ee)    finite check -> workspace box -> translation cap -> rotation cap -> gripper
     filter_joints(q*, q)      finite check -> joint position limits (URDF - margin) -> joint step caps
                               relative to BOTH the measured joints and the last commanded target
+    filter_next_point(q*, p)  a trajectory's later points: limits -> one joint step from the point before
 
 `SafetyLimits` holds the parameters (a YAML file per robot in configs/robot/); joint limits default to
 the robot's URDF (`robot_io.kinematics.urdf_joint_limits`). Guarantees (hypothesis-tested): a passed
@@ -33,6 +34,7 @@ import numpy as np
 from vla.core.config import config_dir
 
 PANDA_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+PANDA_FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class SafetyLimits:
     urdf: str = "franka_panda/panda.urdf"  # absolute, or relative to pybullet_data
     ee_link: str = "panda_grasptarget"
     joint_names: list[str] = field(default_factory=lambda: list(PANDA_JOINTS))
+    # The gripper's finger joints in the JointState: their positions sum to the gripper width (m).
+    finger_joints: list[str] = field(default_factory=lambda: list(PANDA_FINGERS))
     control_hz: float = 10.0
     max_translation: float = 0.025  # metres per control step (norm of dx, dy, dz)
     max_rotation: float = 0.1  # radians per control step (norm of droll, dpitch, dyaw)
@@ -93,6 +97,11 @@ class SafetyLimits:
             bad(f"workspace_low/high must be 3 numbers each with low < high, got {lo.tolist()} {hi.tolist()}")
         if not 0.0 <= self.gripper_close_below <= self.gripper_open_above <= 1.0:
             bad("expected 0 <= gripper_close_below <= gripper_open_above <= 1")
+        if not self.finger_joints or set(self.finger_joints) & set(self.joint_names):
+            bad(
+                "finger_joints must name the gripper's finger joints (not arm joints), "
+                f"got {list(self.finger_joints)}"
+            )
         n = len(self.joint_names)
         for key in ("joint_lower", "joint_upper", "joint_velocity"):
             v = getattr(self, key)
@@ -367,6 +376,25 @@ class SafetyFilter:
         if q is None:
             self.count("hold_command_disagreement")
             return None
+        if pc:
+            self.count("joint_position_clipped")
+        if vc:
+            self.count("joint_velocity_clipped")
+        return q
+
+    def filter_next_point(self, q_target: np.ndarray, q_previous: np.ndarray) -> np.ndarray | None:
+        """A later point of a trajectory: joint targets [J] -> targets within the position limits and one
+        step of the previous point `q_previous` [J] (the first point is `filter_joints`'s); None if not
+        finite or not [J]."""
+        qt, qp = np.asarray(q_target, float), np.asarray(q_previous, float)
+        if qt.shape != self.lower.shape or qp.shape != self.lower.shape:
+            self.count("nonfinite_or_malformed_joints")
+            return None
+        if not (np.all(np.isfinite(qt)) and np.all(np.isfinite(qp))):
+            self.count("nonfinite_or_malformed_joints")
+            return None
+        q, pc, vc = limit_joints(qt, qp, self.lower, self.upper, self.max_step)
+        assert q is not None  # one step box only: always overlaps
         if pc:
             self.count("joint_position_clipped")
         if vc:

@@ -1,19 +1,23 @@
-"""The simulated robot on ROS 2: the PyBullet table-top (`sim`, "vla/Tabletop-v0") behind ROS 2 topics.
-
-Per control tick (`rate_hz`; above 10 runs faster than real time, each tick is one 10 Hz env step) it
-applies the latest joint-trajectory goal and gripper command (env action space `joint_pos`), steps the
-env and publishes what a real arm's drivers would, all with the tick's one stamp: for every camera the
-env renders (`env.cameras`, plus `camera`) the image (rgb8/bgr8), depth (32FC1 or 16UC1 mm) and
-camera_info on its per-camera topics (`cameras` / `depth_topics` / `camera_info_topics`, default
-camera/<name>/image_raw, camera/<name>/depth/image_raw, camera/<name>/camera_info; the camera `camera`
-also on topics.image/depth/camera_info, the single-camera layout), and joint_states (7 arm joints + 2
-finger joints, each finger at half the gripper width, from `vla.core.state.unpack_state` of the env's
-state: `joint_state_from_state`). Until the first command it holds the reset pose. Like a real
-controller it drops malformed or non-finite goals (`malformed`) and clips goals beyond the joint limits
-to them (`clipped`). It also publishes the instruction (latched) at each episode start, like an
+"""The simulated robot on ROS 2: the PyBullet table-top (`sim`, "vla/Tabletop-v0") behind ROS 2 topics. Per
+control tick (`rate_hz`; above 10 runs faster than real time, each tick is one 10 Hz env step) it applies
+the joint-trajectory point due and the latest gripper command (env action space `joint_pos`), steps the env
+and publishes what a real arm's drivers would, all with the tick's one stamp: for every camera the env
+renders (`env.cameras`, plus `camera`) the image (rgb8/bgr8), depth (32FC1 or 16UC1 mm) and camera_info on
+its per-camera topics (`cameras` / `depth_topics` / `camera_info_topics`, default camera/<name>/image_raw,
+camera/<name>/depth/image_raw, camera/<name>/camera_info; the camera `camera` also on
+topics.image/depth/camera_info, the single-camera layout), and joint_states (7 arm joints + 2 finger joints,
+each finger at half the gripper width, from `vla.core.state.unpack_state` of the env's state:
+`joint_state_from_state`). Until the first command it holds the reset pose. Trajectories follow the
+JointTrajectoryController's conventions: one starts on receipt (header stamp 0), a new one replaces whatever
+is left of the old, and each env step executes the point the controller is heading to at that moment (the
+first whose receipt time + time_from_start lies ahead; so with points every control period, point i on the
+i-th step after receipt); when no new trajectory arrives it finishes the points it has and then holds the
+last one (for ever: no command timeout). Like a real controller it drops malformed goals (no points, unknown
+joints, non-finite positions, time_from_start not increasing: `malformed`) and clips goals beyond the joint
+limits to them (`clipped`). It also publishes the instruction (latched) at each episode start, like an
 operator; with `episode_enable` it also acts as the operator between trials: `vla/enable` false at an
-episode's end, true once the next scene is reset and published, and the env steps only from the
-episode's first command (so the node's reset hold does not eat into the episode's steps).
+episode's end, true once the next scene is reset and published, and the env steps only from the episode's
+first command (so the node's reset hold does not eat into the episode's steps).
 
 SIMULATION ONLY: with `publish_sim_info` it publishes the env's `info` (privileged object poses etc.) as
 JSON in std_msgs/String on `topics.sim_info`, so a scripted expert inside the node (`use_sim_info=true`)
@@ -28,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,7 +82,7 @@ def info_to_json(info: dict[str, Any], episode: int) -> str:
 class SimRobot:
     """See the module docstring."""
 
-    def __init__(self, cfg: SimRobotConfig, transport: Any):
+    def __init__(self, cfg: SimRobotConfig, transport: Any, clock: Callable[[], float] = time.monotonic):
         if cfg.encoding not in ("rgb8", "bgr8") or cfg.depth_encoding not in ("32FC1", "16UC1"):
             raise ValueError(
                 f"sim robot: encoding must be rgb8/bgr8 and depth_encoding 32FC1/16UC1, "
@@ -85,7 +90,7 @@ class SimRobot:
             )
         if cfg.rate_hz <= 0:
             raise ValueError(f"sim robot: rate_hz must be positive, got {cfg.rate_hz}")
-        self.cfg, self.transport = cfg, transport
+        self.cfg, self.transport, self.clock = cfg, transport, clock
         kwargs = env_kwargs(cfg.env, cfg.task)
         names = list(dict.fromkeys([*kwargs["cameras"], *([cfg.camera] if cfg.camera else [])]))
         if not names:
@@ -119,7 +124,9 @@ class SimRobot:
         )
         transport.create_subscription(t.joint_trajectory, msgs.JointTrajectory, self.on_trajectory, RELIABLE)
         transport.create_subscription(t.gripper, msgs.Float64, self.on_gripper, RELIABLE)
-        self._target: np.ndarray | None = None  # [7] commanded joint positions
+        self._target: np.ndarray | None = None  # [7] the joint positions the next env step goes to
+        # The trajectory being executed: (receipt time s, time_from_start [N] s, points [N, 7]); None: hold.
+        self._trajectory: tuple[float, np.ndarray, np.ndarray] | None = None
         self._gripper = 1.0
         self.commands = 0
         self.malformed = 0
@@ -130,10 +137,17 @@ class SimRobot:
         try:
             if not msg.points:
                 raise ValueError("joint trajectory without points")
-            point = msg.points[-1]
-            q = convert.positions_by_name(msg.joint_names, point.positions, ARM_JOINTS, "joint trajectory")
+            q = np.stack(
+                [
+                    convert.positions_by_name(msg.joint_names, p.positions, ARM_JOINTS, "joint trajectory")
+                    for p in msg.points
+                ]
+            )  # [N, 7]
             if not np.all(np.isfinite(q)):
                 raise ValueError(f"joint trajectory: non-finite positions {q.tolist()}")
+            tfs = np.array([p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points])
+            if np.any(np.diff(tfs) <= 0):
+                raise ValueError(f"joint trajectory: time_from_start not strictly increasing {tfs.tolist()}")
         except ValueError as e:
             self.malformed += 1
             log.warning("sim robot: dropped joint trajectory: %s", e)
@@ -145,8 +159,19 @@ class SimRobot:
             self.clipped += 1
             if self.clipped <= 3:
                 log.warning("sim robot: joint trajectory beyond the joint limits, clipped: %s", q.tolist())
-        self._target = clipped
+        self._trajectory = (self.clock(), tfs, clipped)  # replaces the rest of the one before
+        self._target = clipped[0]
         self.commands += 1
+
+    def target_at(self, now: float) -> np.ndarray:
+        """The joint positions [7] an env step starting at `now` goes to: the trajectory's first point not
+        yet due (receipt + time_from_start > now), or its last once all are; the held pose without one."""
+        if self._trajectory is not None:
+            received, tfs, points = self._trajectory
+            ahead = np.nonzero(received + tfs > now)[0]
+            self._target = points[ahead[0]] if ahead.size else points[-1]
+        assert self._target is not None
+        return self._target
 
     def on_gripper(self, msg: msgs.Float64) -> None:
         if not np.isfinite(msg.data):
@@ -198,6 +223,7 @@ class SimRobot:
             self._spin_until(time.monotonic() + max(0.3, 2 * period))
         obs, info = self.env.reset(seed=seed)
         self._target = unpack_state(obs[STATE_KEY]).joint_positions  # [7]: hold the reset pose
+        self._trajectory = None
         self._gripper = 1.0
         self.pub_instruction.publish(msgs.String(data=str(obs["instruction"])))
         self.publish(obs, info, episode)
@@ -219,7 +245,8 @@ class SimRobot:
         while True:
             self._spin_until(next_t)
             next_t = max(next_t + period, time.monotonic())
-            action = np.concatenate([self._target, [self._gripper]]).astype(np.float32)  # [8] joint_pos
+            target = self.target_at(self.clock())  # the point due now
+            action = np.concatenate([target, [self._gripper]]).astype(np.float32)  # [8] joint_pos
             obs, _, terminated, truncated, info = self.env.step(action)
             length += 1
             success = bool(info.get("is_success", False))

@@ -30,8 +30,15 @@ def test_package_manifest_and_entry_points():
     setup_src = (PKG / "setup.py").read_text()
     for fn in ("node_main", "sim_robot_main"):
         assert f"vla_ros2.main:{fn}" in setup_src and callable(getattr(main, fn))
-    tree = ast.parse((PKG / "launch" / "vla.launch.py").read_text())
-    assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for launch in ("vla.launch.py", "franka.launch.py"):
+        tree = ast.parse((PKG / "launch" / launch).read_text())
+        assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    # the Franka launch file takes the parameter YAML by its preset name, and starts as a dry run
+    tree = ast.parse((PKG / "launch" / "franka.launch.py").read_text())
+    (defaults,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "DEFAULTS"]
+    defaults = ast.literal_eval(defaults)
+    assert defaults["dry_run"] == "true"
+    assert (PKG.parents[1] / "configs" / f"{defaults['config']}.yaml").is_file()
 
 
 def test_cli_bad_input_is_a_clear_error(capsys, tmp_path):

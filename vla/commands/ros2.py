@@ -4,12 +4,16 @@
     vla ros2 run policy=expert +policy_kwargs.task=pick use_sim_info=true enabled=true robot=panda
     vla ros2 run checkpoint=outputs/demo/train \
         +cameras='{static: camera/static/image_raw, wrist: camera/wrist/image_raw}' record=outputs/bag1
+    vla ros2 run config=ros2_run_fr3 checkpoint=RUN dry_run=true     # a preset: configs/ros2_run_*.yaml
     vla ros2 eval checkpoint=outputs/demo/train tasks=[pick_colour] episodes=20 env.image_size=64
     vla import rosbag outputs/bag1 out=outputs/teleop.zarr
 
-`vla ros2 run` checks, before it starts anything, that every input the policy reads has a topic: a
-checkpoint's cameras (and the depth its point clouds need) must each be configured, and its actions
-must be the node's (robot_io.inputs); a missing one is one ConfigError line. `vla ros2 eval` is the
+`vla ros2 run` composes configs/ros2_run.yaml, or with `config=NAME` another preset of the same schema
+(configs/ros2_run_*.yaml: `config=ros2_run_fr3`, a Franka Research 3 on franka_ros2), and checks, before
+it starts anything, that every input the policy reads has a topic: a checkpoint's cameras (and the depth
+its point clouds need) must each be configured, and its actions must be the node's (robot_io.inputs); a
+missing one is one ConfigError line, as is a `stream.*` the policy cannot serve (robot_io.trajectory).
+`dry_run=true` runs everything but publishes only diagnostics. `vla ros2 eval` is the
 closed-loop measurement through ROS 2: for each task it starts the sim robot and the node as two
 processes over loopback DDS (`episode_enable`: the sim robot enables the node per episode, as an
 operator would), runs the policy on the held-out seeds `vla eval` uses (sim.tasks.task_seeds, the same
@@ -54,6 +58,7 @@ from robot_io.inputs import InputSpec, checkpoint_inputs, resolve_inputs
 from robot_io.kinematics import Kinematics, resolve_urdf, urdf_joint_limits
 from robot_io.node import VlaNode
 from robot_io.sim_robot import SimRobot
+from robot_io.trajectory import check_stream
 from robot_io.transport import list_transports, make_transport
 from sim.camera import DEFAULT_CAMERAS
 from sim.config import EnvConfig
@@ -64,6 +69,7 @@ from vla.core.config import (
     check_number,
     check_path_name,
     compose,
+    config_dir,
     register_config,
     shown,
     split_positionals,
@@ -187,6 +193,8 @@ def check_run(cfg: NodeConfig) -> None:
     with argument_checks("robot"):
         cfg.robot.validate(f"robot config {cfg.robot.name!r}")
     check_robot(cfg.robot)
+    with argument_checks("stream"):
+        check_stream(cfg.stream)  # whether the policy predicts chunks is checked once it is loaded
     with argument_checks("policy", "unknown-choice"):
         get_policy_class(cfg.policy)
     checkpoint = cfg.checkpoint or cfg.policy_kwargs.get("checkpoint")
@@ -206,13 +214,33 @@ def check_run(cfg: NodeConfig) -> None:
         )
 
 
+def run_config(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """`vla ros2 run`'s preset: `config=NAME` (a configs/ros2_run*.yaml of the NodeConfig schema; default
+    ros2_run) and the other arguments. An unknown name is a ConfigError listing the presets."""
+    names = [a.partition("=")[2] for a in argv if a.startswith("config=")]
+    rest = [a for a in argv if not a.startswith("config=")]
+    if not names:
+        return "ros2_run", rest
+    presets = sorted(p.stem for p in config_dir().glob("ros2_run*.yaml"))
+    if names[-1] not in presets:
+        raise ConfigError(
+            f"config={shown(names[-1])!r}: expected one of {presets} (configs/ros2_run*.yaml)",
+            "config",
+            "unknown-choice",
+        )
+    return names[-1], rest
+
+
 def ros2_run(argv: Sequence[str]) -> int:
     _setup_logging()
-    cfg = to_dataclass(compose("ros2_run", list(argv)), NodeConfig)
+    name, argv = run_config(argv)
+    cfg = to_dataclass(compose(name, list(argv)), NodeConfig)
     check_run(cfg)
     limits = cfg.robot
     with argument_checks("policy"):  # unknown policy keywords, a checkpoint that does not load
         policy = build_policy(cfg.policy, cfg.policy_kwargs, cfg.checkpoint)
+    with argument_checks("stream.points"):  # stream.points > 1 needs a policy that predicts chunks
+        check_stream(cfg.stream, policy)
     transport = _transport(cfg.transport, cfg.domain_id, "vla_node")
     recorder = None
     if cfg.record:
@@ -236,8 +264,9 @@ def ros2_run(argv: Sequence[str]) -> int:
         atomic_write_json(cfg.summary, node.summary())
     lat = sorted(node.latencies_ms)
     p50 = lat[len(lat) // 2] if lat else float("nan")
+    what = "commands computed, none published (dry run)," if cfg.dry_run else "commands"
     print(
-        f"vla ros2 run: {node.steps} commands in {time.monotonic() - start:.1f} s, "
+        f"vla ros2 run: {node.steps} {what} in {time.monotonic() - start:.1f} s, "
         f"latency p50 {p50:.1f} ms, interventions {dict(node.safety.counters)}"
         + (f", bag {cfg.record} ({recorder.count} messages)" if recorder else "")
     )

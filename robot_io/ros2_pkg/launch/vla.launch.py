@@ -2,6 +2,9 @@
 
     ros2 launch vla_ros2 vla.launch.py policy:=vla checkpoint:=/path/ckpt robot:=panda
     ros2 launch vla_ros2 vla.launch.py policy:=expert sim:=true      # whole deploy path, no hardware
+    ros2 launch vla_ros2 vla.launch.py policy:=vla checkpoint:=/path/ckpt dry_run:=true   # diagnostics only
+
+A Franka Research 3 has its own launch file with its parameter YAML: franka.launch.py.
 
 Remap the topics to your robot's drivers with the node's `topics.*` overrides in `extra_args`
 (space separated), e.g. extra_args:="topics.joint_trajectory=/fr3_arm_controller/joint_trajectory".
@@ -22,6 +25,7 @@ DEFAULTS = {
     "rate_hz": "10.0",
     "sim": "false",
     "task": "pick",
+    "dry_run": "false",
     "extra_args": "",
 }
 
@@ -36,6 +40,8 @@ def _nodes(context, *_, **__):
         args.append(f"+policy_kwargs.task={v['task']}")
     if sim:
         args += ["use_sim_info=true", "enabled=true"]
+    if v["dry_run"].lower() in ("1", "true", "yes"):
+        args.append("dry_run=true")
     args += v["extra_args"].split()
     nodes = [
         Node(package="vla_ros2", executable="vla_node", name="vla_node", output="screen", arguments=args)
