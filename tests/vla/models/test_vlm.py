@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from vla.backbones.config import PointEncoderConfig, StateEncoderConfig
 from vla.backbones.presets import tiny_vlm_config
 from vla.models import VLM, token_accuracy
-from vla.models.masks import position_ids_from_mask, prefix_lm_mask
+from vla.models.masks import drop_masked, position_ids_from_mask, prefix_lm_mask
 from vla.backbones.text import IGNORE_INDEX, encode_prompt_answer, pad_batch
 
 
@@ -119,3 +119,42 @@ def test_prefix_lm_mask_matches_the_definition(cells):
         for j in range(n):
             want = i == j or (bool(valid[0, j]) and (j <= i or bool(prefix[0, i] and prefix[0, j])))
             assert bool(got[i, j]) == want, (i, j)
+
+
+@pytest.mark.parametrize("prefix_lm", [False, True])
+def test_dropping_masked_positions_changes_no_real_position(prefix_lm):
+    """drop_masked shortens the LM's sequence (pads anywhere, hidden prompt words) without changing what
+    the LM computes at a real position: the same hidden states as the full masked sequence."""
+    torch.manual_seed(0)
+    model = VLM(tiny_vlm_config("siglip", "token_merge", prefix_lm=prefix_lm)).eval()
+    b, l, h = 3, 12, model.lm.hidden_size
+    x = torch.randn(b, l, h)
+    mask = torch.ones(b, l, dtype=torch.long)
+    mask[0, 3:7] = 0  # hidden words in the middle
+    mask[1, 9:] = 0  # right pads
+    mask[2, ::2] = 0  # every other one
+    short, short_mask = drop_masked(x, mask)
+    assert short.shape == (b, 9, h) and short_mask.shape == (b, 9)  # rows keep 8, 9, 6
+    assert short_mask.sum(1).tolist() == mask.sum(1).tolist()
+
+    def hidden(e, m):
+        valid = m.bool()
+        attn = prefix_lm_mask(valid, valid if prefix_lm else torch.zeros_like(valid), e.dtype)
+        out = model.lm(
+            inputs_embeds=e,
+            attention_mask=attn,
+            position_ids=position_ids_from_mask(m),
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        return out.hidden_states[-1]  # [B,L,H]
+
+    with torch.no_grad():
+        full, part = hidden(x, mask), hidden(short, short_mask)
+    for r in range(b):
+        real = mask[r].bool()
+        n = int(real.sum())
+        assert torch.equal(short[r, :n], x[r, real])  # the real positions, in order
+        assert torch.allclose(part[r, :n], full[r, real], atol=1e-5)
+    with pytest.raises(ValueError, match=r"x \[B,L,H\]"):
+        drop_masked(x, mask[:, :5])
