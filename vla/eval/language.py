@@ -101,6 +101,10 @@ def language_summary(
         "episodes": n,
         "skipped": int(skipped),
         "errors": n - len(clean),
+        # what went wrong, per episode that errored (the episode does not count as either)
+        "error_episodes": [
+            {"seed": w.result.seed, "error": w.result.error} for w in done if w.result.error is not None
+        ],
         "follows_new": new,
         "follows_old": old,
         "follows_new_rate": _rate(new, n),

@@ -103,7 +103,8 @@ def markdown(results: dict[str, Any]) -> str:
             "## Language check",
             "",
             "The same seeds, the instruction swapped for one naming another object or goal of the scene "
-            "(`vla.eval.language`): how often the policy did what the new words say, and what the old ones said.",
+            "(`vla.eval.language`): how often the policy did what the new words say, and what the old "
+            "ones said.",
             "",
             "| task | follows the new instruction | still does the old one | skipped (no alternative) |",
             "|---|---|---|---|",
@@ -115,6 +116,11 @@ def markdown(results: dict[str, Any]) -> str:
     if videos:
         lines += ["", "## Videos", ""] + [f"- [{Path(v).name}](videos/{Path(v).name})" for v in videos]
     errors = [e for e in results["episodes"] if e["error"]]
+    errors += [  # the language check's episodes, the instruction swapped
+        {"policy": "vla, swapped instruction", "task": task, **e}
+        for task, m in language.items()
+        for e in m.get("error_episodes", [])
+    ]
     if errors:
         lines += ["", "## Episode errors", ""]
         lines += [f"- {e['policy']} / {e['task']} seed {e['seed']}: {e['error']}" for e in errors[:20]]

@@ -73,3 +73,20 @@ def test_vector_env_passes_the_swap_to_its_workers():
     old = language_check(lambda i: OldInstructionExpert("pick", "heldout"), "pick", STATE_ONLY, SEEDS, 2)
     assert (new["episodes"], new["follows_new"], new["follows_old"]) == (2, 2, 0)
     assert (old["episodes"], old["follows_new"], old["follows_old"]) == (2, 0, 2)  # unswapped: (2, 2, 0)
+
+
+class FailingPolicy:
+    """Raises on its first action: every episode of the check ends in an error."""
+
+    def reset(self, seed=None):
+        pass
+
+    def select_action(self, obs, info=None):
+        raise RuntimeError("policy exploded")
+
+
+def test_an_erroring_episode_counts_as_neither_and_says_why():
+    out = language_check(lambda i: FailingPolicy(), "place", STATE_ONLY, SEEDS)
+    assert (out["episodes"], out["errors"], out["follows_new"], out["follows_old"]) == (2, 2, 0, 0)
+    assert sorted(e["seed"] for e in out["error_episodes"]) == SEEDS
+    assert all("policy exploded" in e["error"] for e in out["error_episodes"])

@@ -43,3 +43,12 @@ def test_tables_share_the_cells():
     (line,) = summary_lines(results)
     assert "expert pick" in line and "1/2 (50%)" in line and "95% CI 9%-91%" in line and "p50 n/a ms" in line
     assert "| expert | pick | 1/2 (50%) | 9%-91% |" in markdown(results)
+    # an episode of the language check that errored is listed with the run's own errored episodes
+    from vla.eval.language import language_summary
+
+    class Watched:  # what language_check's observers hold once an episode ends
+        followed, result = False, _result("pick", 7, False, error="RuntimeError: policy exploded")
+
+    results["language"] = {"pick": language_summary("pick", "heldout", [Watched()], 0)}
+    md = markdown(results)
+    assert "## Episode errors" in md and "pick seed 7: RuntimeError: policy exploded" in md
