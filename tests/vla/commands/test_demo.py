@@ -13,8 +13,9 @@ def _argv(out):
         "episodes=3",
         "num_envs=1",
         "steps=4",
-        # the default preset's model (FiLM conv, continuous head, no state) plus toy-size settings
-        'train=["model=tiny_vla_film","action_head=l1","use_state=false","trainer.save_every=2",'
+        # the default preset's model (FiLM conv on the frozen MiniLM's reading of the instruction,
+        # continuous head, no state) plus toy-size settings
+        'train=["model=tiny_vla_minilm_only","action_head=l1","use_state=false","trainer.save_every=2",'
         '"trainer.progress=false","val_episodes=1","trainer.batch_size=8","trainer.warmup_steps=1"]',
         "eval_episodes=1",
         "references=[expert]",
@@ -62,6 +63,13 @@ def test_demo_presets_and_bad_input():
 
     trained = load_config(demo.train_overrides(default))  # the preset's `vla train` command composes
     assert trained.action_head == "l1" and not trained.use_state and trained.model.vision.hf["film_dim"] == 64
+    te = trained.model.text_encoder  # the instruction through the pretrained MiniLM alone
+    assert (te.name, te.pretrained, te.exclusive, trained.model.film_condition) == (
+        "minilm",
+        "package:minilm",
+        True,
+        "text_encoder",
+    )
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
     assert any(a == f"trainer.val_every={default.steps // 12}" for a in demo.train_overrides(default))
