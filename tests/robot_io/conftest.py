@@ -1,11 +1,13 @@
 """Fixtures of the ROS 2 tests: a fresh DDS domain id per test, so no test sees another's (latched) data,
-and `wire`, two DDS transports on that domain (the node's side and the test's side of loopback DDS)."""
+`wire`, two DDS transports on that domain (the node's side and the test's side of loopback DDS), and
+`capture`, a factory of recorders that keep the command messages a node publishes."""
 
 import itertools
 import os
 
 import pytest
 
+from robot_io import msgs
 from robot_io.dds import DdsTransport
 
 _COUNTER = itertools.count()
@@ -24,3 +26,20 @@ def wire(domain):
     yield a, b
     a.close()
     b.close()
+
+
+class Capture:
+    """A recorder (`VlaNode(..., recorder=)`): keeps every command message the node publishes in `sent`."""
+
+    def __init__(self):
+        self.sent = []
+
+    def write(self, topic, msg):
+        if isinstance(msg, (msgs.JointTrajectory, msgs.TwistStamped, msgs.Float64)):
+            self.sent.append(msg)
+
+
+@pytest.fixture
+def capture():
+    """Capture, the class: a test makes as many recorders as it needs."""
+    return Capture

@@ -176,21 +176,10 @@ joint_states = st.builds(
 )
 
 
-class Capture:
-    """A recorder: the node hands it every message it publishes."""
-
-    def __init__(self):
-        self.sent = []
-
-    def write(self, topic, msg):
-        if isinstance(msg, (msgs.JointTrajectory, msgs.TwistStamped, msgs.Float64)):
-            self.sent.append(msg)
-
-
-def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire):
+def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire, capture):
     node_tr, _ = wire
     policy = make_policy("constant")
-    cap = Capture()
+    cap = capture()
     node = VlaNode(
         NodeConfig(rate_hz=50.0, instruction="pick", enabled=True), policy, node_tr, LIMITS, recorder=cap
     )

@@ -205,25 +205,14 @@ def test_every_planned_point_stays_inside_the_limits_under_fuzzed_chunks(kin):
     fuzz()
 
 
-class Capture:
-    """A recorder: the node hands it every message it publishes."""
-
-    def __init__(self):
-        self.sent = []
-
-    def write(self, topic, msg):
-        if isinstance(msg, (msgs.JointTrajectory, msgs.TwistStamped, msgs.Float64)):
-            self.sent.append(msg)
-
-
-def test_every_published_point_is_safe_through_the_node(wire):
+def test_every_published_point_is_safe_through_the_node(wire, capture):
     """The node streaming fuzzed chunks (4 points, re-planned every 2) to an arm that follows them: every
     JointTrajectory it publishes has strictly increasing time_from_start, every point inside the limits and
     within one joint step of the point before it, the first within one step of the measured joints and of
     where the arm was commanded; the gripper command is binary."""
     node_tr, _ = wire
     policy = Chunks()
-    cap = Capture()
+    cap = capture()
     now = [100.0]
     cfg = NodeConfig(
         rate_hz=10.0, instruction="pick", enabled=True, stream=StreamConfig(points=4, replan_every=2)
@@ -293,13 +282,13 @@ def test_stream_reference_heading_and_gripper_due():
         check_stream(StreamConfig(points=7), Chunks())
 
 
-def test_gripper_of_the_point_being_approached_is_sent_between_replans(wire):
+def test_gripper_of_the_point_being_approached_is_sent_between_replans(wire, capture):
     """Between re-plans the node sends only the gripper value of the point the arm is heading to, when it
     changes (a chunk that closes the gripper at its third step closes it then, not at the next plan)."""
     node_tr, _ = wire
     policy = Chunks()
     policy.chunk = np.array([[0, 0, 0, 0, 0, 0, 1.0]] * 2 + [[0, 0, 0, 0, 0, 0, 0.0]] * 4)
-    cap, now = Capture(), [50.0]
+    cap, now = capture(), [50.0]
     cfg = NodeConfig(
         rate_hz=10.0, instruction="pick", enabled=True, stream=StreamConfig(points=4, replan_every=4)
     )
@@ -537,7 +526,7 @@ def chunk_run(tmp_path_factory):
     return out
 
 
-def test_a_vla_checkpoints_chunk_streams_as_one_trajectory(chunk_run, wire):
+def test_a_vla_checkpoints_chunk_streams_as_one_trajectory(chunk_run, wire, capture):
     """`policy=vla` (a VLAPolicy behind the registry's ActionChunkQueue): with stream.points=4 the node asks
     the VLA for its chunk [4, 7] and publishes it as one 4-point trajectory, every point safety-checked."""
     node_tr, _ = wire
@@ -545,7 +534,7 @@ def test_a_vla_checkpoints_chunk_streams_as_one_trajectory(chunk_run, wire):
     assert policy.policy.chunk_len == 4
     with pytest.raises(ValueError, match="exceeds the policy's chunk length 4"):
         check_stream(StreamConfig(points=5), policy)
-    cap, now = Capture(), [10.0]
+    cap, now = capture(), [10.0]
     cfg = NodeConfig(
         instruction="pick up the cube",
         enabled=True,
