@@ -29,6 +29,9 @@ def test_ros2_eval_runs_the_expert_on_vla_evals_seeds(tmp_path, domain, capsys):
         "robot.max_translation=0.0867",
         "robot.max_rotation=0.52",
         "ee_target=commanded",
+        "robot.velocity_scale=1.0",
+        "robot.joint_jump_tolerance=0.2",
+        "robot.command_tolerance=0.3",
     ]
     assert all(e["wait_s"] is not None and e["commands"] > 0 for e in m["episode_results"])
     assert "[ros2 eval] pick: expert through ROS 2" in summary and "2/2 episodes" in summary
