@@ -382,7 +382,8 @@ class VLM(nn.Module, ComponentControls):
     ) -> torch.Tensor:
         """Final hidden states [B,Q,H] of Q query embeddings [Q,H] appended after the (right-padded) prompt.
 
-        The sequence is [prefix][prompt, pads masked][queries]; the queries see the whole prefix and prompt
+        The sequence is [prefix][prompt][queries], masked positions left out (`drop_masked`: pads, hidden
+        prompt words; the same values, a shorter sequence); the queries see the whole prefix and prompt
         and each other causally (one forward pass: OpenVLA-OFT's parallel decoding). Used by the VLA's
         continuous action head (vla.models.action_head)."""
         inp = self.build_inputs(input_ids, attention_mask, None, images, state, points, goal_points)
