@@ -365,36 +365,30 @@ class SafetyFilter:
         """Joint targets [J] -> targets within the position limits and one step of both the measured
         joints `q_current` and the last committed target; None if not finite or the two disagree by
         more than two steps."""
-        qt, qc = np.asarray(q_target, float), np.asarray(q_current, float)
-        if qt.shape != self.lower.shape or qc.shape != self.lower.shape:
-            self.count("nonfinite_or_malformed_joints")
-            return None
-        if not (np.all(np.isfinite(qt)) and np.all(np.isfinite(qc))):
-            self.count("nonfinite_or_malformed_joints")
-            return None
-        q, pc, vc = limit_joints(qt, qc, self.lower, self.upper, self.max_step, self.q_commanded)
-        if q is None:
-            self.count("hold_command_disagreement")
-            return None
-        if pc:
-            self.count("joint_position_clipped")
-        if vc:
-            self.count("joint_velocity_clipped")
-        return q
+        return self._limit_joints(q_target, q_current, self.q_commanded)
 
     def filter_next_point(self, q_target: np.ndarray, q_previous: np.ndarray) -> np.ndarray | None:
         """A later point of a trajectory: joint targets [J] -> targets within the position limits and one
         step of the previous point `q_previous` [J] (the first point is `filter_joints`'s); None if not
         finite or not [J]."""
-        qt, qp = np.asarray(q_target, float), np.asarray(q_previous, float)
-        if qt.shape != self.lower.shape or qp.shape != self.lower.shape:
+        return self._limit_joints(q_target, q_previous, None)
+
+    def _limit_joints(
+        self, q_target: np.ndarray, q_from: np.ndarray, q_commanded: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The joint filter of both: finite [J] inputs, then `limit_joints` from `q_from` (and within one
+        step of `q_commanded` when given), each clip and refusal counted."""
+        qt, qf = np.asarray(q_target, float), np.asarray(q_from, float)
+        if qt.shape != self.lower.shape or qf.shape != self.lower.shape:
             self.count("nonfinite_or_malformed_joints")
             return None
-        if not (np.all(np.isfinite(qt)) and np.all(np.isfinite(qp))):
+        if not (np.all(np.isfinite(qt)) and np.all(np.isfinite(qf))):
             self.count("nonfinite_or_malformed_joints")
             return None
-        q, pc, vc = limit_joints(qt, qp, self.lower, self.upper, self.max_step)
-        assert q is not None  # one step box only: always overlaps
+        q, pc, vc = limit_joints(qt, qf, self.lower, self.upper, self.max_step, q_commanded)
+        if q is None:  # only with q_commanded: the two references disagree by more than two steps
+            self.count("hold_command_disagreement")
+            return None
         if pc:
             self.count("joint_position_clipped")
         if vc:
