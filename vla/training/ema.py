@@ -31,9 +31,13 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """shadow <- d * shadow + (1 - d) * weights, skipping frozen parameters: the average of a constant
+        is that constant, and a frozen pretrained encoder (MiniLM's 22.7 M weights beside a 0.3 M policy)
+        would otherwise cost more per step than the training step itself."""
         d = self.current_decay()
+        frozen = {k for k, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
         for k, v in model.state_dict().items():
-            if k in self.shadow:
+            if k in self.shadow and k not in frozen:
                 self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1.0 - d)
         self.step += 1
 

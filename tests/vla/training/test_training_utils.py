@@ -78,6 +78,29 @@ def test_ema_tracks_and_swaps_weights():
         EMA(net, decay=1.0)
 
 
+def test_ema_skips_frozen_parameters_and_tracks_them_once_unfrozen():
+    """A frozen parameter is left out of the update (its average is itself); a tied weight (two names,
+    one tensor) is averaged under both names; a parameter unfrozen later is averaged from then on."""
+    net = nn.Sequential(nn.Embedding(4, 3), nn.Linear(3, 4, bias=False))
+    net[1].weight = net[0].weight  # tied: state_dict holds it as 0.weight and 1.weight
+    frozen = nn.Linear(3, 3)
+    frozen.requires_grad_(False)
+    net.append(frozen)
+    ema = EMA(net, decay=0.5)
+    frozen_before = ema.shadow["2.weight"].clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        frozen.weight.add_(1.0)  # a frozen weight that changes anyway is not averaged: it is "frozen"
+    ema.update(net)
+    assert torch.equal(ema.shadow["2.weight"], frozen_before)
+    assert torch.equal(ema.shadow["0.weight"], ema.shadow["1.weight"])
+    assert not torch.equal(ema.shadow["0.weight"], net[0].weight)  # moved most of the way, not all
+    frozen.requires_grad_(True)
+    for _ in range(100):
+        ema.update(net)
+    assert torch.allclose(ema.shadow["2.weight"], frozen.weight, atol=1e-3)
+
+
 def _draws():
     legacy_np = float(np.random.rand())  # noqa: NPY002 - the legacy global generator is what is restored
     return (random.random(), legacy_np, torch.rand(3).tolist(), torch.randn(2).tolist())
