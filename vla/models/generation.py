@@ -77,20 +77,26 @@ def greedy_generate(
     allowed: Allowed = None,
     use_cache: bool = True,
     prefix_lm: bool = False,
+    hidden: torch.Tensor | None = None,
 ) -> GenerationResult:
     """Greedy decoding from a left-padded prompt.
 
     lm: a vla.backbones.language.LanguageModel (has `embed` and the HF forward).
-    inputs_embeds [B,L,H]: the prompt embeddings; attention_mask [B,L]: 1 for real tokens, the last column
-    all ones (left padding). prefix_lm: the prompt attends bidirectionally (it is the prefix).
+    inputs_embeds [B,L,H]: the prompt embeddings; attention_mask [B,L]: 1 for tokens the LM attends to, the
+    last column all ones (left padding) unless the last token is hidden. prefix_lm: the prompt attends
+    bidirectionally (it is the prefix). hidden [B,L] bool: real tokens no query may attend to (the prompt
+    words of an exclusive text encoder, `VLM.build_inputs`); their own queries still run, as in training,
+    so the last prompt word, hidden, predicts the first new token.
     """
     b, l, _ = inputs_embeds.shape
-    if attention_mask.shape != (b, l):
+    if attention_mask.shape != (b, l) or (hidden is not None and hidden.shape != (b, l)):
         raise ValueError(
-            f"generation: attention_mask must be [B,L]={(b, l)}, got {tuple(attention_mask.shape)}"
+            f"generation: attention_mask and hidden must be [B,L]={(b, l)}, got "
+            f"{tuple(attention_mask.shape)} and {None if hidden is None else tuple(hidden.shape)}"
         )
-    if not bool(attention_mask[:, -1].all()):
-        raise ValueError("generation: prompts must be left-padded (attention_mask[:, -1] all ones)")
+    real = attention_mask.bool() if hidden is None else attention_mask.bool() | hidden.bool()
+    if not bool(real[:, -1].all()):
+        raise ValueError("generation: prompts must be left-padded (the last column all real tokens)")
     if max_new_tokens <= 0:
         raise ValueError(f"generation: max_new_tokens must be positive, got {max_new_tokens}")
     mask = attention_mask.to(torch.long)

@@ -314,8 +314,11 @@ class VLM(nn.Module, ComponentControls):
                 cond = sentence  # [B,W]
             else:
                 cond = self.prompt_condition(text, is_prompt)  # [B,H]
+        hidden = torch.zeros(b, l, dtype=torch.bool, device=attention_mask.device)  # real, but no key
         if self.text_encoder is not None and self.cfg.text_encoder.exclusive:
-            attention_mask = hide_prompt_words(attention_mask, is_prompt)  # [B,L]
+            shown = hide_prompt_words(attention_mask, is_prompt)  # [B,L]
+            hidden = attention_mask.bool() & ~shown.bool()
+            attention_mask = shown
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]
         m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
@@ -339,6 +342,7 @@ class VLM(nn.Module, ComponentControls):
             "labels": full_labels,
             "num_prefix_tokens": m,
             "mask2d": mask,
+            "hidden": torch.cat([hidden.new_zeros(b, m), hidden], dim=1),  # [B,M+L] words the LM never sees
         }
 
     def forward(
@@ -427,6 +431,7 @@ class VLM(nn.Module, ComponentControls):
             allowed=allowed,
             use_cache=use_cache,
             prefix_lm=self.cfg.prefix_lm,
+            hidden=inp["hidden"],
         )
 
     # ----------------------------------------------------------------- config and checkpoints

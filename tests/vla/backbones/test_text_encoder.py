@@ -166,3 +166,30 @@ def test_exclusive_text_encoder_hides_the_words_from_the_lm(exclusive):
     with torch.no_grad():
         logits = model(ids, mask, images=torch.rand(1, 2, 3, 64, 64).expand(2, -1, -1, -1, -1)).logits
     assert torch.allclose(logits[0, -1], logits[1, -1], atol=1e-6) == exclusive
+
+
+@pytest.mark.parametrize("prefix_lm", [False, True])
+def test_exclusive_text_encoder_generates_action_tokens_as_it_was_trained(prefix_lm):
+    """The token head with an exclusive text encoder: the prompt's last word is hidden from every query,
+    yet its own query predicts the first new token (as in training). `generate` accepts that prompt
+    (it used to refuse it as right-padded: every episode errored), its first-step logits are the training
+    forward's at that position, and the KV-cached and recomputed decodes agree, also with left padding."""
+    text = TextEncoderConfig(name="minilm", hf=TINY_HF, tokenizer="builtin:tiny", tokens=1, exclusive=True)
+    cfg = dataclasses.replace(
+        compose_model_config("tiny_vla_minilm", ["max_cameras=2"]), text_encoder=text, prefix_lm=prefix_lm
+    )
+    torch.manual_seed(0)
+    model = VLM(cfg).eval()
+    model.tokenizer.padding_side = "left"
+    ids, mask = _prompts(model, ["lift the red cube", "put the small blue cube in the tray"])
+    assert not bool(mask[0].all())  # the first prompt is left-padded
+    images = torch.rand(2, 2, 3, 64, 64)
+    cached = model.generate(ids, mask, images=images, max_new_tokens=4, eos_token_id=None)
+    plain = model.generate(ids, mask, images=images, max_new_tokens=4, eos_token_id=None, use_cache=False)
+    assert torch.equal(cached.tokens, plain.tokens)
+    assert torch.allclose(cached.logits, plain.logits, atol=1e-4)
+    with torch.no_grad():
+        trained = model(ids, mask, images=images).logits[:, -1]  # [B,V] the training forward's prediction
+    assert torch.allclose(cached.logits[:, 0], trained.float(), atol=1e-4)
+    with pytest.raises(ValueError, match="left-padded"):  # right padding is still refused
+        model.generate(ids.flip(1), mask.flip(1), images=images, max_new_tokens=1)

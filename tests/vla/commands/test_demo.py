@@ -70,6 +70,7 @@ def test_demo_presets_and_bad_input():
         True,
         "text_encoder",
     )
+    assert load_config(demo.train_overrides(full)).trainer.ema_decay == 0.999  # multi-task: weight average
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
     assert any(a == f"trainer.val_every={default.steps // 12}" for a in demo.train_overrides(default))
