@@ -50,9 +50,10 @@ from action_tokenizers.bins import BinTokenizerBase
 from action_tokenizers.vocab import ActionVocab, make_action_vocab
 from vla.backbones.transforms import ImageTransform
 from vla.core.normalizer import Normalizer
+from vla.core.state import STATE_SLICES
 from vla.backbones.text import encode_text, pad_batch, with_answer
 from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
-from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_KEY, image_key
+from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_DIM, STATE_KEY, image_key
 
 DEFAULT_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 FORMAT_VERSION = 1
@@ -66,7 +67,8 @@ class ProcessorConfig(PointInputConfig):
 
     cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
     use_state: bool = True
-    state_dim: int = 15
+    state_dim: int = 15  # the observation's state vector (vla.core.state's layout)
+    state_parts: list[str] = field(default_factory=list)  # the parts the model reads; [] = all of them
     n_obs: int = 1  # observation history length (current step included)
     prompt: str = DEFAULT_PROMPT
     vocab_mode: str = "append"  # append new <act_k> tokens, or OpenVLA's "overwrite" of the last ids
@@ -80,6 +82,26 @@ class ProcessorConfig(PointInputConfig):
             raise ValueError(f"processor: prompt must contain '{{instruction}}', got {self.prompt!r}")
         if self.use_state and self.state_dim < 1:
             raise ValueError(f"processor: use_state needs state_dim >= 1, got {self.state_dim}")
+        unknown = [p for p in self.state_parts if p not in STATE_SLICES]
+        if unknown or len(set(self.state_parts)) != len(self.state_parts):
+            raise ValueError(
+                f"processor: state_parts must name distinct parts of the state vector, each one of "
+                f"{list(STATE_SLICES)}; got {list(self.state_parts)}"
+            )
+        if self.state_parts and self.state_dim != STATE_DIM:
+            raise ValueError(
+                f"processor: state_parts selects from the {STATE_DIM}-D state layout of vla.core.state, "
+                f"but state_dim is {self.state_dim}"
+            )
+
+    @property
+    def model_state_dim(self) -> int:
+        """The state features per observation the model reads: state_dim, or the selected parts' width."""
+        if not self.use_state:
+            return 0
+        if not self.state_parts:
+            return self.state_dim
+        return sum(STATE_SLICES[p].stop - STATE_SLICES[p].start for p in self.state_parts)
 
 
 class VLAProcessor:
@@ -302,7 +324,8 @@ class VLAProcessor:
         return out
 
     def _state(self, samples: Sequence[Mapping[str, Any]], where: str) -> torch.Tensor:
-        """Samples' raw states [n_obs, S] -> normalised [B, n_obs*S] float32 (Normalizer "state" key)."""
+        """Samples' raw states [n_obs, S] -> normalised [B, n_obs*S'] float32 (Normalizer "state" key),
+        S' = S, or the width of `state_parts` (e.g. [gripper_width]: S' = 1) taken after normalising."""
         if any(STATE_KEY not in sm for sm in samples):
             raise ValueError(f"processor ({where}): a sample lacks {STATE_KEY!r} (use_state=true)")
         states = torch.stack([torch.as_tensor(sm[STATE_KEY]).to(torch.float32) for sm in samples])
@@ -312,7 +335,10 @@ class VLAProcessor:
                 f"processor ({where}): expected {STATE_KEY} [B, n_obs={self.cfg.n_obs}, {s}], got "
                 f"{tuple(states.shape)}"
             )
-        return self.normalizer.normalize(STATE_KEY, states).reshape(len(samples), -1)  # [B,n_obs*S]
+        states = self.normalizer.normalize(STATE_KEY, states)  # [B,n_obs,S]
+        if self.cfg.state_parts:
+            states = torch.cat([states[..., STATE_SLICES[p]] for p in self.cfg.state_parts], -1)  # [B,n_obs,S']
+        return states.reshape(len(samples), -1)  # [B,n_obs*S']
 
     def preprocess(self, history: Sequence[Mapping[str, Any]], instruction: str | None = None) -> dict:
         """Model inputs for one decision from env observations (oldest first; the last is current).

@@ -218,3 +218,35 @@ def test_bad_config_is_a_clear_error():
             NORM,
             ImageTransform(32),
         )
+
+
+def test_state_parts_select_normalised_parts_in_the_order_named():
+    """`state_parts` keeps the named parts of the normalised state (vla.core.state's layout), in the order
+    named, for every history frame: [gripper_width] is one feature; [gripper_width, ee_position] four."""
+    tok = make_tokenizer("uniform", action_dim=7, chunk_len=2).fit(ACTIONS)
+    full, parts = (
+        VLAProcessor.build(
+            ProcessorConfig(cameras=["static"], state_dim=15, n_obs=2, state_parts=sp),
+            load_text_tokenizer("builtin:tiny"),
+            tok,
+            NORM,
+            ImageTransform(32, IMAGENET_MEAN, IMAGENET_STD),
+        )
+        for sp in ([], ["gripper_width", "ee_position"])
+    )
+    assert (full.cfg.model_state_dim, parts.cfg.model_state_dim) == (15, 4)
+    history = [_obs(1), _obs(2)]
+    a, b = full.preprocess(history)["state"], parts.preprocess(history)["state"]  # [1,30], [1,8]
+    assert a.shape == (1, 30) and b.shape == (1, 8)
+    frames = a.view(2, 15)
+    assert torch.equal(b.view(2, 4), torch.cat([frames[:, 7:8], frames[:, 0:3]], dim=1))
+    samples = [
+        {**s, "state": np.concatenate([s["state"]] * 2), "images/static": np.concatenate([s["images/static"]] * 2)}
+        for s in _samples()
+    ]
+    assert parts.collate(samples)["state"].shape == (2, 8)
+    for bad in (["elbow"], ["gripper_width", "gripper_width"]):
+        with pytest.raises(ValueError, match="state_parts must name distinct parts"):
+            ProcessorConfig(state_parts=bad).check()
+    with pytest.raises(ValueError, match="15-D state layout"):
+        ProcessorConfig(state_parts=["gripper_width"], state_dim=8).check()

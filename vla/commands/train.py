@@ -81,6 +81,7 @@ class TrainConfig:
     out: str = "outputs/train"
     cameras: list[str] = field(default_factory=lambda: ["static", "wrist"])
     use_state: bool = True
+    state_parts: list[str] = field(default_factory=list)  # with use_state: the parts read ([] = all 15 dims)
     chunk_len: int = 1  # action steps predicted per call; sets tokenizer.chunk_len and data.n_action
     prompt: str = DEFAULT_PROMPT
     vocab_mode: str = "append"
@@ -189,6 +190,13 @@ def check_store(path: str, cfg: TrainConfig, action_dim: int, key: str = "data.p
         )
     if cfg.use_state and STATE_KEY not in feats:
         raise ConfigError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature", "use_state")
+    if cfg.state_parts:
+        if not cfg.use_state:
+            raise ConfigError("state_parts selects parts of the state, which use_state=false leaves out", "use_state")
+        try:
+            ProcessorConfig(state_parts=list(cfg.state_parts), state_dim=int(feats[STATE_KEY].shape[0])).check()
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}", "state_parts") from None
     if store.num_episodes == 0:
         raise ConfigError(f"{path}: the store has no episodes", key)
     return store
@@ -322,6 +330,7 @@ def run(cfg: TrainConfig) -> Any:
             state_dim=int(EpisodeStore.open(cfg.data.path).features[STATE_KEY].shape[0])
             if cfg.use_state
             else 0,
+            state_parts=list(cfg.state_parts) if cfg.use_state else [],
             n_obs=cfg.data.n_obs,
             prompt=cfg.prompt,
             vocab_mode=cfg.vocab_mode,

@@ -56,9 +56,7 @@ from vla.core.types import ACTION_KEY
 def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig:
     """The VLM config a processor config needs: camera slots = cameras x history, state dims x history,
     point-encoder input channels (xyz or xyz + rgb) for each cloud the processor reads."""
-    state = dataclasses.replace(
-        model_cfg.state, dim=proc_cfg.state_dim * proc_cfg.n_obs if proc_cfg.use_state else 0
-    )
+    state = dataclasses.replace(model_cfg.state, dim=proc_cfg.model_state_dim * proc_cfg.n_obs)
     slots = len(proc_cfg.cameras) * proc_cfg.n_obs
     feats = proc_cfg.in_features
     points = (
@@ -123,10 +121,12 @@ class VLA(nn.Module):
 
     def _check_compatible(self, where: str) -> None:
         p, c, proc = self.processor.cfg, self.vlm.cfg, self.processor
-        want_state = p.state_dim * p.n_obs if p.use_state else 0
+        want_state = p.model_state_dim * p.n_obs
         problems = []
         if c.state.dim != want_state:
-            problems.append(f"model state.dim {c.state.dim} != processor state_dim x n_obs {want_state}")
+            problems.append(
+                f"model state.dim {c.state.dim} != the processor's state features x n_obs {want_state}"
+            )
         if c.max_cameras < proc.num_images:
             problems.append(f"model max_cameras {c.max_cameras} < cameras x n_obs {proc.num_images}")
         if proc.transform.size != self.vlm.vision.image_size:

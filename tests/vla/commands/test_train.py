@@ -12,6 +12,7 @@ import torch
 
 from vla.cli import main as cli
 from vla.commands.train import load_config
+from vla.models.vla import VLA
 from vla.training.trainer import FreezePhase, TrainerConfig
 
 
@@ -36,6 +37,8 @@ def _train(store, tmp_path, *extra):
         (["action_head=diffusion"], "action_head must be one of"),
         (["action_head=l1", "action_label_sigma=2"], "action tokens"),
         (["action_head=l1", "+data@cotrain=vqa_cotrain", "cotrain.vqa.0.source.path=x"], "action tokens"),
+        (["state_parts=[gripper_width,elbow]"], "state_parts must name .*gripper_width"),
+        (["use_state=false", "state_parts=[gripper_width]"], "use_state=false"),
     ],
 )
 def test_bad_input_fails_before_training(store, tmp_path, capsys, overrides, message):
@@ -110,12 +113,15 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
             "chunk_len=2",
             "model.vision.image_size=16",
             f"mixture=[{{path: {store}, weight: 2.0}}]",  # the store again: a two-source MixtureDataset
+            "state_parts=[gripper_width]",  # the gripper width as the only proprioception
         )
         == 0
     )
     ck = tmp_path / "checkpoints" / "step_00000003"
     config = json.loads((ck / "config.json").read_text())
     assert config["vla"]["chunk_len"] == 2 and config["train"]["trainer"]["steps"] == 3
+    vla = VLA.from_pretrained(ck)  # the checkpoint's processor reads one state feature, its model takes one
+    assert vla.processor.cfg.state_parts == ["gripper_width"] and vla.vlm.cfg.state.dim == 1
     assert (ck / "train_state.pt").is_file() and (tmp_path / "log.jsonl").is_file()
 
 
