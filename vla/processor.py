@@ -337,7 +337,8 @@ class VLAProcessor:
             )
         states = self.normalizer.normalize(STATE_KEY, states)  # [B,n_obs,S]
         if self.cfg.state_parts:
-            states = torch.cat([states[..., STATE_SLICES[p]] for p in self.cfg.state_parts], -1)  # [B,n_obs,S']
+            parts = [states[..., STATE_SLICES[p]] for p in self.cfg.state_parts]
+            states = torch.cat(parts, dim=-1)  # [B,n_obs,S']
         return states.reshape(len(samples), -1)  # [B,n_obs*S']
 
     def preprocess(self, history: Sequence[Mapping[str, Any]], instruction: str | None = None) -> dict:

@@ -240,8 +240,8 @@ def test_state_parts_select_normalised_parts_in_the_order_named():
     assert a.shape == (1, 30) and b.shape == (1, 8)
     frames = a.view(2, 15)
     assert torch.equal(b.view(2, 4), torch.cat([frames[:, 7:8], frames[:, 0:3]], dim=1))
-    samples = [
-        {**s, "state": np.concatenate([s["state"]] * 2), "images/static": np.concatenate([s["images/static"]] * 2)}
+    samples = [  # two-frame windows
+        {**s, "state": np.repeat(s["state"], 2, 0), "images/static": np.repeat(s["images/static"], 2, 0)}
         for s in _samples()
     ]
     assert parts.collate(samples)["state"].shape == (2, 8)

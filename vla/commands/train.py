@@ -192,9 +192,10 @@ def check_store(path: str, cfg: TrainConfig, action_dim: int, key: str = "data.p
         raise ConfigError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature", "use_state")
     if cfg.state_parts:
         if not cfg.use_state:
-            raise ConfigError("state_parts selects parts of the state, which use_state=false leaves out", "use_state")
+            raise ConfigError("state_parts selects parts of the state, but use_state=false", "use_state")
+        width = int(feats[STATE_KEY].shape[0])
         try:
-            ProcessorConfig(state_parts=list(cfg.state_parts), state_dim=int(feats[STATE_KEY].shape[0])).check()
+            ProcessorConfig(state_parts=list(cfg.state_parts), state_dim=width).check()
         except ValueError as e:
             raise ConfigError(f"{path}: {e}", "state_parts") from None
     if store.num_episodes == 0:
