@@ -119,11 +119,15 @@ def _carrying(task: str, off: float, z: float) -> tuple[object, dict]:
     poses = [np.asarray(q).copy() for q in priv["object_poses"]]
     poses[0][:3] = obj
     touching = [i == 0 for i in range(len(poses))]
-    priv.update(ee_position=obj + [0, 0, 0.01], object_poses=poses, object_touching=touching, gripper_width=0.03)
+    priv.update(
+        ee_position=obj + [0, 0, 0.01], object_poses=poses, object_touching=touching, gripper_width=0.03
+    )
     return expert, {"privileged": priv}
 
 
-@pytest.mark.parametrize("task, off, descends", [("place", 0.06, False), ("place", 0.025, True), ("stack", 0.012, True)])
+@pytest.mark.parametrize(
+    "task, off, descends", [("place", 0.06, False), ("place", 0.025, True), ("stack", 0.012, True)]
+)
 def test_carry_is_a_funnel_not_a_hidden_phase(task, off, descends):
     """Carrying and lowering are one function of the state: a centimetre or two off the goal the hand
     already descends (a policy that stops short still finishes); far from it, it stays up."""
@@ -187,9 +191,55 @@ def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
 
     env = TabletopEnv(task="place", **SMALL)
     seed = task_seeds("place", "train", 1)[0]
-    rows = [mod.episode_milestones(env, make_expert("place"), seed), mod.episode_milestones(env, Still(), seed)]
+    rows = [
+        mod.episode_milestones(env, make_expert("place"), seed),
+        mod.episode_milestones(env, Still(), seed),
+    ]
     env.close()
     s = mod.summarise(rows)
     assert rows[0]["success"] and rows[0]["lifted"] > 0.1 and rows[0]["held"] > 3 and rows[0]["near_goal"] > 0
     assert (s["held"], s["near_goal"], s["success"]) == (1, 1, 1)
     assert rows[1]["length"] == env.horizon and rows[1]["lifted"] < 0.05
+
+
+def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
+    """An expert told the wrong target grasps another object (`held_other`, never `held`); one told the
+    wrong goal carries the named cube to another object (`near_other`, never `near_goal`)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "milestones.py"
+    spec = importlib.util.spec_from_file_location("milestones", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Misled:
+        """The task's expert, reading privileged state in which `key` names object `index` instead."""
+
+        def __init__(self, task, key, index):
+            self.expert, self.key, self.index = make_expert(task), key, index
+
+        def reset(self, seed=None):
+            self.expert.reset(seed)
+
+        def select_action(self, obs, info=None):
+            priv = {**info["privileged"], self.key: self.index}
+            if self.key == "goal_index":
+                priv["goal_position"] = np.asarray(priv["object_poses"][self.index][:3])
+            return self.expert.select_action(obs, {**info, "privileged": priv})
+
+    for task, key in (("pick", "target_index"), ("stack", "goal_index")):
+        env = TabletopEnv(task=task, **SMALL)
+        crowded = (
+            s
+            for s in task_seeds(task, "train", 20)
+            if len(env.reset(seed=s)[1]["privileged"]["object_names"]) > 2
+        )
+        seed = next(crowded)  # a scene with a third object (index 2) to be misled to
+        row = mod.episode_milestones(env, Misled(task, key, 2), seed)
+        env.close()
+        if task == "pick":
+            assert row["held_other"] > 3 and row["held"] == 0 and not row["success"], row
+        else:
+            assert row["held"] > 3 and row["near_other"] > 3 and row["near_goal"] == 0, row
+            assert row["closest_goal"] > 0.04 and not row["success"], row

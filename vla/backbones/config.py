@@ -89,6 +89,9 @@ class TextEncoderConfig:
     width: int = 64  # the pooled vector's size (= vision.hf.film_dim when FiLM reads it)
     tokens: int = 0  # LM input tokens made from the pooled vector (a linear map), after the other prefix
     max_length: int = 64  # prompt tokens the encoder reads (its tokenizer's), the rest cut
+    # True: the pool's keys add a learned embedding of each token's index, so a head can read "the first
+    # colour word" apart from "the second" (stack: which cube goes on which); False: content alone
+    pool_positions: bool = False
     layers: int = 0  # > 0: keep only the first `layers` transformer layers (an intermediate layer's features)
     # True: the LM does not see the prompt's words (only its first token); the instruction reaches the
     # model through the text encoder alone, as in RT-1 (a frozen sentence encoder FiLM-conditions vision)

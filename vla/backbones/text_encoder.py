@@ -170,7 +170,7 @@ class SentenceEncoder(nn.Module):
         return TextEncoderConfig(
             name=self.cfg.name, pretrained=None, arch=arch, hf=hf, tokenizer=tokenizer,
             width=self.cfg.width, tokens=self.cfg.tokens, max_length=self.cfg.max_length, layers=0,
-            exclusive=self.cfg.exclusive,
+            exclusive=self.cfg.exclusive, pool_positions=self.cfg.pool_positions,
         )  # fmt: skip
 
 
@@ -182,17 +182,34 @@ class AttentionPool(nn.Module):
     for all-MiniLM-L6-v2, "lift the red cylinder" vs "pick up the red cube" moves the FiLM parameters that
     a linear map learns twelve times more than "red" vs "blue" (docs/backbones.md), and pick_colour fell to
     4/50 from 33/50. A learned query can pick out the words that matter (the colour), whatever the
-    template, and a new word whose features resemble a known one's (crimson, red) is read the same way."""
+    template, and a new word whose features resemble a known one's (crimson, red) is read the same way.
 
-    def __init__(self, dim: int, width: int, heads: int = 4):
+    Content alone barely tells "stack the green cube on the red cube" from its swap (the two colour words'
+    features hardly depend on their place; the pooled vectors of an instruction and its swap lie 1.0 apart
+    against 2.5 between colour pairs in the session-11 policy). `positions` > 0 adds a learned embedding
+    [positions, dim] of each token's index to the keys (not the values), so a head can attend to the
+    colour word that comes first; tokens past `positions` share the last row."""
+
+    def __init__(self, dim: int, width: int, heads: int = 4, positions: int = 0):
         super().__init__()
         if width < heads or width % heads:
             raise ValueError(f"text_encoder.width must be a positive multiple of {heads}, got {width}")
+        if positions < 0:
+            raise ValueError(f"AttentionPool: positions must be >= 0, got {positions}")
         self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.attn = nn.MultiheadAttention(width, heads, kdim=dim, vdim=dim, batch_first=True)
         self.norm = nn.LayerNorm(width)
+        self.positions = nn.Embedding(positions, dim) if positions else None
+        if self.positions is not None:
+            nn.init.normal_(self.positions.weight, std=0.02)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """feats [B,L,D], mask [B,L] (True on real tokens) -> [B,W]."""
         q = self.query.expand(feats.shape[0], -1, -1).to(feats.dtype)  # [B,1,W]
-        out, _ = self.attn(q, feats, feats, key_padding_mask=~mask, need_weights=False)  # [B,1,W]
+        keys = feats
+        if self.positions is not None:
+            last = self.positions.num_embeddings - 1
+            idx = torch.arange(feats.shape[1], device=feats.device).clamp(max=last)  # [L]
+            keys = feats + self.positions(idx).to(feats.dtype)[None]  # [B,L,D]
+        out, _ = self.attn(q, keys, feats, key_padding_mask=~mask, need_weights=False)  # [B,1,W]
         return self.norm(out[:, 0])  # [B,W]

@@ -99,8 +99,11 @@ class VLM(nn.Module, ComponentControls):
         )
         # a learned query reads the encoder's token features into one [B, width] vector
         te = cfg.text_encoder
+        positions = te.max_length if te.pool_positions else 0
         self.text_pool = (
-            AttentionPool(self.text_encoder.dim, te.width) if self.text_encoder is not None else None
+            AttentionPool(self.text_encoder.dim, te.width, positions=positions)
+            if self.text_encoder is not None
+            else None
         )
         if cfg.film_condition == "text_encoder" and self.text_encoder is None:
             raise ValueError(

@@ -193,3 +193,44 @@ def test_exclusive_text_encoder_generates_action_tokens_as_it_was_trained(prefix
     assert torch.allclose(cached.logits[:, 0], trained.float(), atol=1e-4)
     with pytest.raises(ValueError, match="left-padded"):  # right padding is still refused
         model.generate(ids.flip(1), mask.flip(1), images=images, max_new_tokens=1)
+
+
+def test_attention_pool_reads_word_order_only_with_positions():
+    """Content alone is a bag of tokens: the pool gives the same vector for any order of the same features
+    (stack's "green on red" and "red on green" differ only through the encoder's context). With
+    `positions` the keys carry each token's index and the order changes the vector; padding never does."""
+    from vla.backbones.text_encoder import AttentionPool
+
+    torch.manual_seed(0)
+    feats = torch.randn(1, 6, 32)
+    perm = torch.tensor([0, 4, 2, 3, 1, 5])  # swap two words
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    bag, ordered = AttentionPool(32, 16), AttentionPool(32, 16, positions=8)
+    with torch.no_grad():
+        assert torch.allclose(bag(feats, mask), bag(feats[:, perm], mask), atol=1e-6)
+        assert not torch.allclose(ordered(feats, mask), ordered(feats[:, perm], mask), atol=1e-4)
+        padded = torch.cat([feats, torch.randn(1, 3, 32)], 1)  # 9 tokens: past `positions` and masked
+        keep = torch.cat([mask, torch.zeros(1, 3, dtype=torch.bool)], 1)
+        assert torch.allclose(ordered(padded, keep), ordered(feats, mask), atol=1e-6)
+    with pytest.raises(ValueError, match="positions"):
+        AttentionPool(32, 16, positions=-1)
+
+
+def test_pool_positions_round_trip_through_a_checkpoint(tmp_path):
+    """`text_encoder.pool_positions` builds the position table, is kept in the resolved config and
+    reloads to the same outputs."""
+    torch.manual_seed(0)
+    model = VLM(compose_model_config("tiny_vla_minilm_only", ["text_encoder.pool_positions=true"])).eval()
+    assert model.text_pool.positions is not None
+    assert model.text_pool.positions.num_embeddings == model.cfg.text_encoder.max_length
+    texts = ["stack the green cube on the red cube", "stack the red cube on the green cube"]
+    ids, mask = _prompts(model, texts)
+    images = torch.rand(1, 1, 3, 64, 64).expand(2, -1, -1, -1, -1)
+    with torch.no_grad():
+        model.vision.film.weight.normal_(0, 0.5)
+        out = model(ids, mask, images=images)
+    model.save_pretrained(tmp_path / "ck")
+    again = VLM.from_pretrained(tmp_path / "ck")
+    assert again.cfg.text_encoder.pool_positions
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask, images=images).logits, out.logits)
