@@ -70,7 +70,9 @@ def test_demo_presets_and_bad_input():
         True,
         "text_encoder",
     )
-    assert load_config(demo.train_overrides(full)).trainer.ema_decay == 0.999  # multi-task: weight average
+    multi = load_config(demo.train_overrides(full))  # multi-task: weight average, the 128-wide LM at 5e-4
+    assert (multi.trainer.ema_decay, multi.trainer.lr, multi.model.lm.hf["hidden_size"]) == (0.999, 5e-4, 128)
+    assert multi.model.text_encoder.exclusive and trained.model.lm.hf["hidden_size"] == 64
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
     assert any(a == f"trainer.val_every={default.steps // 12}" for a in demo.train_overrides(default))
