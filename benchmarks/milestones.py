@@ -50,11 +50,11 @@ def episode_milestones(env: Any, policy: Any, seed: int) -> dict[str, Any]:
         p = info["privileged"]
         i = int(p["target_index"])
         pos = np.asarray(p["object_poses"][i][:3], dtype=np.float64)
-        if bool(p["object_touching"][i]) and float(p["gripper_width"]) > 0.006:
+        grips = float(p["gripper_width"]) > 0.006  # not fully closed: a touched object is between the fingers
+        if grips and bool(p["object_touching"][i]):
             held += 1
             first_held = t if first_held is None else first_held
-        touching = [bool(x) for j, x in enumerate(p["object_touching"]) if j != i]
-        held_other += int(any(touching) and float(p["gripper_width"]) > 0.006)
+        held_other += int(grips and any(bool(x) for j, x in enumerate(p["object_touching"]) if j != i))
         lifted = max(lifted, float(pos[2]))
         if p.get("goal_name") != "lift":
             d = float(np.linalg.norm(pos[:2] - np.asarray(p["goal_position"][:2])))

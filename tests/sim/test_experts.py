@@ -171,9 +171,8 @@ def test_gripper_label_switches_on_the_frame_that_reaches_the_bottom(task):
     assert term and closes and closes[0] == 0.0, closes
 
 
-def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
-    """benchmarks/milestones.py reads where an episode got to; the expert reaches every milestone and a
-    policy that never moves reaches none."""
+def _milestones():
+    """benchmarks/milestones.py as a module (benchmarks/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -181,6 +180,13 @@ def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
     spec = importlib.util.spec_from_file_location("milestones", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
+    """benchmarks/milestones.py reads where an episode got to; the expert reaches every milestone and a
+    policy that never moves reaches none."""
+    mod = _milestones()
 
     class Still:
         def reset(self, seed=None):
@@ -205,13 +211,7 @@ def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
 def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
     """An expert told the wrong target grasps another object (`held_other`, never `held`); one told the
     wrong goal carries the named cube to another object (`near_other`, never `near_goal`)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "milestones.py"
-    spec = importlib.util.spec_from_file_location("milestones", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _milestones()
 
     class Misled:
         """The task's expert, reading privileged state in which `key` names object `index` instead."""
