@@ -53,7 +53,7 @@ from vla.core.normalizer import Normalizer
 from vla.core.state import STATE_SLICES
 from vla.backbones.text import encode_text, pad_batch, with_answer
 from vla.pointcloud.model_inputs import PointInputConfig, PointInputs
-from vla.core.types import ACTION_KEY, INSTRUCTION_KEY, STATE_DIM, STATE_KEY, image_key
+from vla.core.types import ACTION_KEY, AUX_KEY, INSTRUCTION_KEY, STATE_DIM, STATE_KEY, image_key
 
 DEFAULT_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 FORMAT_VERSION = 1
@@ -384,7 +384,9 @@ class VLAProcessor:
 
         input_ids/attention_mask/labels [B,L] (labels on action ids + EOS), images [B,N,3,S,S],
         state [B,n_obs*S] (if used), actions [B,T,D] float32 normalised (when the normaliser has
-        "action" statistics: the continuous head's target), raw_actions [B,T,D] float32 (metrics)."""
+        "action" statistics: the continuous head's target), raw_actions [B,T,D] float32 (metrics), and
+        aux [B,A] float32 normalised (when the normaliser has aux/scene statistics and the samples hold
+        it: the current frame's object and goal positions, the auxiliary head's target)."""
         if not samples:
             raise ValueError("processor.collate: empty batch")
         raw = self._action_chunks(torch.stack([torch.as_tensor(s[ACTION_KEY]) for s in samples]), "collate")
@@ -402,6 +404,9 @@ class VLAProcessor:
         if self.cfg.use_state:
             batch["state"] = self._state(samples, "collate")
         batch.update(self.points.batch(samples, "collate"))  # points / goal_points [B,N,C] when enabled
+        if AUX_KEY in self.normalizer and all(AUX_KEY in s for s in samples):
+            aux = torch.stack([torch.as_tensor(s[AUX_KEY])[-1] for s in samples]).to(torch.float32)  # [B,A]
+            batch["aux"] = self.normalizer.normalize(AUX_KEY, aux)
         return batch
 
     @property

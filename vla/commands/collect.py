@@ -57,8 +57,8 @@ from vla.core.config import (
     to_dataclass,
 )
 from vla.core.rollout import ProgressBar, run_rollouts
-from vla.core.types import CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
-from vla.data.recorder import EpisodeRecorder, RecordTally, features_from_spaces
+from vla.core.types import AUX_KEY, CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
+from vla.data.recorder import EpisodeRecorder, RecordTally, aux_feature, features_from_spaces
 from vla.data.store import EpisodeStore
 from vla.pointcloud.geometry import CameraModel
 from vla.pointcloud.model_inputs import camera_to_dict
@@ -84,6 +84,9 @@ class CollectConfig:
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)  # pipeline of recorded clouds
     record_clouds: bool | None = None  # each episode's final-scene cloud (needs depth); null: if env.depth
     per_frame_clouds: bool = False  # every frame's cloud as pointcloud/points + pointcloud/colors
+    # true: also record aux/scene, where the named object and its goal are in each frame (privileged
+    # simulator state; a training target for `vla train aux_weight=...`, never a model input)
+    aux: bool = False
 
 
 def _env_kwargs(cfg: CollectConfig) -> dict[str, Any]:
@@ -107,7 +110,8 @@ def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
     """The env's features without the goal cloud (stored per episode) plus per-frame clouds on request."""
     feats = features_from_spaces(env.observation_space, env.action_space, cfg.env.action_space)
     feats = {k: v for k, v in feats.items() if k not in (GOAL_POINTS_KEY, GOAL_COLORS_KEY)}
-    return {**feats, **pointcloud_features(cfg.pointcloud.num_points, cfg.per_frame_clouds)}
+    aux = {AUX_KEY: aux_feature()} if cfg.aux else {}
+    return {**feats, **aux, **pointcloud_features(cfg.pointcloud.num_points, cfg.per_frame_clouds)}
 
 
 def _clouds_meta(cfg: CollectConfig, env: Any) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from vla.core.config import (
 )
 from vla.core.memory import keep_freed_memory
 from vla.core.normalizer import Normalizer
-from vla.core.types import ACTION_KEY, STATE_KEY, image_key
+from vla.core.types import ACTION_KEY, AUX_KEY, AUX_NAMES, STATE_KEY, image_key
 from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
 from vla.data.config import DataConfig, window_spec
 from vla.data.mixture import MixtureSource, build_mixture
@@ -92,6 +92,9 @@ class TrainConfig:
     procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
+    # > 0 (with action_head=l1): also regress where the instruction's object and goal are (aux/scene, from
+    # `vla collect aux=true`) from the action query, weighted this much in the loss; a training aid only
+    aux_weight: float = 0.0
     # training instructions rephrased with a synonym table (vla/data/augment.py): "" none, "colours"
     instruction_synonyms: str = ""
     instruction_synonym_p: float = 0.5  # the share of training samples rephrased
@@ -190,6 +193,18 @@ def check_store(path: str, cfg: TrainConfig, action_dim: int, key: str = "data.p
         )
     if cfg.use_state and STATE_KEY not in feats:
         raise ConfigError(f"{path}: use_state=true but the store has no {STATE_KEY!r} feature", "use_state")
+    if cfg.aux_weight < 0:
+        raise ConfigError(f"aux_weight must be >= 0, got {cfg.aux_weight}", "aux_weight")
+    if cfg.aux_weight > 0 and cfg.action_head != "l1":
+        raise ConfigError(
+            f"aux_weight={cfg.aux_weight} needs action_head=l1 (the head reads its query)", "aux_weight"
+        )
+    if cfg.aux_weight > 0 and (AUX_KEY not in feats or tuple(feats[AUX_KEY].shape) != (len(AUX_NAMES),)):
+        raise ConfigError(
+            f"{path}: aux_weight={cfg.aux_weight} needs the {AUX_KEY!r} feature [{len(AUX_NAMES)}] "
+            f"(record it with vla collect aux=true); the store has {sorted(feats)}",
+            "aux_weight",
+        )
     if cfg.state_parts:
         if not cfg.use_state:
             raise ConfigError("state_parts selects parts of the state, but use_state=false", "use_state")
@@ -291,6 +306,10 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
     store = check_store(cfg.data.path, cfg, action_dim)
     spec = window_spec(cfg.data)
     keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
+    keys += [AUX_KEY] if cfg.aux_weight > 0 else []
+    modes = dict(cfg.data.normalization)
+    if cfg.aux_weight > 0:
+        modes.setdefault(AUX_KEY, "meanstd")
     points = point_training_setup(cfg.model, store)  # clouds the model's point encoders need (3D-VLA)
     spec.obs_keys, spec.goal_cloud = keys + points.obs_keys, points.goal_source
     train_eps, val_eps = _split_episodes(store, cfg)
@@ -304,11 +323,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
         )
     if len(sources) == 1:
         # one store: plain windows, statistics of that store
-        norm = store.normalizer(dict(cfg.data.normalization))
+        norm = store.normalizer(modes)
         train = WindowDataset(cfg.data.path, spec, episodes=train_eps)
         weights = None
     else:
-        train, weights, norm = build_mixture(sources, spec, dict(cfg.data.normalization))
+        train, weights, norm = build_mixture(sources, spec, modes)
     val = WindowDataset(cfg.data.path, spec, episodes=val_eps) if val_eps else None
     actions = [np.asarray(store.episode(i, keys=[ACTION_KEY])[ACTION_KEY]) for i in train_eps]
     return train, val, weights, actions, norm
@@ -338,8 +357,13 @@ def run(cfg: TrainConfig) -> Any:
             **point_training_setup(cfg.model, EpisodeStore.open(cfg.data.path)).processor_fields,
         )
         torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
-        model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head)
+        aux_dim = len(AUX_NAMES) if cfg.aux_weight > 0 else 0
+        model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head, aux_dim=aux_dim)
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
+    if model.aux_head is not None and cfg.aux_weight <= 0:
+        raise ConfigError(f"{latest}: the run trains an auxiliary head; resume with its aux_weight", "aux_weight")
+    with argument_checks("aux_weight"):
+        model.set_aux_weight(cfg.aux_weight)
     resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
     n_params = sum(p.numel() for p in model.parameters())
     rank = int(os.environ.get("RANK", "0"))

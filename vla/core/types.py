@@ -35,6 +35,11 @@ ACTION_KEY = "action"
 # Goal-specified tasks (sim.goal_tasks): the goal scene as a world-frame point cloud, fixed for an episode.
 GOAL_POINTS_KEY = "goal/points"  # float32 [N, 3] metres, robot base frame
 GOAL_COLORS_KEY = "goal/colors"  # uint8 [N, 3] RGB
+# Simulated episodes may also record, per frame, where the instruction's object and goal are (privileged
+# simulator state, `vla collect aux=true`): an auxiliary training target only (`vla train aux_weight`),
+# never a model input. float32 [6] metres, robot base frame, the names below.
+AUX_KEY = "aux/scene"
+AUX_NAMES: tuple[str, ...] = ("target_x", "target_y", "target_z", "goal_x", "goal_y", "goal_z")
 
 CONTROL_HZ = 10
 PHYSICS_HZ = 240

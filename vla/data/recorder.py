@@ -22,6 +22,8 @@ import numpy as np
 from vla.data.store import EpisodeStore
 from vla.core.types import (
     ACTION_KEY,
+    AUX_KEY,
+    AUX_NAMES,
     DEPTH_PREFIX,
     IMAGE_PREFIX,
     INSTRUCTION_KEY,
@@ -66,6 +68,27 @@ def features_from_spaces(
     return feats
 
 
+def aux_feature() -> FeatureSpec:
+    """The store feature of `scene_targets` (AUX_KEY): float32 [6], metres, robot base frame."""
+    info = {"source": "simulator (privileged): the named object's and goal's positions; a training target"}
+    return FeatureSpec(FeatureType.STATE, (len(AUX_NAMES),), "float32", AUX_NAMES, info)
+
+
+def scene_targets(info: Mapping[str, Any]) -> np.ndarray:
+    """Where the instruction's object and its goal are, from a simulator step's info (its "privileged"
+    entry, sim.env): [target xyz, goal xyz] float32 [6]. The goal is the fixture (place, push), the other
+    object (stack), the goal pose, or the lift point above the object (pick)."""
+    priv = info.get("privileged") if isinstance(info, Mapping) else None
+    if not isinstance(priv, Mapping) or "target_index" not in priv or "goal_position" not in priv:
+        raise ValueError(
+            f"{AUX_KEY}: the env's info has no privileged target_index / goal_position (a simulated env "
+            f"is needed to record it); info keys {sorted(info) if isinstance(info, Mapping) else type(info)}"
+        )
+    target = np.asarray(priv["object_poses"][int(priv["target_index"])], dtype=np.float32)[:3]
+    goal = np.asarray(priv["goal_position"], dtype=np.float32)[:3]
+    return np.concatenate([target, goal])  # [6]
+
+
 @dataclass
 class RecordTally:
     """Counts shared by the recorders of one collection run (main process only)."""
@@ -94,7 +117,9 @@ class EpisodeRecorder:
         self.keep_failed = bool(keep_failed)
         self.extra_meta = dict(extra_meta or {})
         self.tally = tally if tally is not None else RecordTally()
-        self._obs_keys = [k for k in store.features if k != ACTION_KEY]
+        self._obs_keys = [k for k in store.features if k not in (ACTION_KEY, AUX_KEY)]
+        self._aux = AUX_KEY in store.features  # recorded from the info that came with each observation
+        self._info: Mapping[str, Any] = {}
         self._buf: dict[str, list[np.ndarray]] = {}
         self._meta: dict[str, Any] = {}
 
@@ -104,7 +129,8 @@ class EpisodeRecorder:
             raise ValueError(
                 f"EpisodeRecorder: observation lacks store features {missing}; has {sorted(obs)}"
             )
-        self._buf = {k: [] for k in [*self._obs_keys, ACTION_KEY]}
+        self._buf = {k: [] for k in [*self._obs_keys, ACTION_KEY, *([AUX_KEY] if self._aux else [])]}
+        self._info = info
         self._meta = {
             "instruction": str(info.get("instruction", obs.get("instruction", ""))),
             "task": str(info.get("task", "")),
@@ -123,6 +149,9 @@ class EpisodeRecorder:
         for k in self._obs_keys:
             self._buf[k].append(np.array(obs[k], copy=True))
         self._buf[ACTION_KEY].append(np.array(action, dtype=np.float32, copy=True))
+        if self._aux:  # the scene when `obs` was taken: the reset's info, then the previous step's
+            self._buf[AUX_KEY].append(scene_targets(self._info))
+        self._info = info
 
     def on_episode_end(self, result: Any) -> None:
         self.tally.episodes_seen += 1

@@ -22,6 +22,11 @@ in the loss): the processor hands it normalised targets (`VLAProcessor.collate`,
 unnormalises its outputs (`VLAProcessor.postprocess`) with the checkpoint's one normaliser; the head itself
 sees tensors only. Its weights live in model.safetensors under `action_head.*`; config.json's "vla"
 section says `action_head: "l1"`.
+
+`AuxHead` is a training aid beside it: from the first query's final hidden state [B,H] it regresses where
+the instruction's object and goal are (aux/scene, normalised [B,6]; privileged simulator state recorded by
+`vla collect aux=true`), so the features the action is read from must say which object and which goal the
+words name. `vla train aux_weight=W` adds W x its L1 loss; acting never runs it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,23 @@ class L1ActionHead(nn.Module):
         if pred.shape != target.shape:
             raise ValueError(f"L1ActionHead.loss: pred {tuple(pred.shape)} != target {tuple(target.shape)}")
         return (pred.float() - target.float()).abs().mean()
+
+
+class AuxHead(nn.Module):
+    """An MLP H -> 2H -> A from the first action query's final hidden state: the auxiliary scene target."""
+
+    def __init__(self, hidden: int, aux_dim: int):
+        super().__init__()
+        if hidden < 1 or aux_dim < 1:
+            raise ValueError(f"AuxHead: hidden and aux_dim must be >= 1, got {hidden} and {aux_dim}")
+        self.aux_dim = int(aux_dim)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(hidden), nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, aux_dim)
+        )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Final hidden states of the query positions [B,T,H] -> the auxiliary target [B,A] (query 0's)."""
+        return self.mlp(hidden_states[:, 0])  # [B,H] -> [B,A]
 
 
 def check_action_head(name: str) -> str:

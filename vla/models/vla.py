@@ -36,7 +36,7 @@ from action_tokenizers.vocab import make_action_vocab
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.language import load_text_tokenizer
 from vla.core.normalizer import Normalizer
-from vla.models.action_head import L1ActionHead, check_action_head
+from vla.models.action_head import AuxHead, L1ActionHead, check_action_head
 from vla.models.checkpoint import (
     CONFIG_FILE,
     PROCESSOR_FILE,
@@ -73,7 +73,7 @@ def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig
 class VLA(nn.Module):
     """VLM + VLAProcessor; `forward(batch)` follows the trainer's contract (dict with scalar "loss")."""
 
-    def __init__(self, vlm: VLM, processor: VLAProcessor, action_head: str = "tokens"):
+    def __init__(self, vlm: VLM, processor: VLAProcessor, action_head: str = "tokens", aux_dim: int = 0):
         super().__init__()
         self.vlm = vlm
         self.processor = processor
@@ -84,9 +84,22 @@ class VLA(nn.Module):
             if action_head == "l1"
             else None
         )
+        if aux_dim and self.action_head is None:
+            raise ValueError("aux_dim (the auxiliary scene head) needs action_head='l1'")
+        # aux_dim > 0: a training aid that regresses batch["aux"] (where the object and goal are)
+        self.aux_head = AuxHead(vlm.lm.hidden_size, aux_dim) if aux_dim else None
         self._check_compatible("VLA")
         self.register_buffer("action_ids", processor.action_lm_ids, persistent=False)  # [K]
         self.action_label_sigma = 0.0  # > 0: ordinal soft labels for bin tokens (vla.models.losses)
+        self.aux_weight = 0.0  # > 0: the loss adds aux_weight x the auxiliary head's L1 (training only)
+
+    def set_aux_weight(self, weight: float) -> None:
+        """Weigh the auxiliary scene loss (needs the head: aux_dim > 0) by `weight` (0: off)."""
+        if weight < 0:
+            raise ValueError(f"aux_weight must be >= 0, got {weight}")
+        if weight > 0 and self.aux_head is None:
+            raise ValueError("aux_weight > 0 needs a VLA built with the auxiliary head (aux_dim > 0)")
+        self.aux_weight = float(weight)
 
     def set_action_label_sigma(self, sigma: float) -> None:
         """Train bin tokens against Gaussian soft labels `sigma` bins wide (0: plain cross-entropy)."""
@@ -107,9 +120,11 @@ class VLA(nn.Module):
         action_tokenizer: Any,
         normalizer: Normalizer,
         action_head: str = "tokens",
+        aux_dim: int = 0,
     ) -> VLA:
         """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary;
-        `action_head` "l1" adds the continuous head (vla.models.action_head)."""
+        `action_head` "l1" adds the continuous head (vla.models.action_head), `aux_dim` > 0 its
+        auxiliary scene head."""
         cfg = vlm_config_for(model_cfg, proc_cfg)
         if not action_tokenizer.is_fitted:
             raise ValueError("VLA.build: the action tokenizer is not fitted")
@@ -117,7 +132,7 @@ class VLA(nn.Module):
         text_tok, vocab = make_action_vocab(proc_cfg.vocab_mode, base, action_tokenizer.vocab_size)
         vlm = VLM(cfg, tokenizer=text_tok)
         proc = VLAProcessor(proc_cfg, text_tok, action_tokenizer, vocab, normalizer, vlm.vision.transform)
-        return cls(vlm, proc, action_head)
+        return cls(vlm, proc, action_head, aux_dim)
 
     def _check_compatible(self, where: str) -> None:
         p, c, proc = self.processor.cfg, self.vlm.cfg, self.processor
@@ -158,7 +173,8 @@ class VLA(nn.Module):
     # ----------------------------------------------------------------- training
     def components(self) -> dict[str, nn.Module]:
         comps = self.vlm.components()
-        return {**comps, "action_head": self.action_head} if self.action_head is not None else comps
+        heads = {"action_head": self.action_head, "aux_head": self.aux_head}
+        return {**comps, **{k: m for k, m in heads.items() if m is not None}}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch from VLAProcessor.collate (tensors) -> {"loss", ...metrics} (tensors): action-token and
@@ -202,16 +218,20 @@ class VLA(nn.Module):
     def regress_actions(self, inputs: Mapping[str, torch.Tensor], prompt_mask: torch.Tensor) -> torch.Tensor:
         """Continuous head: model inputs + prompt mask [B,L] (1 on BOS + prompt) -> normalised [B,T,D]."""
         assert self.action_head is not None
+        return self.action_head(self._query_hidden(inputs, prompt_mask))  # [B,T,D]
+
+    def _query_hidden(self, inputs: Mapping[str, torch.Tensor], prompt_mask: torch.Tensor) -> torch.Tensor:
+        """The action queries' final hidden states [B,T,H] (what the continuous and auxiliary heads read)."""
+        assert self.action_head is not None
         dev = self.action_ids.device
         opt = {k: inputs[k].to(dev) for k in ("state", "points", "goal_points") if k in inputs}
-        hidden = self.vlm.query_hidden_states(
+        return self.vlm.query_hidden_states(
             self.action_head.queries,
             inputs["input_ids"].to(dev),
             prompt_mask.to(dev),
             images=inputs["images"].to(dev),
             **opt,
         )  # [B,T,H]
-        return self.action_head(hidden)  # [B,T,D]
 
     def _forward_continuous(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """L1 loss of the regressed chunk against batch["actions"] (normalised by the processor); in eval
@@ -223,9 +243,18 @@ class VLA(nn.Module):
         # the sequence (the same values, a tenth less LM work for a 7-token answer)
         keep = int(prompt_mask.any(dim=0).nonzero().max()) + 1
         inputs = {**batch, "input_ids": batch["input_ids"][:, :keep]}
-        pred = self.regress_actions(inputs, prompt_mask[:, :keep])  # [B,T,D] normalised
+        hidden = self._query_hidden(inputs, prompt_mask[:, :keep])  # [B,T,H]
+        pred = self.action_head(hidden)  # [B,T,D] normalised
         target = batch["actions"].to(pred.device, pred.dtype)  # [B,T,D] normalised
         result = {"loss": self.action_head.loss(pred, target)}
+        if self.aux_head is not None and self.aux_weight > 0:
+            if "aux" not in batch:
+                raise ValueError("aux_weight > 0 but the batch has no 'aux' (from vla collect aux=true)")
+            aux = self.aux_head(hidden)  # [B,A] normalised
+            aux_l1 = (aux.float() - batch["aux"].to(aux.device).float()).abs().mean()
+            result["action_loss"] = result["loss"].detach()
+            result["aux_l1"] = aux_l1.detach()
+            result["loss"] = result["loss"] + self.aux_weight * aux_l1
         if not self.training and "raw_actions" in batch:
             acts = self.processor.unnormalize_action(pred.detach().float())  # [B,T,D] raw
             result["action_l1"] = (acts - batch["raw_actions"].to(acts.device).float()).abs().mean()
@@ -301,13 +330,14 @@ class VLA(nn.Module):
         p = self.processor
         sd = self.state_dict() if state_dict is None else state_dict
         weights = {k[len("vlm.") :]: v for k, v in sd.items() if k.startswith("vlm.")}
-        weights.update({k: v for k, v in sd.items() if k.startswith("action_head.")})
+        weights.update({k: v for k, v in sd.items() if k.startswith(HEAD_PREFIXES)})
         section = {
             "processor": dataclasses.asdict(p.cfg),
             "action_tokenizer": p.action_tokenizer.name,
             "action_dim": p.action_dim,
             "chunk_len": p.chunk_len,
             "action_head": self.action_head_name,
+            "aux_dim": self.aux_head.aux_dim if self.aux_head is not None else 0,
         }
         return CheckpointContents(
             state_dict=weights,
@@ -344,7 +374,7 @@ class VLA(nn.Module):
             raise ValueError(f"{where}: cannot build the model: {e!r}") from None
         head = ck.section("vla").get("action_head", "tokens")  # absent in older checkpoints
         try:
-            model = cls(vlm, proc, head)
+            model = cls(vlm, proc, head, int(ck.section("vla").get("aux_dim", 0)))
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         model._check_compatible(str(ck.path))
@@ -357,6 +387,9 @@ class VLA(nn.Module):
         return cls.from_checkpoint(Checkpoint.open(path, model_type=VLA_TYPE))
 
 
+HEAD_PREFIXES = ("action_head.", "aux_head.")  # the VLA's own modules in model.safetensors, beside the VLM's
+
+
 def _module_key(weights_key: str) -> str:
-    """A model.safetensors key (VLM parameter names, action_head.*) -> the VLA's state-dict key."""
-    return weights_key if weights_key.startswith("action_head.") else f"vlm.{weights_key}"
+    """A model.safetensors key (VLM parameter names, action/aux_head.*) -> the VLA's state-dict key."""
+    return weights_key if weights_key.startswith(HEAD_PREFIXES) else f"vlm.{weights_key}"

@@ -107,3 +107,35 @@ def test_recorder_requires_matching_observation(tmp_path):
         rec.on_episode_start({"images/static": 0, "state": 0}, {})
     with pytest.raises(ValueError, match="must be open for appending"):
         EpisodeRecorder(EpisodeStore.open(tmp_path / "r.zarr"))
+
+
+def test_collect_aux_records_where_the_object_and_goal_were(tmp_path):
+    """`aux=true` records aux/scene per frame: the named object's and the goal's positions when that
+    frame's observation was taken. Replaying episode 0's actions in a fresh env with its seed must read
+    the same positions from the simulator's privileged state (two env processes recorded it)."""
+    import gymnasium as gym
+
+    import sim
+    from sim.config import env_kwargs
+    from vla.core.types import AUX_KEY, AUX_NAMES
+    from vla.data.recorder import scene_targets
+
+    out = tmp_path / "place.zarr"
+    argv = ["task=place", "episodes=2", "num_envs=2", "env.image_size=32", "env.cameras=[static]", "aux=true"]
+    assert cli.main(["collect", *argv, f"out={out}"]) == 0
+    s = EpisodeStore.open(out)
+    assert s.features[AUX_KEY].names == AUX_NAMES and s.features[AUX_KEY].shape == (6,)
+    ep, seed = s.episode(0), s.episode_meta(0)["seed"]
+    kwargs = env_kwargs(EnvConfig(image_size=32, cameras=["static"]), TaskConfig(name="place"))
+    env = gym.make(sim.ENV_ID, **kwargs)
+    try:
+        _, info = env.reset(seed=seed)
+        for t, action in enumerate(ep["action"]):
+            np.testing.assert_allclose(ep[AUX_KEY][t], scene_targets(info), atol=1e-5, err_msg=f"frame {t}")
+            _, _, _, _, info = env.step(action)
+    finally:
+        env.close()
+    lifted = ep[AUX_KEY][:, 2].max() - ep[AUX_KEY][0, 2]
+    assert lifted > 0.03  # the object was carried: its recorded position follows it
+    goal = ep[AUX_KEY][:, 3:]  # the plate or tray does not move
+    np.testing.assert_allclose(goal, np.repeat(goal[:1], len(goal), 0), atol=1e-3)
