@@ -67,6 +67,7 @@ class DemoConfig:
     eval_episodes: int = 50  # held-out seeds per task (and per reference policy)
     references: list[str] = dataclasses.field(default_factory=lambda: ["expert", "random"])
     language_check: bool = True  # the VLA once more on every seed with a swapped instruction (vla eval)
+    language_episodes: int = 0  # the language check's seeds per task (the first ones); 0: eval_episodes
     val_points: int = 12  # validation passes during training (the loss plot's validation curve)
     out: str = "outputs/demo"
 
@@ -79,6 +80,8 @@ def _check(cfg: DemoConfig) -> None:
     for key in ("episodes", "num_envs", "eval_episodes", "image_size", "steps"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}", key=key)
+    if cfg.language_episodes < 0:
+        raise ConfigError(f"language_episodes must be >= 0, got {cfg.language_episodes}", "language_episodes")
     if cfg.val_points < 0:
         raise ConfigError(
             f"val_points must be >= 0 (0: validate at the end only), got {cfg.val_points}", key="val_points"
@@ -156,6 +159,7 @@ def eval_overrides(cfg: DemoConfig) -> list[str]:
         f"num_envs={cfg.num_envs}",
         f"references={_listing(cfg.references)}",
         f"language_check={str(cfg.language_check).lower()}",
+        f"language_episodes={cfg.language_episodes}",
         f"out={Path(cfg.out) / 'eval'}",
         "overwrite=true",  # the demo's own evaluation directory: a re-run replaces its last results
         "threads=1",  # the policy shares the CPU with the env processes

@@ -93,6 +93,7 @@ class EvalConfig:
     # object or goal of the same scene (vla.eval.language): how often it follows the new words, how often
     # it still does what the old ones said.
     language_check: bool = False
+    language_episodes: int = 0  # seeds per task of the language check (the first ones); 0: all `episodes`
     out: str | None = None  # None: outputs/eval/<tasks>-<policy or checkpoint name>-<timestamp>, per run
     overwrite: bool = False  # write into an `out` holding another run's results (deleted first)
     progress: bool = True
@@ -306,7 +307,7 @@ def check_config(cfg: EvalConfig) -> EvalConfig:
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{key}: expected >= 1 (or null), got {getattr(cfg, key)}", key=key)
     check_number(cfg.env.action_noise, "env.action_noise", 0, 1)  # metres per step
-    for key in ("failure_videos", "success_videos", "threads"):
+    for key in ("failure_videos", "success_videos", "threads", "language_episodes"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key}: expected >= 0, got {getattr(cfg, key)}", key=key)
     if cfg.out == "":  # the current directory, never the output meant (null: a new directory per run)
@@ -397,7 +398,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.language_check:
         make = factories[cfg.policy]
         for task in cfg.tasks:
-            seeds = task_seeds(task, cfg.split, cfg.episodes)
+            seeds = task_seeds(task, cfg.split, min(cfg.language_episodes or cfg.episodes, cfg.episodes))
             kw = _task_env_kwargs(cfg, task)
             language[task] = language_check(lambda i, t=task: make(t), task, kw, seeds, cfg.num_envs)
     wall = time.perf_counter() - t0

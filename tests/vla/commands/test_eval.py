@@ -228,6 +228,10 @@ def test_language_check_is_reported_beside_success(tmp_path, capsys):
     plain = json.loads(json.dumps(evaluate(_cfg(tmp_path / "plain", "tasks=[place]", "episodes=1",
                                                 "references=[]", "failure_videos=0", "success_videos=0"))))
     assert "language" not in plain
+    # language_episodes: the check on the first seeds only, success still on every one
+    few = evaluate(_cfg(tmp_path / "few", "tasks=[place]", "episodes=2", "references=[]", "failure_videos=0",
+                        "success_videos=0", "language_check=true", "language_episodes=1"))  # fmt: skip
+    assert few["language"]["place"]["episodes"] == 1 and len(few["episodes"]) == 2
 
 
 def test_outputs_are_per_run_and_never_clobbered(tmp_path, monkeypatch, capsys):
