@@ -12,7 +12,8 @@ The eval stage writes `report.md`, a success-rate bar chart and failure/success 
 
 A killed demo resumes, and a finished one re-runs in place: `<out>` belongs to the demo, so each stage
 says explicitly how it reuses its own outputs (the stages refuse to clobber another run's otherwise): a
-complete store is kept (an incomplete one is collected again, `overwrite=true`), training continues from
+complete store is kept (an incomplete one, or with `aux=true` one without aux/scene, is collected again,
+`overwrite=true`), training continues from
 its latest checkpoint (`trainer.resume=true`), evaluation runs again into `<out>/eval` (`overwrite=true`).
 A bad argument (an unknown task, a count below 1) is one `ConfigError` line and exit code 2.
 
@@ -47,6 +48,7 @@ from vla.core.config import (
 )
 from vla.core.io import atomic_write_json, read_json
 from vla.core.policy import get_policy_class
+from vla.core.types import AUX_KEY
 from vla.data.store import EpisodeStore
 from vla.eval.report import ci_cell, language_cells, success_cell
 
@@ -64,6 +66,9 @@ class DemoConfig:
     cameras: list[str] = dataclasses.field(default_factory=lambda: ["static", "wrist"])
     steps: int = 3000  # training steps (`vla train trainer.steps=`)
     train: list[str] = dataclasses.field(default_factory=list)  # extra `vla train` overrides, quoted
+    # true: the demonstrations also record aux/scene (where the named object and goal are; `vla collect
+    # aux=true`), the target of `vla train aux_weight=...` in `train`
+    aux: bool = False
     eval_episodes: int = 50  # held-out seeds per task (and per reference policy)
     references: list[str] = dataclasses.field(default_factory=lambda: ["expert", "random"])
     language_check: bool = True  # the VLA once more on every seed with a swapped instruction (vla eval)
@@ -119,8 +124,9 @@ def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
     """Stage 1 for one task; a store that already holds `episodes` episodes is kept."""
     path = store_path(cfg, task)
     if path.exists():
-        have = EpisodeStore.open(path).num_episodes
-        if have >= cfg.episodes:
+        store = EpisodeStore.open(path)
+        have = store.num_episodes
+        if have >= cfg.episodes and (AUX_KEY in store.features or not cfg.aux):
             print(f"[demo] collect {task}: {path} already holds {have} episodes, kept")
             return {"task": task, "episodes": have, "kept": True}
     argv = [
@@ -129,6 +135,7 @@ def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
         f"num_envs={cfg.num_envs}",
         f"out={path}",
         "overwrite=true",
+        *(["aux=true"] if cfg.aux else []),
         *_env_overrides(cfg),
     ]
     code = collect.main(argv)

@@ -6,6 +6,7 @@ import pytest
 
 from vla.commands import demo
 from vla.core.config import compose, to_dataclass
+from vla.data.store import EpisodeStore
 
 
 def _argv(out):
@@ -16,7 +17,9 @@ def _argv(out):
         # the default preset's model (FiLM conv on the frozen MiniLM's reading of the instruction,
         # continuous head, no state) plus toy-size settings
         'train=["model=tiny_vla_minilm_only","action_head=l1","use_state=false","trainer.save_every=2",'
-        '"trainer.progress=false","val_episodes=1","trainer.batch_size=8","trainer.warmup_steps=1"]',
+        '"trainer.progress=false","val_episodes=1","trainer.batch_size=8","trainer.warmup_steps=1",'
+        '"aux_weight=1.0"]',
+        "aux=true",  # the stores record aux/scene, the auxiliary target of aux_weight
         "eval_episodes=1",
         "references=[expert]",
         f"out={out}",
@@ -44,6 +47,7 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     assert "trainer.warmup_steps=1" in summary["train_command"]  # extra `vla train` overrides pass through
     config = json.loads((out / "train" / "checkpoints" / "step_00000004" / "config.json").read_text())
     assert config["vla"]["action_head"] == "l1" and config["vla"]["processor"]["use_state"] is False
+    assert config["vla"]["aux_dim"] == 6 and "aux/scene" in EpisodeStore.open(out / "data" / "pick_colour.zarr").features
     # A second run keeps the complete store and resumes training at its last step (no new steps).
     assert demo.main(_argv(out)) == 0
     again = json.loads((out / "summary.json").read_text())
