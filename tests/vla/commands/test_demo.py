@@ -47,7 +47,8 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     assert "trainer.warmup_steps=1" in summary["train_command"]  # extra `vla train` overrides pass through
     config = json.loads((out / "train" / "checkpoints" / "step_00000004" / "config.json").read_text())
     assert config["vla"]["action_head"] == "l1" and config["vla"]["processor"]["use_state"] is False
-    assert config["vla"]["aux_dim"] == 6 and "aux/scene" in EpisodeStore.open(out / "data" / "pick_colour.zarr").features
+    assert config["vla"]["aux_dim"] == 6  # the auxiliary head, trained on the stores' aux/scene
+    assert "aux/scene" in EpisodeStore.open(out / "data" / "pick_colour.zarr").features
     # A second run keeps the complete store and resumes training at its last step (no new steps).
     assert demo.main(_argv(out)) == 0
     again = json.loads((out / "summary.json").read_text())
