@@ -62,6 +62,8 @@ def test_demo_presets_and_bad_input():
     assert full.tasks == ["pick", "place", "push", "stack"] and full.preset == "full"
     long = to_dataclass(compose("demo", ["preset=long"]), demo.DemoConfig)
     assert long.tasks == full.tasks and long.steps > full.steps and long.train == full.train
+    assert full.language_episodes == long.language_episodes == 20 and full.eval_episodes == 50
+    assert "language_episodes=20" in demo.eval_overrides(full)
     default = to_dataclass(compose("demo", []), demo.DemoConfig)
     assert default.tasks == ["pick_colour"] and default.eval_episodes >= 50
     from vla.commands.train import load_config
