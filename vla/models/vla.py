@@ -337,8 +337,9 @@ class VLA(nn.Module):
             "action_dim": p.action_dim,
             "chunk_len": p.chunk_len,
             "action_head": self.action_head_name,
-            "aux_dim": self.aux_head.aux_dim if self.aux_head is not None else 0,
         }
+        if self.aux_head is not None:  # only then: checkpoints without the head stay as they were
+            section["aux_dim"] = self.aux_head.aux_dim
         return CheckpointContents(
             state_dict=weights,
             model_type=VLA_TYPE,
