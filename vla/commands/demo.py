@@ -13,8 +13,8 @@ The eval stage writes `report.md`, a success-rate bar chart and failure/success 
 A killed demo resumes, and a finished one re-runs in place: `<out>` belongs to the demo, so each stage
 says explicitly how it reuses its own outputs (the stages refuse to clobber another run's otherwise): a
 complete store is kept (an incomplete one, or with `aux=true` one without aux/scene, is collected again,
-`overwrite=true`), training continues from
-its latest checkpoint (`trainer.resume=true`), evaluation runs again into `<out>/eval` (`overwrite=true`).
+`overwrite=true`), training continues from its latest checkpoint (`trainer.resume=true`), evaluation runs
+again into `<out>/eval` (`overwrite=true`).
 A bad argument (an unknown task, a count below 1) is one `ConfigError` line and exit code 2.
 
     vla demo                        # pick_colour, 200 demos, ~12 min of training, 50 held-out seeds
