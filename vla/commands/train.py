@@ -306,9 +306,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
     store = check_store(cfg.data.path, cfg, action_dim)
     spec = window_spec(cfg.data)
     keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
-    keys += [AUX_KEY] if cfg.aux_weight > 0 else []
     modes = dict(cfg.data.normalization)
-    if cfg.aux_weight > 0:
+    if cfg.aux_weight > 0:  # the auxiliary target is read with the observations and normalised like them
+        keys.append(AUX_KEY)
         modes.setdefault(AUX_KEY, "meanstd")
     points = point_training_setup(cfg.model, store)  # clouds the model's point encoders need (3D-VLA)
     spec.obs_keys, spec.goal_cloud = keys + points.obs_keys, points.goal_source
