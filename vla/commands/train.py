@@ -361,7 +361,8 @@ def run(cfg: TrainConfig) -> Any:
         model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head, aux_dim=aux_dim)
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
     if model.aux_head is not None and cfg.aux_weight <= 0:
-        raise ConfigError(f"{latest}: the run trains an auxiliary head; resume with its aux_weight", "aux_weight")
+        msg = f"{latest}: the run trains an auxiliary head; resume it with its aux_weight"
+        raise ConfigError(msg, "aux_weight")
     with argument_checks("aux_weight"):
         model.set_aux_weight(cfg.aux_weight)
     resolved = {"train": OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)}
