@@ -64,7 +64,8 @@ class L1ActionHead(nn.Module):
 
     @staticmethod
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean absolute error between predicted and target normalised actions, both [B,T,D]."""
+        """Mean absolute error between predicted and target normalised values of one shape: actions
+        [B,T,D] (and the auxiliary head's [B,A])."""
         if pred.shape != target.shape:
             raise ValueError(f"L1ActionHead.loss: pred {tuple(pred.shape)} != target {tuple(target.shape)}")
         return (pred.float() - target.float()).abs().mean()

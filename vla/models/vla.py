@@ -251,7 +251,7 @@ class VLA(nn.Module):
             if "aux" not in batch:
                 raise ValueError("aux_weight > 0 but the batch has no 'aux' (from vla collect aux=true)")
             aux = self.aux_head(hidden)  # [B,A] normalised
-            aux_l1 = (aux.float() - batch["aux"].to(aux.device).float()).abs().mean()
+            aux_l1 = self.action_head.loss(aux, batch["aux"].to(aux.device))  # the same L1, shapes checked
             result["action_loss"] = result["loss"].detach()
             result["aux_l1"] = aux_l1.detach()
             result["loss"] = result["loss"] + self.aux_weight * aux_l1
