@@ -333,7 +333,7 @@ class ConvEncoder(VisionEncoder):
 
     `hf` keys: hidden_size (E, default 64), patch_size (total stride, a power of two, default 8),
     channels (first block width, doubled per block up to E, default 16), keypoints (K, default 0),
-    keypoint_stride (default 4) and random_shift (default 0).
+    keypoint_stride (default 4), random_shift (default 0) and patch_tokens (default true).
 
     `film_dim` F > 0 conditions every conv block on a vector [B, F] (FiLM, Perez et al. 2018, as in RT-1):
     x <- x * (1 + gamma) + beta with (gamma, beta) linear in the vector, zero-initialised so training
@@ -349,6 +349,9 @@ class ConvEncoder(VisionEncoder):
     its expected image position (x, y) in [-1, 1] and the softmax-pooled feature there; a linear layer
     maps [feature, x, y] to E and a learned embedding says which keypoint it is. The positions are
     sub-pixel and explicit, which is what fine end-effector control needs; the patch tokens carry context.
+    `patch_tokens: false` keeps the keypoint tokens alone (P = K): the blocks past `keypoint_stride` and
+    the patch projection are not built, so the encoder and the LM after it (fewer tokens) cost less per
+    image; `patch_size` then only fixes the image sizes it accepts (multiples of it).
     """
 
     name = "conv"
@@ -365,6 +368,7 @@ class ConvEncoder(VisionEncoder):
             "keypoint_stride",
             "random_shift",
             "film_dim",
+            "patch_tokens",
         }
         unknown = set(cfg.hf) - known
         if unknown:
@@ -376,6 +380,7 @@ class ConvEncoder(VisionEncoder):
         kp_stride = int(cfg.hf.get("keypoint_stride", 4))
         self.random_shift = int(cfg.hf.get("random_shift", 0))
         self.film_dim = int(cfg.hf.get("film_dim", 0))
+        self.patch_tokens = bool(cfg.hf.get("patch_tokens", True))
         if self.film_dim < 0:
             raise ValueError(f"vision encoder 'conv': film_dim must be >= 0, got {self.film_dim}")
         if self.random_shift < 0:
@@ -387,12 +392,15 @@ class ConvEncoder(VisionEncoder):
                 f"vision encoder 'conv': keypoints must be >= 0 and keypoint_stride a power of two in "
                 f"[2, patch_size={patch}], got {self.keypoints} and {kp_stride}"
             )
+        if not self.patch_tokens and not self.keypoints:
+            raise ValueError("vision encoder 'conv': patch_tokens=false needs keypoints > 0 (no tokens left)")
         super().__init__(cfg, dim, patch, ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD))
         self.kp_stride = kp_stride
         self.kp_block = int(math.log2(kp_stride))  # blocks before the keypoint feature map
         layers: list[nn.Module] = []  # one flat Sequential (checkpoint keys body.<3 * block + k>)
         c_in, kp_channels = 3, 0
-        for i in range(int(math.log2(patch))):
+        blocks = int(math.log2(patch)) if self.patch_tokens else self.kp_block
+        for i in range(blocks):
             c_out = min(ch, dim)
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
             c_in, ch = c_out, ch * 2
@@ -404,7 +412,8 @@ class ConvEncoder(VisionEncoder):
             self.film = nn.Linear(self.film_dim, 2 * sum(self.block_channels))  # -> (gamma, beta) per block
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
-        self.proj = nn.Conv2d(c_in, dim, 1)
+        if self.patch_tokens:
+            self.proj = nn.Conv2d(c_in, dim, 1)
         self.norm = nn.LayerNorm(dim)
         if self.keypoints:
             self.kp_logits = nn.Conv2d(kp_channels, self.keypoints, 1)
@@ -412,6 +421,9 @@ class ConvEncoder(VisionEncoder):
             self.kp_embed = nn.Parameter(torch.randn(self.keypoints, dim) * 0.02)
 
     def num_patches(self, image_size: int | tuple[int, int] | None = None) -> int:
+        if not self.patch_tokens:
+            self.grid(image_size)  # the size check
+            return self.keypoints
         return super().num_patches(image_size) + self.keypoints
 
     def _keypoint_tokens(self, feats: torch.Tensor) -> torch.Tensor:
@@ -439,6 +451,9 @@ class ConvEncoder(VisionEncoder):
                 x = torch.addcmul(beta[:, :, None, None], x, 1 + gamma[:, :, None, None])  # x(1+g)+b
             if i + 1 == 3 * self.kp_block:  # 3 layers per stride-2 block
                 kp_feats = x.contiguous()  # [B,C,H/kp_stride,W/kp_stride]
+        if not self.patch_tokens:
+            assert kp_feats is not None
+            return self.norm(self._keypoint_tokens(kp_feats))  # [B,K,E]
         # back to NCHW for the 1x1 convolutions: their weight gradients then have the weights' strides,
         # which DDP's gradient buckets require
         x = self.proj(x.contiguous())  # [B,E,h,w]
@@ -460,4 +475,6 @@ class ConvEncoder(VisionEncoder):
             hf["random_shift"] = self.random_shift
         if self.film_dim:
             hf["film_dim"] = self.film_dim
+        if not self.patch_tokens:
+            hf["patch_tokens"] = False
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)

@@ -146,3 +146,32 @@ def test_vlm_film_reads_the_prompt_never_the_answer():
     bad = {**cfg, "vision": {**cfg["vision"], "hf": {**cfg["vision"]["hf"], "film_dim": 16}}}
     with pytest.raises(ValueError, match="film_dim"):
         VLM(vlm_config_from_dict(bad, where="test"))
+
+
+def test_keypoint_tokens_alone():
+    """`patch_tokens: false`: P = K tokens, fewer blocks and parameters, and the very keypoint tokens the
+    full encoder appends (the final LayerNorm is per token); a config without keypoints is refused."""
+    both = _enc(patch_size=16, keypoints=6, keypoint_stride=4, film_dim=5).eval()
+    alone = _enc(patch_size=16, keypoints=6, keypoint_stride=4, film_dim=5, patch_tokens=False).eval()
+    assert len(alone.body) == 6 and len(both.body) == 12  # two stride-2 blocks instead of four
+    n = alone.film.out_features
+    assert n < both.film.out_features  # FiLM for the built blocks only
+    with torch.no_grad():
+        both.film.weight.normal_()
+        both.film.bias.normal_()
+    keep = alone.state_dict()
+    shared = {k: v[:n] if k.startswith("film.") else v for k, v in both.state_dict().items() if k in keep}
+    alone.load_state_dict(shared)  # strict: every parameter of `alone` is one of the full encoder's
+    img, cond = torch.randn(3, 3, 32, 32), torch.randn(3, 5)
+    with torch.no_grad():
+        out = alone(img, cond)
+        ref = both(img, cond)[:, -6:]  # [B,K,E]: the full encoder's keypoint tokens
+    assert out.shape == (3, 6, 32) and alone.num_patches() == 6 and alone.num_patches(64) == 6
+    assert torch.allclose(out, ref, atol=1e-5)
+    again = build_vision_encoder(alone.resolved_config())
+    again.load_state_dict(alone.state_dict())
+    assert again.resolved_config().hf["patch_tokens"] is False and again.num_patches() == 6
+    with pytest.raises(ValueError, match="multiples of 16"):
+        alone.num_patches(40)
+    with pytest.raises(ValueError, match="needs keypoints"):
+        _enc(patch_size=16, patch_tokens=False)
