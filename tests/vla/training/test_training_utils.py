@@ -101,6 +101,29 @@ def test_ema_skips_frozen_parameters_and_tracks_them_once_unfrozen():
     assert torch.allclose(ema.shadow["2.weight"], frozen.weight, atol=1e-3)
 
 
+def test_ema_update_is_the_per_tensor_formula_to_the_bit():
+    """The fused multi-tensor update computes exactly d * shadow + (1 - d) * weight per tensor (runs
+    reproduce to the episode across this change), buffers included, for a float32 and a bf16 model."""
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(5, 7), nn.LayerNorm(7), nn.BatchNorm1d(7)).to(dtype)
+        ema = EMA(net, decay=0.99)
+        expected = {k: v.clone() for k, v in ema.shadow.items()}
+        for _ in range(5):
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.add_(torch.randn_like(p))
+                net[2].running_mean.add_(1.0)  # a buffer training changes
+            d = ema.current_decay()
+            live = net.state_dict()
+            for k in expected:
+                expected[k].mul_(d).add_(live[k].float(), alpha=1.0 - d)
+            ema.update(net)
+        assert set(ema.shadow) == set(expected)
+        for k in expected:
+            assert torch.equal(ema.shadow[k], expected[k]), k
+
+
 def _draws():
     legacy_np = float(np.random.rand())  # noqa: NPY002 - the legacy global generator is what is restored
     return (random.random(), legacy_np, torch.rand(3).tolist(), torch.randn(2).tolist())
