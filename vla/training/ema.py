@@ -38,8 +38,13 @@ class EMA:
         and the update is two fused multi-tensor ops: the same arithmetic, a fraction of the per-step
         Python cost (2.9% of a four-task training step before)."""
         d = self.current_decay()
-        live = {k: p for k, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+        params = dict(model.named_parameters(remove_duplicate=False))
+        live = {k: p for k, p in params.items() if p.requires_grad}
         live.update(model.named_buffers(remove_duplicate=False))
+        renamed = [k for k in self.shadow if k not in live and k not in params]  # by state_dict hooks
+        if renamed:
+            sd = model.state_dict()
+            live.update({k: sd[k] for k in renamed if k in sd})
         keys = [k for k in self.shadow if k in live]
         shadows = [self.shadow[k] for k in keys]
         values = [live[k].detach() for k in keys]

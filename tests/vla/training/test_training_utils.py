@@ -124,6 +124,23 @@ def test_ema_update_is_the_per_tensor_formula_to_the_bit():
             assert torch.equal(ema.shadow[k], expected[k]), k
 
 
+def test_ema_follows_weights_whose_state_dict_name_a_hook_changed():
+    """A module whose state_dict hook renames its keys is averaged under the saved names as before."""
+
+    def rename(module, state, prefix, local_metadata):
+        state[prefix + "w_saved"] = state.pop(prefix + "weight")
+
+    net = nn.Linear(2, 2)
+    net._register_state_dict_hook(rename)
+    ema = EMA(net, decay=0.5)
+    assert set(ema.shadow) == {"w_saved", "bias"}
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    before, d = ema.shadow["w_saved"].clone(), ema.current_decay()
+    ema.update(net)
+    assert torch.equal(ema.shadow["w_saved"], before.mul_(d).add_(net.weight.detach(), alpha=1.0 - d))
+
+
 def _draws():
     legacy_np = float(np.random.rand())  # noqa: NPY002 - the legacy global generator is what is restored
     return (random.random(), legacy_np, torch.rand(3).tolist(), torch.randn(2).tolist())
