@@ -14,6 +14,7 @@ from vla.training.distributed import (
     init_distributed,
     launch_local,
     local_world_size,
+    wrap_model,
 )
 
 
@@ -60,6 +61,29 @@ def test_a_rank_error_is_raised_in_the_launcher():
         launch_local(_bad_value, (), world=2)
     with pytest.raises(RuntimeError, match="exited abnormally"):
         launch_local(_crash, (), world=2)
+
+
+def _buffer_broadcasts() -> dict:
+    """In a 2-rank group: whether DDP broadcasts buffers for a model with and without BatchNorm, and the
+    sum over ranks of a BatchNorm buffer set to rank + 1 on each rank after one forward (2: rank 0's
+    value reached rank 1; 3: each rank kept its own)."""
+    info = init_distributed("auto", "cpu")
+    torch.manual_seed(0)
+    plain = wrap_model(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2)), info)
+    bn_model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    bn = wrap_model(bn_model, info)
+    with torch.no_grad():
+        bn_model[1].running_mean.fill_(float(info.rank + 1))
+    bn.eval()
+    bn(torch.zeros(3, 2))  # DDP's forward broadcasts rank 0's buffers first
+    total = bn_model[1].running_mean.clone()
+    torch.distributed.all_reduce(total)
+    return {"plain": plain.broadcast_buffers, "bn": bn.broadcast_buffers, "sum": total.tolist()}
+
+
+def test_ddp_broadcasts_buffers_only_for_batchnorm():
+    out = launch_local(_buffer_broadcasts, (), world=2, threads=1)
+    assert out == {"plain": False, "bn": True, "sum": [2.0, 2.0]}
 
 
 @pytest.fixture
@@ -131,4 +155,3 @@ def test_killing_the_launcher_ends_its_ranks(tmp_path):
         time.sleep(0.2)
         alive = [p for p in pids if _running(p)]
     assert not alive, f"ranks {alive} outlived their launcher"
-
