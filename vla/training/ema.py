@@ -47,8 +47,7 @@ class EMA:
             live.update({k: sd[k] for k in renamed if k in sd})
         keys = [k for k in self.shadow if k in live]
         shadows = [self.shadow[k] for k in keys]
-        values = [live[k].detach() for k in keys]
-        values = [v if v.dtype == torch.float32 else v.float() for v in values]
+        values = [live[k].detach().float() for k in keys]  # float32 tensors come back as themselves
         if shadows:
             torch._foreach_mul_(shadows, d)
             torch._foreach_add_(shadows, values, alpha=1.0 - d)
