@@ -54,12 +54,19 @@ class ComponentControls:
                 p.requires_grad_(False)
 
     def unfreeze(self, names: Iterable[str]) -> None:
-        """Make a component fully trainable (with LoRA applied: only its adapters)."""
+        """Make a component fully trainable (with LoRA applied: only its adapters). Parameters under a
+        prefix a submodule lists in its `frozen_prefixes` (e.g. the conv encoder's pretrained trunk,
+        `("trunk.",)`) stay frozen."""
         for name in names:
             comp = self.component(name)
             has_lora = any(LORA_MARK in n for n, _ in comp.named_parameters())
+            fixed = tuple(
+                f"{mod_name}.{pre}" if mod_name else pre
+                for mod_name, mod in comp.named_modules()
+                for pre in getattr(mod, "frozen_prefixes", ())
+            )
             for n, p in comp.named_parameters():
-                p.requires_grad_(LORA_MARK in n or not has_lora)
+                p.requires_grad_((LORA_MARK in n or not has_lora) and not n.startswith(fixed))
 
     def inject_lora(self, name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> int:
         """Wrap component `name`'s layers with LoRA adapters; returns the number of adapter parameters."""

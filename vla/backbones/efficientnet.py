@@ -58,6 +58,7 @@ ARCH = "efficientnet-lite0"
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 STRIDES = (8, 16, 32)
+TRUNK_STRIDES = (2, 4, *STRIDES)  # lite0_trunk's cuts (the conv encoder's frozen trunk)
 DEFAULT_STRIDE = 16
 
 
@@ -209,6 +210,23 @@ def _stride(block: nn.Module) -> int:
     return int(block._depthwise_conv.stride[0])
 
 
+def lite0_trunk(pretrained: str | Path | None, stride: int) -> tuple[nn.Sequential, nn.Sequential, int]:
+    """EfficientNet-Lite0 up to total stride `stride` (2, 4, 8, 16 or 32): (stem, blocks, channels), where
+    `blocks(stem(x))` maps transformed images [B,3,H,W] to the feature map [B,channels,H/stride,W/stride]
+    (stride 2: the stem and block 0). Weights as `build_lite0(pretrained)`; BatchNorm modes left as built."""
+    if stride not in TRUNK_STRIDES:
+        raise ValueError(f"EfficientNet-Lite0 trunk: stride must be one of {TRUNK_STRIDES}, got {stride}")
+    net = build_lite0(pretrained)
+    blocks, total = [], 2  # the stem convolution has stride 2
+    for block in net._blocks:
+        if total * _stride(block) > stride:
+            break
+        blocks.append(block)
+        total *= _stride(block)
+    channels = int(blocks[-1]._bn2.num_features) if blocks else int(net._bn0.num_features)
+    return nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6()), nn.Sequential(*blocks), channels
+
+
 class EfficientNetLiteEncoder(VisionEncoder):
     """EfficientNet-Lite0 cut at `hf.stride` (8, 16, 32): its feature map [B,C,H/s,W/s] -> tokens [B,P,E]."""
 
@@ -232,20 +250,13 @@ class EfficientNetLiteEncoder(VisionEncoder):
                 f"vision encoder {NAME!r}: feature_layer is not used (got {cfg.feature_layer}); "
                 "hf.stride picks the feature map"
             )
-        net = build_lite0(cfg.pretrained)
-        blocks, total = [], 2  # the stem convolution has stride 2
-        for block in net._blocks:
-            if total * _stride(block) > stride:
-                break
-            blocks.append(block)
-            total *= _stride(block)
-        channels = int(blocks[-1]._bn2.num_features)
+        stem, blocks, channels = lite0_trunk(cfg.pretrained, stride)
         super().__init__(cfg, hidden or channels, stride, lite0_transform(cfg.image_size))
         self.stride = stride
         self.hidden_size = hidden
         self.channels = channels
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
-        self.blocks = nn.Sequential(*blocks)  # MBConvBlock(x): drop-connect off
+        self.stem = stem
+        self.blocks = blocks  # MBConvBlock(x): drop-connect off
         self.proj = nn.Linear(channels, hidden) if hidden else None
         self.train(self.training)  # BatchNorm in eval mode from the start
 

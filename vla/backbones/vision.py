@@ -352,14 +352,25 @@ class ConvEncoder(VisionEncoder):
     `patch_tokens: false` keeps the keypoint tokens alone (P = K): the blocks past `keypoint_stride` and
     the patch projection are not built, so the encoder and the LM after it (fewer tokens) cost less per
     image; `patch_size` then only fixes the image sizes it accepts (multiples of it).
+
+    `trunk: efficientnet_lite0` with `trunk_stride` s (2, 4 or 8, <= keypoint_stride) replaces the first
+    log2(s) blocks by EfficientNet-Lite0's first layers, frozen (weights from `vision.pretrained`, e.g.
+    `package:efficientnet_lite0`; BatchNorm on its stored statistics; images then take its transform),
+    followed by one trainable stride-1 block at stride s, so FiLM conditions every map after the trunk and
+    the keypoints too. The trunk runs without autograd; ImageNet features for the shapes and colours that
+    64-px features learned from a few hundred demonstrations confuse.
     """
 
     name = "conv"
     exact_patches = True
 
     def __init__(self, cfg: VisionConfig):
-        if cfg.pretrained:
-            raise ValueError("vision encoder 'conv' has no pretrained weights; set vision.pretrained=null")
+        self.trunk_name = cfg.hf.get("trunk") or None
+        if cfg.pretrained and not self.trunk_name:
+            raise ValueError(
+                "vision encoder 'conv' has no pretrained weights (only its hf.trunk has); set "
+                "vision.pretrained=null"
+            )
         known = {
             "hidden_size",
             "patch_size",
@@ -369,6 +380,8 @@ class ConvEncoder(VisionEncoder):
             "random_shift",
             "film_dim",
             "patch_tokens",
+            "trunk",
+            "trunk_stride",
         }
         unknown = set(cfg.hf) - known
         if unknown:
@@ -394,18 +407,42 @@ class ConvEncoder(VisionEncoder):
             )
         if not self.patch_tokens and not self.keypoints:
             raise ValueError("vision encoder 'conv': patch_tokens=false needs keypoints > 0 (no tokens left)")
-        super().__init__(cfg, dim, patch, ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD))
+        self.trunk_stride = int(cfg.hf.get("trunk_stride", 4)) if self.trunk_name else 1
+        transform = ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD)
+        if self.trunk_name:
+            if self.trunk_name != "efficientnet_lite0":
+                raise ValueError(
+                    f"vision encoder 'conv': hf.trunk must be efficientnet_lite0, got {self.trunk_name!r}"
+                )
+            if self.trunk_stride not in (2, 4, 8) or self.trunk_stride > kp_stride:
+                raise ValueError(
+                    f"vision encoder 'conv': hf.trunk_stride must be 2, 4 or 8 and <= keypoint_stride "
+                    f"({kp_stride}), got {self.trunk_stride}"
+                )
+            # imported here: vla.backbones.efficientnet imports this module
+            from vla.backbones.efficientnet import lite0_transform, lite0_trunk
+
+            stem, trunk_blocks, c_trunk = lite0_trunk(cfg.pretrained, self.trunk_stride)
+            trunk = nn.Sequential(stem, trunk_blocks).requires_grad_(False)
+            transform = lite0_transform(cfg.image_size)
+        super().__init__(cfg, dim, patch, transform)
+        if self.trunk_name:
+            self.trunk = trunk.eval()
+            self.frozen_prefixes = ("trunk.",)  # kept frozen by the VLM's unfreeze (adapters.py)
         self.kp_stride = kp_stride
-        self.kp_block = int(math.log2(kp_stride))  # blocks before the keypoint feature map
+        self.kp_block = int(math.log2(kp_stride))  # stride-2 blocks (the trunk's included) before keypoints
         layers: list[nn.Module] = []  # one flat Sequential (checkpoint keys body.<3 * block + k>)
-        c_in, kp_channels = 3, 0
+        c_in, kp_channels, self.kp_layer = 3, 0, 0
+        first = int(math.log2(self.trunk_stride))  # stride-2 blocks the trunk replaces
+        if first:  # the trainable stride-1 block on the trunk's map, at the width of the block it ends
+            c_in, ch = c_trunk, ch * 2 ** (first - 1)
         blocks = int(math.log2(patch)) if self.patch_tokens else self.kp_block
-        for i in range(blocks):
-            c_out = min(ch, dim)
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
+        for i in range(first - 1 if first else 0, blocks):
+            c_out, stride = min(ch, dim), 1 if first and i == first - 1 else 2
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
             c_in, ch = c_out, ch * 2
             if i + 1 == self.kp_block:
-                kp_channels = c_out
+                kp_channels, self.kp_layer = c_out, len(layers)  # the map after this block's activation
         self.body = nn.Sequential(*layers)
         self.block_channels = [m.out_channels for m in layers if isinstance(m, nn.Conv2d)]
         if self.film_dim:
@@ -438,6 +475,9 @@ class ConvEncoder(VisionEncoder):
         # channels-last activations: oneDNN's small convolutions (and their backward) run 20-50% faster
         # in NHWC on CPU (docs/training.md); the weights and the values stay the same
         x = x.contiguous(memory_format=torch.channels_last)
+        if self.trunk_name:
+            with torch.no_grad():  # frozen: no graph through the trunk
+                x = self.trunk(x)  # [B,C_trunk,H/s,W/s]
         films: list[torch.Tensor] = []
         if self.film_dim and cond is not None:
             # Standardise the condition first: a mean of freshly initialised LM embeddings is ~0.01 in
@@ -449,7 +489,7 @@ class ConvEncoder(VisionEncoder):
             if i % 3 == 2 and films:  # after each block's activation: FiLM with [B,2C] -> gamma, beta [B,C]
                 gamma, beta = films[i // 3].chunk(2, dim=1)
                 x = torch.addcmul(beta[:, :, None, None], x, 1 + gamma[:, :, None, None])  # x(1+g)+b
-            if i + 1 == 3 * self.kp_block:  # 3 layers per stride-2 block
+            if i + 1 == self.kp_layer:
                 kp_feats = x.contiguous()  # [B,C,H/kp_stride,W/kp_stride]
         if not self.patch_tokens:
             assert kp_feats is not None
@@ -477,4 +517,13 @@ class ConvEncoder(VisionEncoder):
             hf["film_dim"] = self.film_dim
         if not self.patch_tokens:
             hf["patch_tokens"] = False
+        if self.trunk_name:  # the trunk's weights travel in the checkpoint's state dict
+            hf["trunk"], hf["trunk_stride"] = self.trunk_name, self.trunk_stride
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)
+
+    def train(self, mode: bool = True) -> ConvEncoder:
+        """The trunk's BatchNorm layers always normalise with their stored statistics (it is frozen)."""
+        super().train(mode)
+        if self.trunk_name:
+            self.trunk.eval()
+        return self
