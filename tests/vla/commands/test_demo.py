@@ -61,7 +61,7 @@ def test_demo_presets_and_bad_input():
     full = to_dataclass(compose("demo", ["preset=full"]), demo.DemoConfig)
     assert full.tasks == ["pick", "place", "push", "stack"] and full.preset == "full"
     long = to_dataclass(compose("demo", ["preset=long"]), demo.DemoConfig)
-    assert long.tasks == full.tasks and long.steps > full.steps and long.train == full.train
+    assert long.tasks == full.tasks and long.steps > full.steps and long.episodes > full.episodes
     assert full.language_episodes == long.language_episodes == 20 and full.eval_episodes == 50
     assert "language_episodes=20" in demo.eval_overrides(full)
     default = to_dataclass(compose("demo", []), demo.DemoConfig)
@@ -80,6 +80,8 @@ def test_demo_presets_and_bad_input():
     multi = load_config(demo.train_overrides(full))  # multi-task: weight average, the 128-wide LM at 5e-4
     assert (multi.trainer.ema_decay, multi.trainer.lr, multi.model.lm.hf["hidden_size"]) == (0.999, 5e-4, 128)
     assert multi.model.text_encoder.exclusive and trained.model.lm.hf["hidden_size"] == 64
+    longer = load_config(demo.train_overrides(long))  # preset=long: the 64-wide LM at 1e-3 (fits 60 min)
+    assert (longer.trainer.ema_decay, longer.trainer.lr, longer.model.lm.hf["hidden_size"]) == (0.999, 1e-3, 64)
     argv = demo.train_overrides(full)
     assert argv[0].endswith("pick.zarr") and any(a.startswith("mixture=") and "stack.zarr" in a for a in argv)
     assert any(a == f"trainer.val_every={default.steps // 12}" for a in demo.train_overrides(default))
