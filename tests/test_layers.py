@@ -34,6 +34,8 @@ FLOORS: list[tuple[str, ...]] = [
 # (importing module, imported module) -> why it waits for the function that needs it.
 DEFERRED: dict[tuple[str, str], str] = {
     ("vla.cli", "vla.core.config"): "hydra loads only when a command runs, so `vla --help` stays instant",
+    ("vla.backbones.vision", "vla.backbones.efficientnet"): "a cycle (the EfficientNet encoder subclasses "
+    "VisionEncoder); the conv encoder's optional frozen trunk loads efficientnet_lite_pytorch only when set",
 }
 
 
