@@ -19,7 +19,6 @@ another process shares the CPU); `local_world_size` picks N. Strategies:
 from __future__ import annotations
 
 import os
-import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,12 +198,6 @@ def local_world_size(
     return max(n, 1)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     """Linux: this process gets SIGTERM when the launcher dies, even by SIGKILL (a killed `vla train`
     leaves no rank behind writing checkpoints; the next run resumes from the last one)."""
@@ -225,7 +218,7 @@ def _rank_main(rank: int, world: int, port: int, threads: int, fn: Callable, arg
     _die_with_parent()
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE="True",
     )
     torch.set_num_threads(threads)
     try:
@@ -248,7 +241,10 @@ def launch_local(fn: Callable[..., Any], args: tuple, world: int, threads: int =
     if world < 2:
         raise ValueError(f"launch_local needs >= 2 ranks, got {world}")
     ctx = mp.get_context("spawn")
-    port = _free_port()
+    # The launcher hosts the rendezvous store, as torchrun's agent does, on a port the OS picks as it
+    # binds: no window in which another process can take a port chosen for a rank to bind later.
+    store = dist.TCPStore("127.0.0.1", 0, world_size=world, is_master=True, wait_for_workers=False)
+    port = store.port
     pipes = [ctx.Pipe(duplex=False) for _ in range(world)]  # (parent's reader, rank's writer)
     procs = [
         ctx.Process(target=_rank_main, args=(r, world, port, threads, fn, args, pipes[r][1]))
