@@ -10,6 +10,8 @@ Modules (each imported on demand; importing the package pulls in nothing heavy):
     robot_io.safety           the safety layer applied to every command, parameters from configs/robot/
     robot_io.kinematics       PyBullet forward/inverse kinematics and URDF joint limits
     robot_io.node             the VLA node (`vla ros2 run`)
+    robot_io.node_callbacks   the node's executor side: input messages decoded, checked, stored
+    robot_io.node_runtime     the node's threads (policy, executor, control) and its reports
     robot_io.enable           token (HMAC challenge) enabling of the node: `python -m robot_io.enable`
     robot_io.sim_robot        the simulated robot on ROS 2 (`vla ros2 sim-robot`)
     robot_io.bag              rosbag2 recording and `vla import rosbag`
