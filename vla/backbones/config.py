@@ -96,6 +96,10 @@ class TextEncoderConfig:
     # True: the LM does not see the prompt's words (only its first token); the instruction reaches the
     # model through the text encoder alone, as in RT-1 (a frozen sentence encoder FiLM-conditions vision)
     exclusive: bool = False
+    # True: the LM also reads the encoder's token features, one prefix token per word piece in order (a
+    # linear map D -> H, after the pooled `tokens`): which colour word comes first, which a pool of them
+    # blurs (stack: which cube goes on which; push: which colour is the object and which the marker)
+    word_tokens: bool = False
 
 
 @register_config("vlm", group="model")

@@ -171,6 +171,7 @@ class SentenceEncoder(nn.Module):
             name=self.cfg.name, pretrained=None, arch=arch, hf=hf, tokenizer=tokenizer,
             width=self.cfg.width, tokens=self.cfg.tokens, max_length=self.cfg.max_length, layers=0,
             exclusive=self.cfg.exclusive, pool_positions=self.cfg.pool_positions,
+            word_tokens=self.cfg.word_tokens,
         )  # fmt: skip
 
 

@@ -2,14 +2,17 @@
 
 Sequence layout (PaLM-E "multimodal sentences", LLaVA-style prefix), every block optional:
 
-    [camera 0 tokens]...[state][obs point-cloud][goal point-cloud][sentence tokens][text tokens]
-     Q per camera        k      G (cfg.points)   G' (goal_points)  S (text_encoder)  L (prompt + answer)
+    [camera 0 tokens]...[state][obs point-cloud][goal point-cloud][sentence tokens][words][text tokens]
+     Q per camera        k      G (cfg.points)   G' (goal_points)  S (text_encoder)  W     L (prompt + answer)
+
+W (`text_encoder.word_tokens`): the text encoder's token features, one per word piece of the prompt in
+order, right-padded to the batch's longest prompt (the pads masked out).
 
 The observation cloud and the goal cloud (3D-VLA) have separate point encoders, so the model tells them
-apart by weights, not by a type embedding. Visual, state and point tokens are always real (no padding);
-text may be right-padded (training) or left-padded (generation). Labels are -100 on every non-text token,
-and the text labels come from the caller with -100 on the prompt, so the loss covers only the answer
-(vla.backbones.text.encode_prompt_answer).
+apart by weights, not by a type embedding. Visual, state, point and sentence tokens are always real (no
+padding); text may be right-padded (training) or left-padded (generation). Labels are -100 on every
+non-text token, and the text labels come from the caller with -100 on the prompt, so the loss covers only
+the answer (vla.backbones.text.encode_prompt_answer).
 Attention is causal, or prefix-LM (`cfg.prefix_lm`): bidirectional over visual/state/point tokens and the
 prompt, causal over the answer.
 
@@ -120,6 +123,9 @@ class VLM(nn.Module, ComponentControls):
             if self.text_encoder is not None and te.tokens > 0
             else None
         )
+        if te.word_tokens and self.text_encoder is None:
+            raise ValueError("VLM: text_encoder.word_tokens needs a text encoder (text_encoder.name=minilm)")
+        self.word_proj = nn.Linear(self.text_encoder.dim, hidden) if te.word_tokens else None
         self.connector = build_connector(cfg.connector, self.vision.embed_dim, hidden)
         self.state_encoder = StateEncoder(cfg.state, hidden) if cfg.state.dim > 0 else None
         self.point_encoder = build_point_encoder(cfg.points, hidden) if cfg.points.num_groups > 0 else None
@@ -180,7 +186,8 @@ class VLM(nn.Module, ComponentControls):
 
     # ----------------------------------------------------------------- sequence assembly
     def num_prefix_tokens(self, num_cameras: int = 1) -> int:
-        """M for a given camera count: visual + state + observation-point + goal-point tokens."""
+        """M for a given camera count: visual + state + observation-point + goal-point + sentence tokens
+        (the word tokens of `text_encoder.word_tokens` come on top: as many as the prompt has pieces)."""
         m = num_cameras * self.connector.num_tokens(self.vision.num_patches())
         m += self.cfg.state.num_tokens if self.state_encoder is not None else 0
         m += self.cfg.points.num_groups if self.point_encoder is not None else 0
@@ -323,9 +330,14 @@ class VLM(nn.Module, ComponentControls):
             hidden = attention_mask.bool() & ~shown.bool()
             attention_mask = shown
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]
+        prefix_mask = attention_mask.new_ones(b, prefix.shape[1])  # [B,M]
+        if self.word_proj is not None:  # the encoder's word pieces in order: [B,T,D] -> [B,T,H], pads masked
+            words = self.word_proj(feats.to(device=text.device, dtype=self.word_proj.weight.dtype))
+            prefix = torch.cat([prefix.to(words.dtype), words], dim=1)  # [B,M+T,H]
+            prefix_mask = torch.cat([prefix_mask, keep.to(prefix_mask)], dim=1)  # [B,M+T]
         m = prefix.shape[1]
         embeds = torch.cat([prefix.to(text.dtype), text], dim=1)  # [B,M+L,H]
-        mask = torch.cat([attention_mask.new_ones(b, m), attention_mask], dim=1)  # [B,M+L]
+        mask = torch.cat([prefix_mask, attention_mask], dim=1)  # [B,M+L]
         full_labels = None
         if labels is not None:
             full_labels = torch.cat([labels.new_full((b, m), IGNORE_INDEX), labels], dim=1)  # [B,M+L]
