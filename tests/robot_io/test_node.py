@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from robot_io import convert, msgs
@@ -191,6 +191,12 @@ def test_fuzzed_messages_never_crash_and_never_pass_unsafe_commands(wire, captur
         js=joint_states,
         text=st.text(max_size=20),
         action=st.lists(st.floats(width=32), min_size=7, max_size=7),
+    )
+    @example(  # a well-formed tick, so the checks on published commands run whatever the draw (flaked once)
+        img=convert.image_to_msg(np.zeros((4, 4, 3), np.uint8), "rgb8", convert.now_time()),
+        js=convert.joint_state_msg(WITH_FINGERS, np.r_[HOME_Q, OPEN_FINGERS]),
+        text="pick",
+        action=[0.01, 0.0, -0.01, 0.0, 0.0, 0.0, 1.0],
     )
     def fuzz(img, js, text, action):
         policy.action = np.array(action, dtype=np.float32)
