@@ -318,7 +318,8 @@ class VLM(nn.Module, ComponentControls):
         is_prompt = attention_mask.bool() & (labels == IGNORE_INDEX if labels is not None else True)
         if self.text_encoder is not None:
             feats, keep = self.text_encoder.token_features(self.prompt_texts(input_ids, is_prompt))  # [B,T,D]
-            sentence = self.text_pool(feats.to(text.device), keep.to(text.device))  # type: ignore[misc]  # [B,W]
+            feats, keep = feats.to(text.device), keep.to(text.device)
+            sentence = self.text_pool(feats, keep)  # type: ignore[misc]  # [B,W]
         if images is not None and self.vision.film_dim:
             if self.cfg.film_condition == "text_encoder":
                 cond = sentence  # [B,W]
@@ -332,7 +333,7 @@ class VLM(nn.Module, ComponentControls):
         prefix = self.prefix_embeds(b, images, state, points, goal_points, cond, sentence)  # [B,M,H]
         prefix_mask = attention_mask.new_ones(b, prefix.shape[1])  # [B,M]
         if self.word_proj is not None:  # the encoder's word pieces in order: [B,T,D] -> [B,T,H], pads masked
-            words = self.word_proj(feats.to(device=text.device, dtype=self.word_proj.weight.dtype))
+            words = self.word_proj(feats.to(self.word_proj.weight.dtype))
             prefix = torch.cat([prefix.to(words.dtype), words], dim=1)  # [B,M+T,H]
             prefix_mask = torch.cat([prefix_mask, keep.to(prefix_mask)], dim=1)  # [B,M+T]
         m = prefix.shape[1]
