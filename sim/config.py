@@ -35,6 +35,8 @@ class EnvConfig:
     image_size: int = 128
     depth: bool = True
     segmentation: bool = False
+    # colours/<cam> uint8 [H,W]: which palette colour (sim.scene.PALETTE, 1-based; 0 none) each pixel shows
+    colour_masks: bool = False
     action_space: str = "ee_delta"
     renderer: str = "tiny"
     robot_visuals: str = "simple"  # simple (collision meshes, fast) | full (textured meshes)

@@ -39,7 +39,7 @@ from sim import camera as cam
 from sim.goal_cloud import GOAL_WORKSPACE, GoalView, goal_pose_quat
 from sim.goal_cloud import render_goal_cloud as _render_goal_cloud
 from sim.robot import LOWER, ROBOT_VISUALS, UPPER, ControlLimits, Panda
-from sim.scene import ShapeCache, build_fixture, build_object, build_table
+from sim.scene import PALETTE, ShapeCache, build_fixture, build_object, build_table
 from sim.tasks import (
     LIFT_HEIGHT,
     Layout,
@@ -56,6 +56,7 @@ from vla.core.types import (
     PHYSICS_HZ,
     STATE_DIM,
     ActionSpace,
+    colour_key,
     depth_key,
     image_key,
     seg_key,
@@ -93,6 +94,7 @@ class TabletopEnv(gym.Env):
         image_size: int = 128,
         depth: bool = True,
         segmentation: bool = False,
+        colour_masks: bool = False,
         action_space: str = "ee_delta",
         max_episode_steps: int | None = None,
         renderer: str = "tiny",
@@ -121,6 +123,9 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"image_size: expected >= 8 pixels, got {image_size}")
         self.height, self.width = h, w
         self.use_depth, self.use_seg = bool(depth), bool(segmentation)
+        # colours/<cam>: the palette index (1-based) of each pixel's body, from the segmentation render
+        self.use_colours = bool(colour_masks)
+        self._colour_lut = np.zeros(1, np.uint8)  # body id -> PALETTE index + 1 (0: unnamed)
         self.action_mode = ActionSpace.parse(action_space)
         # Actuation noise (DART recovery data, robustness checks): N(0, action_noise) metres on every
         # commanded EE translation and 5x that in radians on yaw, added after the policy chose the action,
@@ -194,6 +199,8 @@ class TabletopEnv(gym.Env):
                 spaces[depth_key(c)] = gym.spaces.Box(0.0, cam.FAR, (H, W), np.float32)
             if self.use_seg:
                 spaces[seg_key(c)] = gym.spaces.Box(-1, 2**24, (H, W), np.int32)
+            if self.use_colours:
+                spaces[colour_key(c)] = gym.spaces.Box(0, len(PALETTE), (H, W), np.uint8)
         spaces["state"] = gym.spaces.Box(-10.0, 10.0, (STATE_DIM,), np.float32)  # metres, radians
         spaces["instruction"] = gym.spaces.Text(max_length=256, min_length=1, charset=INSTRUCTION_CHARSET)
         if self.task.has_goal_cloud:
@@ -296,6 +303,11 @@ class TabletopEnv(gym.Env):
             # Body ids must not depend on earlier episodes (they are in `info` and order the solver).
             self._base_state = None
             return self._build_world(layout)
+        specs = [*layout.fixtures, *layout.objects]
+        lut = np.zeros(first + n, np.uint8)
+        for uid, spec in zip(self.fixture_ids + self.object_ids, specs):
+            lut[uid] = PALETTE.index(spec.colour) + 1 if spec.colour in PALETTE else 0
+        self._colour_lut = lut
         for _ in range(10):  # let objects settle on the table
             p.stepSimulation(physicsClientId=c)
 
@@ -392,13 +404,17 @@ class TabletopEnv(gym.Env):
                 self.width,
                 self.height,
                 self._renderer,
-                self.use_seg,
+                self.use_seg or self.use_colours,
             )
             obs[image_key(c)] = rgb
             if self.use_depth:
                 obs[depth_key(c)] = depth
             if self.use_seg:
                 obs[seg_key(c)] = seg
+            if self.use_colours:
+                assert seg is not None
+                ids = np.where((seg >= 0) & (seg < len(self._colour_lut)), seg, 0)
+                obs[colour_key(c)] = self._colour_lut[ids]  # [H,W] uint8
         obs["state"] = self.robot.state()
         obs["instruction"] = self.layout.instruction
         if self._goal_cloud is not None:

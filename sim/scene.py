@@ -30,6 +30,15 @@ FIXTURE_COLOURS: dict[str, tuple[float, float, float]] = {
     "grey": (0.45, 0.45, 0.48),
     "white": (0.92, 0.92, 0.9),
 }
+# Every named colour an object or fixture can have, in a fixed order: the env's `colour_masks` number a
+# pixel k + 1 where PALETTE[k] is drawn (0: the table, the robot, the background).
+PALETTE: tuple[str, ...] = COLOUR_NAMES + tuple(FIXTURE_COLOURS)
+
+
+def palette_rgb() -> list[list]:
+    """[[name, [r, g, b]], ...] in PALETTE order, the base colours in 0-255 (a store feature's info)."""
+    every = {**COLOURS, **FIXTURE_COLOURS}
+    return [[name, [round(255 * v, 2) for v in every[name]]] for name in PALETTE]
 
 # Full extents (x, y, z) in metres. Blocks are grasped across their narrow (y) side.
 SHAPES: dict[str, tuple[float, float, float]] = {

@@ -253,3 +253,41 @@ def test_swap_instruction_reset_option():
     with pytest.raises(ValueError, match="pick_concepts.*no other target or goal"):
         concepts.reset(seed=0, options={SWAP_INSTRUCTION: True})
     concepts.close()
+
+
+def test_colour_masks_name_each_pixels_palette_colour():
+    """`colour_masks=True`: colours/<cam> uint8 [H,W] holds PALETTE index + 1 of the body each pixel
+    shows (objects and fixtures), 0 elsewhere; the images are those of an env without it."""
+    from sim.scene import PALETTE
+
+    kw = dict(task="push", cameras=("static", "wrist"), image_size=48, depth=False)
+    env = TabletopEnv(colour_masks=True, segmentation=True, **kw)
+    plain = TabletopEnv(**kw)
+    try:
+        obs, info = env.reset(seed=4)
+        ref, _ = plain.reset(seed=4)
+        assert "colours/static" not in ref
+        layout = env.layout
+        bodies = {**dict(zip(env.object_ids, layout.objects)), **dict(zip(env.fixture_ids, layout.fixtures))}
+        for cam in ("static", "wrist"):
+            ids, seg = obs[f"colours/{cam}"], obs[f"seg/{cam}"]
+            assert ids.shape == (48, 48) and ids.dtype == np.uint8
+            np.testing.assert_array_equal(obs[f"images/{cam}"], ref[f"images/{cam}"])
+            want = np.zeros_like(ids)
+            for uid, spec in bodies.items():
+                want[seg == uid] = PALETTE.index(spec.colour) + 1
+            np.testing.assert_array_equal(ids, want)
+        assert env.observation_space.contains(obs)
+        # the named object and both markers are seen by the static camera, each in its own colour
+        seen = set(np.unique(obs["colours/static"]).tolist())
+        assert {
+            PALETTE.index(layout.objects[0].colour) + 1,
+            *(PALETTE.index(f.colour) + 1 for f in layout.fixtures),
+        } <= seen
+        # the next episode's bodies get the next layout's colours
+        obs2, _ = env.reset(seed=5)
+        first = env.layout.objects[0]
+        assert PALETTE.index(first.colour) + 1 in np.unique(obs2["colours/static"])
+    finally:
+        env.close()
+        plain.close()

@@ -45,6 +45,7 @@ import sim
 from sim.camera import DEFAULT_CAMERAS
 from sim.config import EnvConfig, TaskConfig, check_env_resources, env_kwargs
 from sim.experts import make_expert
+from sim.scene import palette_rgb
 from sim.vector import make_vector_env
 from vla.core.config import (
     ConfigError,
@@ -57,7 +58,7 @@ from vla.core.config import (
     to_dataclass,
 )
 from vla.core.rollout import ProgressBar, run_rollouts
-from vla.core.types import AUX_KEY, CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
+from vla.core.types import AUX_KEY, COLOUR_PREFIX, CONTROL_HZ, GOAL_COLORS_KEY, GOAL_POINTS_KEY
 from vla.data.recorder import EpisodeRecorder, RecordTally, aux_feature, features_from_spaces
 from vla.data.store import EpisodeStore
 from vla.pointcloud.geometry import CameraModel
@@ -110,6 +111,8 @@ def _store_features(cfg: CollectConfig, env: Any) -> dict[str, Any]:
     """The env's features without the goal cloud (stored per episode) plus per-frame clouds on request."""
     feats = features_from_spaces(env.observation_space, env.action_space, cfg.env.action_space)
     feats = {k: v for k, v in feats.items() if k not in (GOAL_POINTS_KEY, GOAL_COLORS_KEY)}
+    for k in [k for k in feats if k.startswith(COLOUR_PREFIX)]:  # env.colour_masks: name the numbers
+        feats[k] = dataclasses.replace(feats[k], info={"palette": palette_rgb()})
     aux = {AUX_KEY: aux_feature()} if cfg.aux else {}
     return {**feats, **aux, **pointcloud_features(cfg.pointcloud.num_points, cfg.per_frame_clouds)}
 

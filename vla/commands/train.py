@@ -54,8 +54,9 @@ from vla.core.config import (
 )
 from vla.core.memory import keep_freed_memory
 from vla.core.normalizer import Normalizer
-from vla.core.types import ACTION_KEY, AUX_KEY, AUX_NAMES, STATE_KEY, image_key
+from vla.core.types import ACTION_KEY, AUX_KEY, AUX_NAMES, STATE_KEY, colour_key, image_key
 from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
+from vla.data.colour_swap import ColourSwap, check_pairs
 from vla.data.config import DataConfig, window_spec
 from vla.data.mixture import MixtureSource, build_mixture
 from vla.data.store import EpisodeStore
@@ -98,6 +99,10 @@ class TrainConfig:
     # training instructions rephrased with a synonym table (vla/data/augment.py): "" none, "colours"
     instruction_synonyms: str = ""
     instruction_synonym_p: float = 0.5  # the share of training samples rephrased
+    # pairs of colours that trade places in a training sample's images and instruction (vla/data/
+    # colour_swap.py; stores collected with env.colour_masks=true), e.g. [[red, yellow], [green, purple]]
+    colour_swap: list[list[str]] = field(default_factory=list)
+    colour_swap_p: float = 0.5  # the chance that one pair swaps in one sample
     # Start afresh in a run directory that holds another run's checkpoints: they, log.jsonl, loss.png and
     # tb/ are deleted first (without it such a directory is refused; trainer.resume=true continues it).
     overwrite: bool = False
@@ -153,6 +158,7 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
             raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}", key)
     check_number(cfg.action_label_sigma, "action_label_sigma", 0, 1000)  # in bins; 0: hard labels
     check_number(cfg.instruction_synonym_p, "instruction_synonym_p", 0, 1)
+    check_number(cfg.colour_swap_p, "colour_swap_p", 0, 1)
     if cfg.instruction_synonyms and cfg.instruction_synonyms not in SYNONYM_TABLES:
         raise ConfigError(
             f"unknown instruction_synonyms {cfg.instruction_synonyms!r}; expected '' or one of "
@@ -213,9 +219,31 @@ def check_store(path: str, cfg: TrainConfig, action_dim: int, key: str = "data.p
             ProcessorConfig(state_parts=list(cfg.state_parts), state_dim=width).check()
         except ValueError as e:
             raise ConfigError(f"{path}: {e}", "state_parts") from None
+    if cfg.colour_swap:
+        store_palette(path, store, cfg)
     if store.num_episodes == 0:
         raise ConfigError(f"{path}: the store has no episodes", key)
     return store
+
+
+def store_palette(path: str, store: EpisodeStore, cfg: TrainConfig) -> list[Any]:
+    """The palette of the store's colour maps, which `colour_swap` needs for every camera: else a
+    ConfigError naming the store, the missing feature and how to record it."""
+    palettes = []
+    for cam in cfg.cameras:
+        spec = store.features.get(colour_key(cam))
+        if spec is None or "palette" not in spec.info:
+            raise ConfigError(
+                f"{path}: colour_swap needs the per-pixel colour map {colour_key(cam)!r} [H,W] with its "
+                "palette (record it with vla collect env.colour_masks=true)",
+                "colour_swap",
+            )
+        palettes.append(spec.info["palette"])
+    if any(p != palettes[0] for p in palettes):
+        raise ConfigError(f"{path}: the cameras' colour maps have different palettes", "colour_swap")
+    with argument_checks("colour_swap"):
+        check_pairs(cfg.colour_swap, [str(e[0]) for e in palettes[0]])
+    return list(palettes[0])
 
 
 def _split_episodes(store: EpisodeStore, cfg: TrainConfig) -> tuple[list[int], list[int]]:
@@ -306,6 +334,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
     store = check_store(cfg.data.path, cfg, action_dim)
     spec = window_spec(cfg.data)
     keys = [image_key(c) for c in cfg.cameras] + ([STATE_KEY] if cfg.use_state else [])
+    if cfg.colour_swap:  # the colour maps travel with the images to the augmentation, which drops them
+        keys += [colour_key(c) for c in cfg.cameras]
     modes = dict(cfg.data.normalization)
     if cfg.aux_weight > 0:  # the auxiliary target is read with the observations and normalised like them
         keys.append(AUX_KEY)
@@ -375,11 +405,18 @@ def run(cfg: TrainConfig) -> Any:
             f"cameras {cfg.cameras}, state {cfg.use_state}, tokenizer {model.processor.action_tokenizer.name}"
         )
     collate = model.processor.collate
+    augs: list[Any] = []
+    if cfg.colour_swap:  # before the synonyms: it swaps the colour words the synonyms would replace
+        palette = store_palette(cfg.data.path, EpisodeStore.open(cfg.data.path), cfg)
+        augs.append(ColourSwap(cfg.colour_swap, palette, cfg.colour_swap_p, tcfg.seed + rank))
     if cfg.instruction_synonyms:
-        aug = InstructionSynonyms(
-            SYNONYM_TABLES[cfg.instruction_synonyms], cfg.instruction_synonym_p, tcfg.seed + rank
+        augs.append(
+            InstructionSynonyms(
+                SYNONYM_TABLES[cfg.instruction_synonyms], cfg.instruction_synonym_p, tcfg.seed + rank
+            )
         )
-        collate = _AugmentedCollate(aug, model.processor.collate)
+    if augs:
+        collate = _AugmentedCollate(augs, model.processor.collate)
     fit_kw = {
         "collate_fn": collate,
         "checkpoint_contents": lambda sd: model.checkpoint_contents(sd, extra_config=resolved),
@@ -393,14 +430,17 @@ def run(cfg: TrainConfig) -> Any:
 
 
 class _AugmentedCollate:
-    """The processor's collate after instruction augmentation (vla.data.augment). The trainer collates
-    its validation batches with it too, so validation losses include rephrased instructions."""
+    """The processor's collate after the training augmentations, in order (vla.data.colour_swap,
+    vla.data.augment). The trainer collates its validation batches with it too, so validation losses
+    include swapped colours and rephrased instructions."""
 
-    def __init__(self, aug: InstructionSynonyms, collate: Any):
-        self.aug, self.collate = aug, collate
+    def __init__(self, augs: Sequence[Any], collate: Any):
+        self.augs, self.collate = list(augs), collate
 
     def __call__(self, samples: Any) -> Any:
-        return self.collate(self.aug(samples))
+        for aug in self.augs:
+            samples = aug(samples)
+        return self.collate(samples)
 
 
 def local_ranks(cfg: TrainConfig) -> int:

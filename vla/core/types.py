@@ -29,6 +29,9 @@ import numpy as np
 IMAGE_PREFIX = "images/"
 DEPTH_PREFIX = "depth/"
 SEG_PREFIX = "seg/"
+# Per-pixel colour names (the env's `colour_masks`): uint8 [H,W], 0 where no palette colour is drawn, k + 1
+# where the k-th colour of the feature's info["palette"] is; what `vla train colour_swap` recolours.
+COLOUR_PREFIX = "colours/"
 STATE_KEY = "state"
 INSTRUCTION_KEY = "instruction"
 ACTION_KEY = "action"
@@ -144,6 +147,10 @@ def depth_key(camera: str) -> str:
 
 def seg_key(camera: str) -> str:
     return SEG_PREFIX + camera
+
+
+def colour_key(camera: str) -> str:
+    return COLOUR_PREFIX + camera
 
 
 def check_action(action: Any, dim: int = ACTION_DIM) -> np.ndarray:

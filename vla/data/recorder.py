@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from vla.data.store import EpisodeStore
 from vla.core.types import (
     ACTION_KEY,
     AUX_KEY,
     AUX_NAMES,
+    COLOUR_PREFIX,
     DEPTH_PREFIX,
     IMAGE_PREFIX,
     INSTRUCTION_KEY,
@@ -34,6 +34,7 @@ from vla.core.types import (
     FeatureSpec,
     FeatureType,
 )
+from vla.data.store import EpisodeStore
 
 
 def features_from_spaces(
@@ -50,7 +51,7 @@ def features_from_spaces(
             kind = FeatureType.VISUAL
         elif key.startswith(DEPTH_PREFIX):
             kind = FeatureType.DEPTH
-        elif key.startswith(SEG_PREFIX):
+        elif key.startswith((SEG_PREFIX, COLOUR_PREFIX)):
             kind = FeatureType.SEGMENTATION
         else:
             kind = FeatureType.STATE

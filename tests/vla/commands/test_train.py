@@ -101,7 +101,12 @@ def test_config_reaches_trainer_and_checkpoint(store, tmp_path):
     )
     assert cfg.tokenizer["chunk_len"] == 3 and cfg.data.n_action == 3
     t = cfg.trainer
-    assert isinstance(t, TrainerConfig) and t.lr == 1e-4 and t.freeze_schedule[0].until == 2 and t.freeze_schedule[0].train == ["connector"]
+    assert (
+        isinstance(t, TrainerConfig)
+        and t.lr == 1e-4
+        and t.freeze_schedule[0].until == 2
+        and t.freeze_schedule[0].train == ["connector"]
+    )
     torch.set_num_threads(1)
     assert (
         _train(
@@ -144,7 +149,9 @@ def _probe(tp: typing.Any, default: typing.Any, name: str) -> tuple[str, typing.
     if origin is list and dataclasses.is_dataclass(args[0]):
         item = args[0]
         hints = typing.get_type_hints(item)
-        sub = {f.name: _probe(hints[f.name], getattr(item(), f.name), f.name) for f in dataclasses.fields(item)}
+        sub = {
+            f.name: _probe(hints[f.name], getattr(item(), f.name), f.name) for f in dataclasses.fields(item)
+        }
         text = "[{" + ", ".join(f"{k}: {v[0]}" for k, v in sub.items()) + "}]"
         return text, [item(**{k: v[1] for k, v in sub.items()})]
     raise AssertionError(f"TrainerConfig.{name}: no command-line probe for type {tp}; add one to _probe")
@@ -155,7 +162,8 @@ def test_every_trainer_field_is_settable_from_the_command_line(store):
     hints = typing.get_type_hints(TrainerConfig)
     default = TrainerConfig()
     probes = {
-        f.name: _probe(hints[f.name], getattr(default, f.name), f.name) for f in dataclasses.fields(TrainerConfig)
+        f.name: _probe(hints[f.name], getattr(default, f.name), f.name)
+        for f in dataclasses.fields(TrainerConfig)
     }
     cfg = load_config([str(store), *(f"trainer.{k}={v}" for k, (v, _) in probes.items())])
     assert isinstance(cfg.trainer, TrainerConfig)
@@ -191,10 +199,57 @@ def test_instruction_synonyms_rephrase_training_batches(store, tmp_path):
     args = ("trainer.steps=2", "trainer.batch_size=4", "val_episodes=1", "model.vision.image_size=16")
     assert _train(store, tmp_path, *args, "instruction_synonyms=colours", "instruction_synonym_p=1") == 0
     config = json.loads((tmp_path / "checkpoints" / "step_00000002" / "config.json").read_text())
-    assert config["train"]["instruction_synonyms"] == "colours" and config["train"]["instruction_synonym_p"] == 1
+    assert (
+        config["train"]["instruction_synonyms"] == "colours" and config["train"]["instruction_synonym_p"] == 1
+    )
     seen: list = []
-    collate = _AugmentedCollate(InstructionSynonyms(SYNONYM_TABLES["colours"], p=1.0), seen.extend)
+    collate = _AugmentedCollate([InstructionSynonyms(SYNONYM_TABLES["colours"], p=1.0)], seen.extend)
     samples = [{"instruction": "lift the blue cube"}]
     collate(samples)
     assert seen[0]["instruction"] in ("lift the navy cube", "lift the sapphire cube")
     assert samples == [{"instruction": "lift the blue cube"}]
+
+
+def test_colour_swap_trains_on_a_collected_store_and_needs_its_colour_maps(store, tmp_path, capsys):
+    """`vla collect env.colour_masks=true` records colours/<cam> with the palette; `vla train colour_swap=...`
+    trains on it, records the option, and hands the processor swapped words and pixels; a store without
+    the maps, or a pair that is not in the palette, is one ConfigError line naming colour_swap."""
+    from vla.commands.train import _AugmentedCollate
+    from vla.data.colour_swap import ColourSwap
+    from vla.data.store import EpisodeStore
+    from vla.data.windows import WindowDataset, WindowSpec
+
+    torch.set_num_threads(1)
+    data = tmp_path / "stack.zarr"
+    argv = ["task=stack", "episodes=2", "num_envs=1", "env.image_size=32", "env.cameras=[static]"]
+    assert cli(["collect", *argv, "env.depth=false", "env.colour_masks=true", f"out={data}"]) == 0
+    st = EpisodeStore.open(data)
+    palette = st.features["colours/static"].info["palette"]
+    assert [p[0] for p in palette][:6] == ["red", "green", "blue", "yellow", "purple", "orange"]
+    pairs = "colour_swap=[[red,yellow],[green,purple],[blue,orange]]"
+    run = ["trainer.steps=2", "trainer.batch_size=4", "val_episodes=1", "action_head=l1", "use_state=false"]
+    base = ["train", str(data), "cameras=[static]", "trainer.progress=false", "model.vision.image_size=32"]
+    assert cli([*base, f"out={tmp_path / 'run'}", *run, pairs, "colour_swap_p=1"]) == 0
+    config = json.loads((tmp_path / "run" / "checkpoints" / "step_00000002" / "config.json").read_text())
+    assert config["train"]["colour_swap"] == [["red", "yellow"], ["green", "purple"], ["blue", "orange"]]
+    # what the processor gets: the first frame's instruction and pixels, swapped
+    spec = WindowSpec()
+    spec.obs_keys = ["images/static", "colours/static"]
+    sample = WindowDataset(data, spec)[0]
+    seen: list = []
+    _AugmentedCollate(
+        [ColourSwap([["red", "yellow"], ["green", "purple"], ["blue", "orange"]], palette, 1.0)], seen.extend
+    )([sample])
+    partner = dict(red="yellow", yellow="red", green="purple", purple="green", blue="orange", orange="blue")
+    assert seen[0]["instruction"] == " ".join(partner.get(w, w) for w in sample["instruction"].split())
+    named = sample["colours/static"] > 0
+    assert named.any() and (seen[0]["images/static"] != sample["images/static"])[named].any()
+    assert torch.equal(seen[0]["images/static"][~named], sample["images/static"][~named])
+    capsys.readouterr()
+    plain = ["train", str(store), "cameras=[front]", "trainer.steps=2", "model.vision.image_size=16"]
+    assert cli([*plain, f"out={tmp_path / 'bad'}", pairs]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "colours/front" in err and "env.colour_masks=true" in err and "colour_swap" in err
+    assert cli([*base, f"out={tmp_path / 'bad2'}", *run, "colour_swap=[[red,pink]]"]) == 2
+    assert "'pink' is not a palette colour" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
