@@ -48,7 +48,7 @@ from vla.core.config import (
 )
 from vla.core.io import atomic_write_json, read_json
 from vla.core.policy import get_policy_class
-from vla.core.types import AUX_KEY
+from vla.core.types import AUX_KEY, colour_key
 from vla.data.store import EpisodeStore
 from vla.eval.report import ci_cell, language_cells, success_cell
 
@@ -69,6 +69,9 @@ class DemoConfig:
     # true: the demonstrations also record aux/scene (where the named object and goal are; `vla collect
     # aux=true`), the target of `vla train aux_weight=...` in `train`
     aux: bool = False
+    # true: the demonstrations also record which palette colour each pixel shows (`vla collect
+    # env.colour_masks=true`, colours/<cam>), what `vla train colour_swap=...` in `train` recolours
+    colour_masks: bool = False
     eval_episodes: int = 50  # held-out seeds per task (and per reference policy)
     references: list[str] = dataclasses.field(default_factory=lambda: ["expert", "random"])
     language_check: bool = True  # the VLA once more on every seed with a swapped instruction (vla eval)
@@ -126,7 +129,8 @@ def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
     if path.exists():
         store = EpisodeStore.open(path)
         have = store.num_episodes
-        if have >= cfg.episodes and (AUX_KEY in store.features or not cfg.aux):
+        masks = colour_key(cfg.cameras[0]) in store.features or not cfg.colour_masks
+        if have >= cfg.episodes and (AUX_KEY in store.features or not cfg.aux) and masks:
             print(f"[demo] collect {task}: {path} already holds {have} episodes, kept")
             return {"task": task, "episodes": have, "kept": True}
     argv = [
@@ -136,6 +140,7 @@ def _collect(cfg: DemoConfig, task: str) -> dict[str, Any]:
         f"out={path}",
         "overwrite=true",
         *(["aux=true"] if cfg.aux else []),
+        *(["env.colour_masks=true"] if cfg.colour_masks else []),
         *_env_overrides(cfg),
     ]
     code = collect.main(argv)

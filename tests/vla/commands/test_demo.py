@@ -18,8 +18,9 @@ def _argv(out):
         # continuous head, no state) plus toy-size settings
         'train=["model=tiny_vla_minilm_only","action_head=l1","use_state=false","trainer.save_every=2",'
         '"trainer.progress=false","val_episodes=1","trainer.batch_size=8","trainer.warmup_steps=1",'
-        '"aux_weight=1.0"]',
+        '"aux_weight=1.0","colour_swap=[[red,yellow],[green,purple],[blue,orange]]"]',
         "aux=true",  # the stores record aux/scene, the auxiliary target of aux_weight
+        "colour_masks=true",  # and colours/<cam>, what colour_swap recolours
         "eval_episodes=1",
         "references=[expert]",
         f"out={out}",
@@ -48,7 +49,9 @@ def test_demo_collects_trains_evaluates_and_resumes(tmp_path):
     config = json.loads((out / "train" / "checkpoints" / "step_00000004" / "config.json").read_text())
     assert config["vla"]["action_head"] == "l1" and config["vla"]["processor"]["use_state"] is False
     assert config["vla"]["aux_dim"] == 6  # the auxiliary head, trained on the stores' aux/scene
-    assert "aux/scene" in EpisodeStore.open(out / "data" / "pick_colour.zarr").features
+    feats = EpisodeStore.open(out / "data" / "pick_colour.zarr").features
+    assert "aux/scene" in feats and {"colours/static", "colours/wrist"} <= set(feats)
+    assert config["train"]["colour_swap"][0] == ["red", "yellow"]
     # A second run keeps the complete store and resumes training at its last step (no new steps).
     assert demo.main(_argv(out)) == 0
     again = json.loads((out / "summary.json").read_text())
