@@ -93,6 +93,9 @@ class TrainConfig:
     procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
+    action_modes: int = (
+        1  # > 1 (with action_head=l1): that many hypotheses of the chunk, the best-scored acts
+    )
     # > 0 (with action_head=l1): also regress where the instruction's object and goal are (aux/scene, from
     # `vla collect aux=true`) from the action query, weighted this much in the loss; a training aid only
     aux_weight: float = 0.0
@@ -136,6 +139,12 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
     if cfg.cotrain is not None and cfg.action_head != "tokens":
         raise ConfigError(
             "VQA co-training needs action tokens (action_head=tokens), not action_head=l1", key="action_head"
+        )
+    if cfg.action_modes < 1 or (cfg.action_modes > 1 and cfg.action_head != "l1"):
+        raise ConfigError(
+            f"action_modes must be >= 1, and > 1 only with action_head=l1; got {cfg.action_modes} with "
+            f"action_head={cfg.action_head}",
+            "action_modes",
         )
     if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
         raise ConfigError(
@@ -388,7 +397,15 @@ def run(cfg: TrainConfig) -> Any:
         )
         torch.manual_seed(tcfg.seed)  # identical initial weights for the same seed
         aux_dim = len(AUX_NAMES) if cfg.aux_weight > 0 else 0
-        model = VLA.build(cfg.model, pcfg, tok, norm, action_head=cfg.action_head, aux_dim=aux_dim)
+        model = VLA.build(
+            cfg.model,
+            pcfg,
+            tok,
+            norm,
+            action_head=cfg.action_head,
+            aux_dim=aux_dim,
+            action_modes=cfg.action_modes,
+        )
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
     if model.aux_head is not None and cfg.aux_weight <= 0:
         msg = f"{latest}: the run trains an auxiliary head; resume it with its aux_weight"

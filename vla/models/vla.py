@@ -73,14 +73,24 @@ def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig
 class VLA(nn.Module):
     """VLM + VLAProcessor; `forward(batch)` follows the trainer's contract (dict with scalar "loss")."""
 
-    def __init__(self, vlm: VLM, processor: VLAProcessor, action_head: str = "tokens", aux_dim: int = 0):
+    def __init__(
+        self,
+        vlm: VLM,
+        processor: VLAProcessor,
+        action_head: str = "tokens",
+        aux_dim: int = 0,
+        action_modes: int = 1,
+    ):
         super().__init__()
         self.vlm = vlm
         self.processor = processor
         self.action_head_name = check_action_head(action_head)
-        # "l1": T query embeddings + MLP regress the normalised chunk in one pass (vla.models.action_head)
+        if action_modes != 1 and action_head != "l1":
+            raise ValueError(f"action_modes={action_modes} (hypotheses of the chunk) needs action_head='l1'")
+        # "l1": T query embeddings + MLP regress the normalised chunk in one pass (vla.models.action_head);
+        # action_modes K > 1: K hypotheses of it and a score each (multiple-choice learning)
         self.action_head = (
-            L1ActionHead(vlm.lm.hidden_size, processor.chunk_len, processor.action_dim)
+            L1ActionHead(vlm.lm.hidden_size, processor.chunk_len, processor.action_dim, modes=action_modes)
             if action_head == "l1"
             else None
         )
@@ -121,6 +131,7 @@ class VLA(nn.Module):
         normalizer: Normalizer,
         action_head: str = "tokens",
         aux_dim: int = 0,
+        action_modes: int = 1,
     ) -> VLA:
         """A freshly initialised VLA: the action tokens are placed in the model's text vocabulary;
         `action_head` "l1" adds the continuous head (vla.models.action_head), `aux_dim` > 0 its
@@ -132,7 +143,7 @@ class VLA(nn.Module):
         text_tok, vocab = make_action_vocab(proc_cfg.vocab_mode, base, action_tokenizer.vocab_size)
         vlm = VLM(cfg, tokenizer=text_tok)
         proc = VLAProcessor(proc_cfg, text_tok, action_tokenizer, vocab, normalizer, vlm.vision.transform)
-        return cls(vlm, proc, action_head, aux_dim)
+        return cls(vlm, proc, action_head, aux_dim, action_modes)
 
     def _check_compatible(self, where: str) -> None:
         p, c, proc = self.processor.cfg, self.vlm.cfg, self.processor
@@ -244,9 +255,15 @@ class VLA(nn.Module):
         keep = int(prompt_mask.any(dim=0).nonzero().max()) + 1
         inputs = {**batch, "input_ids": batch["input_ids"][:, :keep]}
         hidden = self._query_hidden(inputs, prompt_mask[:, :keep])  # [B,T,H]
-        pred = self.action_head(hidden)  # [B,T,D] normalised
-        target = batch["actions"].to(pred.device, pred.dtype)  # [B,T,D] normalised
-        result = {"loss": self.action_head.loss(pred, target)}
+        head = self.action_head
+        chunks, scores = head.hypotheses(hidden)  # [B,K,T,D] normalised, [B,K]
+        target = batch["actions"].to(chunks.device, chunks.dtype)  # [B,T,D] normalised
+        pred = head.best(chunks, scores)  # [B,T,D] the chunk acting would take
+        if head.modes == 1:
+            result = {"loss": head.loss(pred, target)}
+        else:
+            loss, parts = head.modes_loss(chunks, scores, target)
+            result = {"loss": loss, **parts}
         if self.aux_head is not None and self.aux_weight > 0:
             if "aux" not in batch:
                 raise ValueError("aux_weight > 0 but the batch has no 'aux' (from vla collect aux=true)")
@@ -340,6 +357,8 @@ class VLA(nn.Module):
         }
         if self.aux_head is not None:  # only then: checkpoints without the head stay as they were
             section["aux_dim"] = self.aux_head.aux_dim
+        if self.action_head is not None and self.action_head.modes > 1:
+            section["action_modes"] = self.action_head.modes
         return CheckpointContents(
             state_dict=weights,
             model_type=VLA_TYPE,
@@ -375,7 +394,8 @@ class VLA(nn.Module):
             raise ValueError(f"{where}: cannot build the model: {e!r}") from None
         head = ck.section("vla").get("action_head", "tokens")  # absent in older checkpoints
         try:
-            model = cls(vlm, proc, head, int(ck.section("vla").get("aux_dim", 0)))
+            vla = ck.section("vla")
+            model = cls(vlm, proc, head, int(vla.get("aux_dim", 0)), int(vla.get("action_modes", 1)))
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         model._check_compatible(str(ck.path))
