@@ -279,15 +279,7 @@ class PushExpert(ScriptedExpert):
     height, from there to `lower_to` it descends linearly to the pushing height. Once the hand is low and
     on the line behind the object, it pushes. The old expert descended only after reaching within 1 cm of
     the point behind the object at the approach height, which taught policies a centimetre off to hover
-    (session 8).
-
-    The approach goes by way of the object: while the hand is farther from it (xy) than the point behind
-    it is, plus `via_margin`, it heads for the point above the object, as pick's approach does, and from
-    there for the point behind it. The rule reads the hand's position alone (the segment from the circle
-    to the point behind, both inside it, never leaves it), so there is still no hidden phase. Heading
-    straight for the point behind, a function of two positions (object and marker) that no pixel shows,
-    the four-task policy of session 16 learned no lateral motion at all: it descended where it started
-    (session 17, docs/training.md)."""
+    (session 8)."""
 
     task = "push"
     push_z = 0.018
@@ -295,7 +287,6 @@ class PushExpert(ScriptedExpert):
     tolerance = 0.01
     lower_from = 0.025  # xy distance (m) of the hand from the point behind the object where descent begins
     lower_to = 0.008  # ... and under which the hand goes all the way down to the pushing height
-    via_margin = 0.03  # m: beyond the point behind's distance from the object + this, head for the object
 
     def _act(self, priv):
         pos, _, size, _ = self._target(priv)
@@ -329,8 +320,6 @@ class PushExpert(ScriptedExpert):
             # pushing and off the line (the object turned or slid away), or low beside it: lift and re-plan
             self._set("lift_off")
             return self._act(priv)
-        if float(np.linalg.norm(rel)) > standoff + 0.02 + self.via_margin:  # first to the object, as pick's
-            return np.array([pos[0], pos[1], self.approach_z]), 0.0, CLOSED
         # approach and descend: one funnel of the distance to the point behind the object
         far = float(np.linalg.norm(ee[:2] - behind))
         frac = float(np.clip((far - self.lower_to) / (self.lower_from - self.lower_to), 0.0, 1.0))

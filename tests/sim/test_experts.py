@@ -243,35 +243,3 @@ def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
         else:
             assert row["held"] > 3 and row["near_other"] > 3 and row["near_goal"] == 0, row
             assert row["closest_goal"] > 0.04 and not row["success"], row
-
-
-@pytest.mark.parametrize("off", [0.15, 0.12, 0.05, 0.0])
-def test_push_approach_goes_by_way_of_the_object(off):
-    """Far from the object (farther than the point behind it, plus via_margin) the push expert heads for
-    the object itself, as pick's approach does; nearer, for the point behind it. A function of the hand's
-    position alone: the same state gives the same action whatever came before."""
-    env = TabletopEnv(task="push", **SMALL)
-    _, info = env.reset(seed=task_seeds("push", "train", 1)[0])
-    env.close()
-    priv = dict(info["privileged"])
-    obj = np.asarray(priv["object_poses"][priv["target_index"]][:3])
-    goal = np.asarray(priv["goal_position"])
-    d = (goal[:2] - obj[:2]) / np.linalg.norm(goal[:2] - obj[:2])
-    side = np.array([-d[1], d[0]])  # beside the push line, so the hand is never on it
-    ee = np.array([*(obj[:2] + side * off), 0.2])
-    priv["ee_position"] = ee
-    actions = []
-    for history in (0, 3):
-        expert = make_expert("push")
-        for _ in range(history):  # earlier states elsewhere
-            expert.select_action({}, {"privileged": {**priv, "ee_position": np.array([0.5, 0.0, 0.3])}})
-        actions.append(expert.select_action({}, {"privileged": priv}))
-    np.testing.assert_array_equal(actions[0], actions[1])
-    move = actions[0][:2]
-    size = np.asarray(priv["object_sizes"][priv["target_index"]])
-    behind = obj[:2] - d * (0.5 * np.hypot(size[0], size[1]) + 0.035)
-    via = off > np.linalg.norm(behind - obj[:2]) + make_expert("push").via_margin
-    aim = (obj[:2] if via else behind) - ee[:2]
-    if np.linalg.norm(aim) > 1e-6:
-        assert move @ aim / (np.linalg.norm(move) * np.linalg.norm(aim)) > 0.99, (off, move, aim)
-    assert via == (off >= 0.12)
