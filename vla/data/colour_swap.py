@@ -97,42 +97,75 @@ class ColourSwap:
         pattern = r"\b(" + "|".join(map(re.escape, sorted(table, key=len, reverse=True))) + r")\b"
         return re.sub(pattern, lambda m: table[m.group(1)], text)
 
+    def _lut(self, swaps: Sequence[tuple[str, str]]) -> torch.Tensor:
+        """map number -> the number whose colour it takes [P+1]."""
+        target = torch.arange(len(self.base))
+        for a, b in swaps:
+            target[self.index[a]], target[self.index[b]] = self.index[b], self.index[a]
+        return target
+
     def swap_pixels(
         self, images: torch.Tensor, ids: torch.Tensor, swaps: Sequence[tuple[str, str]]
     ) -> torch.Tensor:
         """images [...,H,W,3] uint8, ids [...,H,W] uint8 (the colour maps) -> a recoloured copy."""
-        if images.shape[:-1] != ids.shape or images.shape[-1] != 3:
-            raise ValueError(
-                f"colour_swap: images {tuple(images.shape)} and colour maps {tuple(ids.shape)} do not match "
-                "([...,H,W,3] and [...,H,W])"
-            )
-        target = torch.arange(len(self.base))  # map number -> the number whose colour it takes
-        for a, b in swaps:
-            target[self.index[a]], target[self.index[b]] = self.index[b], self.index[a]
+        _check_shapes(images, ids)
+        return self._recolour(images[None], ids[None], self._lut(swaps)[None])[0]
+
+    def _recolour(self, images: torch.Tensor, ids: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+        """images [N,...,H,W,3] uint8, ids [N,...,H,W], one map-number table per row lut [N,P+1] -> a
+        recoloured copy (one pass over the whole batch)."""
         idx = ids.long()
-        moved = target[idx] != idx  # [...,H,W] pixels of a swapped colour
-        if not bool(moved.any()):
-            return images.clone()
-        px = images[moved].float()  # [M,3]
-        old, k = self.base[idx[moved]], idx[moved]  # [M,3], [M]
-        shade = (px * old).sum(1) * self.inv_norm[k]  # [M] the pixel's share of its base colour
-        new = px + shade[:, None] * (self.base[target[k]] - old)  # [M,3]
+        tgt = torch.gather(lut, 1, idx.flatten(1)).view_as(idx)  # [N,...,H,W] the colour each pixel takes
+        moved = tgt != idx  # pixels of a swapped colour
         out = images.clone()
+        if not bool(moved.any()):
+            return out
+        px = images[moved].float()  # [M,3]
+        k, old = idx[moved], self.base[idx[moved]]  # [M], [M,3]
+        shade = (px * old).sum(1) * self.inv_norm[k]  # [M] the pixel's share of its base colour
+        new = px + shade[:, None] * (self.base[tgt[moved]] - old)  # [M,3]
         out[moved] = new.round().clamp(0, 255).to(images.dtype)
         return out
 
     def __call__(self, samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for s in samples:
-            s = dict(s)
-            maps = {k[len(COLOUR_PREFIX) :]: s.pop(k) for k in list(s) if k.startswith(COLOUR_PREFIX)}
-            swaps = self.draw()
-            if swaps:
-                for cam, ids in maps.items():
-                    key = IMAGE_PREFIX + cam
-                    if key in s:
-                        s[key] = self.swap_pixels(torch.as_tensor(s[key]), torch.as_tensor(ids), swaps)
-                if "instruction" in s:
-                    s["instruction"] = self.swap_words(str(s["instruction"]), swaps)
-            out.append(s)
+        out = [dict(s) for s in samples]
+        maps = [
+            {k[len(COLOUR_PREFIX) :]: s.pop(k) for k in list(s) if k.startswith(COLOUR_PREFIX)} for s in out
+        ]
+        drawn = [self.draw() for _ in out]
+        rows = [i for i, swaps in enumerate(drawn) if swaps]
+        if not rows:
+            return out
+        lut = torch.stack([self._lut(drawn[i]) for i in rows])  # [N,P+1]
+        for cam in {cam for i in rows for cam in maps[i]}:
+            key = IMAGE_PREFIX + cam
+            have = [i for i in rows if cam in maps[i] and key in out[i]]
+            if not have:
+                continue
+            images = [torch.as_tensor(out[i][key]) for i in have]
+            ids = [torch.as_tensor(maps[i][cam]) for i in have]
+            for im, m in zip(images, ids):
+                _check_shapes(im, m)
+            if len({tuple(im.shape) for im in images}) == 1:  # one pass for the batch
+                new = self._recolour(
+                    torch.stack(images), torch.stack(ids), lut[[rows.index(i) for i in have]]
+                )
+            else:
+                new = [
+                    self._recolour(im[None], m[None], lut[[rows.index(i)]])[0]
+                    for i, im, m in zip(have, images, ids)
+                ]
+            for j, i in enumerate(have):
+                out[i][key] = new[j]
+        for i in rows:
+            if "instruction" in out[i]:
+                out[i]["instruction"] = self.swap_words(str(out[i]["instruction"]), drawn[i])
         return out
+
+
+def _check_shapes(images: torch.Tensor, ids: torch.Tensor) -> None:
+    if images.shape[:-1] != ids.shape or images.shape[-1] != 3:
+        raise ValueError(
+            f"colour_swap: images {tuple(images.shape)} and colour maps {tuple(ids.shape)} do not match "
+            "([...,H,W,3] and [...,H,W])"
+        )

@@ -111,3 +111,23 @@ def test_bad_pairs_and_shapes_are_clear_errors():
         aug.swap_pixels(
             torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 7, dtype=torch.uint8), []
         )
+
+
+def test_a_batch_is_recoloured_as_its_samples_one_by_one():
+    """The batch path (one pass over stacked images) gives what each sample alone would, draw for draw."""
+    rng = np.random.default_rng(1)
+    samples = [
+        {
+            "instruction": "push the red cube to the purple marker",
+            "images/static": torch.from_numpy(rng.integers(0, 256, (1, 6, 6, 3)).astype(np.uint8)),
+            "colours/static": torch.from_numpy(rng.integers(0, len(PALETTE) + 1, (1, 6, 6)).astype(np.uint8)),
+        }
+        for _ in range(12)
+    ]
+    batch = ColourSwap(PAIRS, palette_rgb(), p=0.5, seed=3)(samples)
+    alone = ColourSwap(PAIRS, palette_rgb(), p=0.5, seed=3)
+    for got, sample in zip(batch, samples):
+        want = alone([sample])[0]
+        assert got["instruction"] == want["instruction"]
+        assert torch.equal(got["images/static"], want["images/static"])
+    assert len({s["instruction"] for s in batch}) > 1  # the draws differ between samples
