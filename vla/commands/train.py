@@ -93,9 +93,8 @@ class TrainConfig:
     procs: int = 0  # local data-parallel ranks on a CPU (0: one per core for runs of >= 500 steps; 1: one)
     action_label_sigma: float = 0.0  # > 0: Gaussian soft labels this many bins wide (vla.models.losses)
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
-    action_modes: int = (
-        1  # > 1 (with action_head=l1): that many hypotheses of the chunk, the best-scored acts
-    )
+    # > 1 (with action_head=l1): that many hypotheses of the chunk and a score each; the best-scored acts
+    action_modes: int = 1
     # > 0 (with action_head=l1): also regress where the instruction's object and goal are (aux/scene, from
     # `vla collect aux=true`) from the action query, weighted this much in the loss; a training aid only
     aux_weight: float = 0.0
