@@ -84,18 +84,17 @@ class ColourSwap:
         self.inv_norm = 1.0 / (self.base * self.base).sum(1).clamp(min=1e-6)  # [P+1]
         self.p = float(p)
         self.rng = np.random.default_rng(seed)
+        words = sorted({w for pair in self.pairs for w in pair}, key=len, reverse=True)
+        self.words = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b")  # every paired colour
 
     def draw(self) -> list[tuple[str, str]]:
         """The pairs one sample swaps (each with probability p)."""
         return [pair for pair in self.pairs if self.rng.random() < self.p]
 
     def swap_words(self, text: str, swaps: Sequence[tuple[str, str]]) -> str:
-        """`text` with the words of each pair exchanged (whole words)."""
+        """`text` with the words of each pair (of this augmentation's pairs) exchanged (whole words)."""
         table = {**{a: b for a, b in swaps}, **{b: a for a, b in swaps}}
-        if not table:
-            return text
-        pattern = r"\b(" + "|".join(map(re.escape, sorted(table, key=len, reverse=True))) + r")\b"
-        return re.sub(pattern, lambda m: table[m.group(1)], text)
+        return self.words.sub(lambda m: table.get(m.group(1), m.group(1)), text) if table else text
 
     def _lut(self, swaps: Sequence[tuple[str, str]]) -> torch.Tensor:
         """map number -> the number whose colour it takes [P+1]."""
