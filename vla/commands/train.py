@@ -62,7 +62,7 @@ from vla.data.mixture import MixtureSource, build_mixture
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
-from vla.models.action_head import check_action_head
+from vla.models.action_head import check_action_head, check_action_loss
 from vla.models.checkpoint import CHECKPOINTS_DIR, CheckpointManager
 from vla.models.vla import VLA
 from vla.pointcloud.model_inputs import point_training_setup
@@ -95,6 +95,9 @@ class TrainConfig:
     action_head: str = "tokens"  # "tokens" (RT-2/OpenVLA) or "l1" (OFT continuous head, models/action_head)
     # > 1 (with action_head=l1): that many hypotheses of the chunk and a score each; the best-scored acts
     action_modes: int = 1
+    # the continuous head's training loss (with action_head=l1, one hypothesis): l1 | mse (vla.models.
+    # action_head.ACTION_LOSSES); a training option, acting is the same
+    action_loss: str = "l1"
     # > 0 (with action_head=l1): also regress where the instruction's object and goal are (aux/scene, from
     # `vla collect aux=true`) from the action query, weighted this much in the loss; a training aid only
     aux_weight: float = 0.0
@@ -144,6 +147,14 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
             f"action_modes must be >= 1, and > 1 only with action_head=l1; got {cfg.action_modes} with "
             f"action_head={cfg.action_head}",
             "action_modes",
+        )
+    with argument_checks("action_loss"):
+        check_action_loss(cfg.action_loss)
+    if cfg.action_loss != "l1" and (cfg.action_head != "l1" or cfg.action_modes > 1):
+        raise ConfigError(
+            f"action_loss={cfg.action_loss} needs action_head=l1 with action_modes=1; got action_head="
+            f"{cfg.action_head}, action_modes={cfg.action_modes}",
+            "action_loss",
         )
     if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
         raise ConfigError(
@@ -406,6 +417,7 @@ def run(cfg: TrainConfig) -> Any:
             action_modes=cfg.action_modes,
         )
     model.set_action_label_sigma(cfg.action_label_sigma)  # a training option, re-applied on resume
+    model.set_action_loss(cfg.action_loss)  # likewise
     if model.aux_head is not None and cfg.aux_weight <= 0:
         msg = f"{latest}: the run trains an auxiliary head; resume it with its aux_weight"
         raise ConfigError(msg, "aux_weight")

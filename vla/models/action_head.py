@@ -40,6 +40,11 @@ them; a K-hypothesis head can keep both and commit to one:
 the instruction's object and goal are (aux/scene, normalised [B,6]; privileged simulator state recorded by
 `vla collect aux=true`), so the features the action is read from must say which object and which goal the
 words name. `vla train aux_weight=W` adds W x its L1 loss; acting never runs it.
+
+`vla train action_loss=mse` trains the head (K = 1) with the squared error instead of L1 (`regression_loss`):
+the gradient of one element is 2(y - target) rather than sign(y - target), so a few large errors (the first
+steps of an approach, a 0.25-rad turn among frames that keep the yaw) outweigh many small ones. Acting and
+the checkpoint are the same either way.
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ import torch
 from torch import nn
 
 ACTION_HEADS = ("tokens", "l1")
+# the continuous head's training loss on normalised actions: "l1" (OpenVLA-OFT, ACT: a per-coordinate median,
+# every error pulls alike) or "mse" (diffusion policy's, robomimic's BC: the pull grows with the error, so
+# rare large labels, an approach's first steps, weigh more than the many near-zero ones)
+ACTION_LOSSES = ("l1", "mse")
 # the weight of the scores' cross-entropy beside the L1 of normalised actions (~0.01-0.1 once fitted): its
 # gradient reaches the shared LM too, and at 1 it would outweigh the action error that it ranks
 CHOICE_WEIGHT = 0.1
@@ -135,9 +144,22 @@ class L1ActionHead(nn.Module):
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean absolute error between predicted and target normalised values of one shape: actions
         [B,T,D] (and the auxiliary head's [B,A])."""
-        if pred.shape != target.shape:
-            raise ValueError(f"L1ActionHead.loss: pred {tuple(pred.shape)} != target {tuple(target.shape)}")
-        return (pred.float() - target.float()).abs().mean()
+        return regression_loss(pred, target, "l1")
+
+
+def check_action_loss(name: str) -> str:
+    """`name` if it is one of ACTION_LOSSES, else a ValueError listing them."""
+    if name not in ACTION_LOSSES:
+        raise ValueError(f"action_loss must be one of {list(ACTION_LOSSES)}, got {name!r}")
+    return name
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean over every element of |pred - target| ("l1") or (pred - target)^2 ("mse"); one shape."""
+    if pred.shape != target.shape:
+        raise ValueError(f"regression_loss: pred {tuple(pred.shape)} != target {tuple(target.shape)}")
+    err = pred.float() - target.float()
+    return err.square().mean() if check_action_loss(kind) == "mse" else err.abs().mean()
 
 
 class AuxHead(nn.Module):

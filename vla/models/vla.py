@@ -35,8 +35,16 @@ from torch import nn
 from action_tokenizers.vocab import make_action_vocab
 from vla.backbones.config import VLMConfig, vlm_config_from_dict
 from vla.backbones.language import load_text_tokenizer
+from vla.backbones.text import IGNORE_INDEX
 from vla.core.normalizer import Normalizer
-from vla.models.action_head import AuxHead, L1ActionHead, check_action_head
+from vla.core.types import ACTION_KEY
+from vla.models.action_head import (
+    AuxHead,
+    L1ActionHead,
+    check_action_head,
+    check_action_loss,
+    regression_loss,
+)
 from vla.models.checkpoint import (
     CONFIG_FILE,
     PROCESSOR_FILE,
@@ -47,10 +55,8 @@ from vla.models.checkpoint import (
     write_checkpoint,
 )
 from vla.models.losses import ordinal_action_loss
-from vla.backbones.text import IGNORE_INDEX
 from vla.models.vlm import VLM
 from vla.processor import ProcessorConfig, VLAProcessor
-from vla.core.types import ACTION_KEY
 
 
 def vlm_config_for(model_cfg: VLMConfig, proc_cfg: ProcessorConfig) -> VLMConfig:
@@ -102,6 +108,14 @@ class VLA(nn.Module):
         self.register_buffer("action_ids", processor.action_lm_ids, persistent=False)  # [K]
         self.action_label_sigma = 0.0  # > 0: ordinal soft labels for bin tokens (vla.models.losses)
         self.aux_weight = 0.0  # > 0: the loss adds aux_weight x the auxiliary head's L1 (training only)
+        self.action_loss = "l1"  # the continuous head's training loss (vla.models.action_head.ACTION_LOSSES)
+
+    def set_action_loss(self, name: str) -> None:
+        """Train the continuous head with `name` ("l1" or "mse"); "mse" needs it with one hypothesis."""
+        check_action_loss(name)
+        if name != "l1" and (self.action_head is None or self.action_head.modes > 1):
+            raise ValueError(f"action_loss={name!r} needs action_head='l1' with one hypothesis (modes 1)")
+        self.action_loss = name
 
     def set_aux_weight(self, weight: float) -> None:
         """Weigh the auxiliary scene loss (needs the head: aux_dim > 0) by `weight` (0: off)."""
@@ -260,7 +274,7 @@ class VLA(nn.Module):
         target = batch["actions"].to(chunks.device, chunks.dtype)  # [B,T,D] normalised
         pred = head.best(chunks, scores)  # [B,T,D] the chunk acting would take
         if head.modes == 1:
-            result = {"loss": head.loss(pred, target)}
+            result = {"loss": regression_loss(pred, target, self.action_loss)}
         else:
             loss, parts = head.modes_loss(chunks, scores, target)
             result = {"loss": loss, **parts}
