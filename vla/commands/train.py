@@ -58,7 +58,7 @@ from vla.core.types import ACTION_KEY, AUX_KEY, AUX_NAMES, STATE_KEY, colour_key
 from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
 from vla.data.colour_swap import ColourSwap, check_pairs
 from vla.data.config import DataConfig, window_spec
-from vla.data.mixture import MixtureSource, build_mixture
+from vla.data.mixture import MixtureSource, build_mixture, weigh_early_frames
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
@@ -108,6 +108,10 @@ class TrainConfig:
     # colour_swap.py; stores collected with env.colour_masks=true), e.g. [[red, yellow], [green, purple]]
     colour_swap: list[list[str]] = field(default_factory=list)
     colour_swap_p: float = 0.5  # the chance that one pair swaps in one sample
+    # the first early_frames frames of every training episode (the start pose, where the policy chooses
+    # where to go) are drawn early_weight times as often as the others (vla.data.mixture.weigh_early_frames)
+    early_frames: int = 0
+    early_weight: float = 1.0
     # Start afresh in a run directory that holds another run's checkpoints: they, log.jsonl, loss.png and
     # tb/ are deleted first (without it such a directory is refused; trainer.resume=true continues it).
     overwrite: bool = False
@@ -155,6 +159,11 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
             f"action_loss={cfg.action_loss} needs action_head=l1 with action_modes=1; got action_head="
             f"{cfg.action_head}, action_modes={cfg.action_modes}",
             "action_loss",
+        )
+    if cfg.early_frames < 0 or not cfg.early_weight > 0:
+        raise ConfigError(
+            f"early_frames must be >= 0 and early_weight > 0, got {cfg.early_frames} and {cfg.early_weight}",
+            "early_frames" if cfg.early_frames < 0 else "early_weight",
         )
     if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
         raise ConfigError(
@@ -377,6 +386,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
         weights = None
     else:
         train, weights, norm = build_mixture(sources, spec, modes)
+    if cfg.early_frames > 0 and cfg.early_weight != 1.0:
+        weights = weigh_early_frames(train, weights, cfg.early_frames, cfg.early_weight)
     val = WindowDataset(cfg.data.path, spec, episodes=val_eps) if val_eps else None
     actions = [np.asarray(store.episode(i, keys=[ACTION_KEY])[ACTION_KEY]) for i in train_eps]
     return train, val, weights, actions, norm

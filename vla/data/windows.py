@@ -167,6 +167,10 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return int(self._frame_of_sample.shape[0])
 
+    def frame_positions(self) -> np.ndarray:
+        """[N] int64: each sample's current frame counted from its episode's first frame (0, 1, ...)."""
+        return self._frame_of_sample - self._starts[self.episodes[self._ep_of_sample]]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_pid=None, _lowdim={}, _readers={}, _cached={}, _cache_row=None)  # per worker

@@ -39,6 +39,8 @@ def _train(store, tmp_path, *extra):
         (["action_head=l1", "+data@cotrain=vqa_cotrain", "cotrain.vqa.0.source.path=x"], "action tokens"),
         (["state_parts=[gripper_width,elbow]"], "state_parts must name .*gripper_width"),
         (["use_state=false", "state_parts=[gripper_width]"], "use_state=false"),
+        (["early_frames=-1"], "early_frames must be >= 0"),
+        (["early_frames=2", "early_weight=0"], "early_weight > 0"),
     ],
 )
 def test_bad_input_fails_before_training(store, tmp_path, capsys, overrides, message):
@@ -187,6 +189,24 @@ def test_model_preset_replaces_the_default_whole():
     assert big.lm.hf.hidden_size == 896
     tiny = compose("train").model
     assert (tiny.vision.name, tiny.vision.image_size, tiny.vision.hf.patch_size) == ("conv", 64, 16)
+
+
+def test_early_frames_reach_the_sampler_and_the_checkpoint(store, tmp_path):
+    """`early_frames=2 early_weight=5`: build_datasets hands the trainer draw weights in which each
+    episode's first two frames weigh five times the others (12-frame episodes: 10 / 20 of the draws), and
+    the run trains and records the option."""
+    from vla.commands.train import build_datasets, load_config
+
+    torch.set_num_threads(1)
+    args = ("trainer.steps=2", "trainer.batch_size=4", "val_episodes=1", "model.vision.image_size=16")
+    cfg = load_config([str(store), "cameras=[front]", *args, "early_frames=2", "early_weight=5"])
+    train, _, weights, _, _ = build_datasets(cfg)
+    early = torch.as_tensor(train.frame_positions() < 2)
+    assert weights is not None and float(weights[early].sum()) == pytest.approx(0.5)
+    assert build_datasets(load_config([str(store), "cameras=[front]", *args]))[2] is None  # default: uniform
+    assert _train(store, tmp_path, *args, "early_frames=2", "early_weight=5") == 0
+    config = json.loads((tmp_path / "checkpoints" / "step_00000002" / "config.json").read_text())
+    assert config["train"]["early_frames"] == 2 and config["train"]["early_weight"] == 5
 
 
 def test_instruction_synonyms_rephrase_training_batches(store, tmp_path):

@@ -1,6 +1,7 @@
 """The one mixture implementation: source proportions within tolerance over many batches (step-aware
 sampler and the trainer's weighted sampler), schedules, stratified batches, resume, collation by task, and
-robot-store mixtures (`build_mixture`) on the same MixtureDataset and per-sample weights."""
+robot-store mixtures (`build_mixture`) on the same MixtureDataset and per-sample weights, and the early-frame
+weights (`weigh_early_frames`, `vla train early_frames=K early_weight=W`)."""
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from vla.data.mixture import (
     WeightSchedule,
     build_mixture,
     per_sample_weights,
+    weigh_early_frames,
     weighted_loss,
 )
 from vla.data.store import EpisodeStore
@@ -193,3 +195,31 @@ def test_store_mixture_is_a_mixture_dataset_of_windows(stores):
     assert same.names == [f"{stores[0]}[0]", f"{stores[0]}[1]"]  # a store listed twice stays two sources
     with pytest.raises(ValueError, match="source 1 weight must be > 0"):
         build_mixture([MixtureSource(stores[0]), MixtureSource(stores[1], 0.0)], spec, {})
+
+
+def test_early_frames_weigh_more_and_every_source_keeps_its_share(stores):
+    """Episodes of 6 frames; the first 2 of each at weight 3: 2 x 3 / (2 x 3 + 4) = 60% of a store's draws."""
+    spec = WindowSpec()
+    one = WindowDataset(stores[0], spec)  # 2 episodes
+    pos = one.frame_positions()
+    assert pos.tolist() == [0, 1, 2, 3, 4, 5] * 2
+    assert pos.tolist() == [int(one[i]["frame_index"]) for i in range(len(one))]
+    w = weigh_early_frames(one, None, early_frames=2, early_weight=3.0)
+    assert w.shape == (12,) and float(w.sum()) == pytest.approx(1.0)
+    assert float(w[torch.as_tensor(pos < 2)].sum()) == pytest.approx(0.6)
+    assert torch.equal(weigh_early_frames(one, None, 0, 3.0), torch.full((12,), 1 / 12, dtype=torch.float64))
+    mix, base, _ = build_mixture([MixtureSource(stores[0], 1.0), MixtureSource(stores[1], 3.0)], spec, {})
+    w = weigh_early_frames(mix, base, early_frames=2, early_weight=3.0)
+    assert float(w[12:].sum()) == pytest.approx(0.75)  # the sources' shares are those of `base`
+    early = torch.as_tensor(np.concatenate([s.dataset.frame_positions() for s in mix.sources]) < 2)
+    assert float(w[:12][early[:12]].sum() / w[:12].sum()) == pytest.approx(0.6)
+    sampler = ResumableBatchSampler(len(mix), 6, seed=0, weights=w)
+    it = iter(sampler)
+    drawn = torch.tensor([i for _ in range(500) for i in next(it)])
+    assert float(early[drawn].float().mean()) == pytest.approx(0.6, abs=0.03)
+    with pytest.raises(ValueError, match="early_weight > 0"):
+        weigh_early_frames(one, None, 2, 0.0)
+    with pytest.raises(ValueError, match=r"weights \(5,\) for 12 samples"):
+        weigh_early_frames(one, torch.ones(5, dtype=torch.float64), 2, 3.0)
+    with pytest.raises(ValueError, match="needs episode windows"):
+        weigh_early_frames(_mix(), None, 2, 3.0)
