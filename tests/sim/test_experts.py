@@ -243,3 +243,31 @@ def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
         else:
             assert row["held"] > 3 and row["near_other"] > 3 and row["near_goal"] == 0, row
             assert row["closest_goal"] > 0.04 and not row["success"], row
+
+
+def test_expert_takeover_probe_runs_the_experts_dims_for_the_first_steps():
+    """benchmarks/expert_takeover.py: a policy that never moves succeeds when the expert takes over every
+    dimension, fails alone, and fails when the expert only steers x/y (it never descends or closes)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "expert_takeover.py"
+    spec = importlib.util.spec_from_file_location("expert_takeover", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Still:
+        def reset(self, seed=None):
+            pass
+
+        def select_action(self, obs, info=None):
+            return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+
+    env = TabletopEnv(task="pick", **SMALL)
+    seed = task_seeds("pick", "train", 1)[0]
+    try:
+        assert mod.run_with_takeover(env, Still(), "pick", seed, range(7), 1000)
+        assert not mod.run_with_takeover(env, Still(), "pick", seed, range(7), 0)
+        assert not mod.run_with_takeover(env, Still(), "pick", seed, [0, 1], 1000)
+    finally:
+        env.close()
