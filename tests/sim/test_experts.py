@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from vla.core.policy import Policy, make_policy
 from sim.env import SWAP_INSTRUCTION, TabletopEnv
 from sim.experts import make_expert
 from sim.tasks import task_seeds
+from vla.core.policy import Policy, make_policy
 from vla.core.rollout import run_episode
 
 TASKS = ["pick", "place", "push", "stack"]
