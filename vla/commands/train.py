@@ -58,7 +58,7 @@ from vla.core.types import ACTION_KEY, AUX_KEY, AUX_NAMES, STATE_KEY, colour_key
 from vla.data.augment import SYNONYM_TABLES, InstructionSynonyms
 from vla.data.colour_swap import ColourSwap, check_pairs
 from vla.data.config import DataConfig, window_spec
-from vla.data.mixture import MixtureSource, build_mixture, weigh_early_frames
+from vla.data.mixture import MixtureSource, build_mixture, weigh_frames
 from vla.data.store import EpisodeStore
 from vla.data.vqa.cotrain import CoTrainConfig, cotrain_config_from_dict
 from vla.data.windows import WindowDataset
@@ -109,9 +109,12 @@ class TrainConfig:
     colour_swap: list[list[str]] = field(default_factory=list)
     colour_swap_p: float = 0.5  # the chance that one pair swaps in one sample
     # the first early_frames frames of every training episode (the start pose, where the policy chooses
-    # where to go) are drawn early_weight times as often as the others (vla.data.mixture.weigh_early_frames)
+    # where to go) are drawn early_weight times as often as the others (vla.data.mixture.weigh_frames)
     early_frames: int = 0
     early_weight: float = 1.0
+    # > 0: every training frame is drawn in proportion to 1 + motion_weight x the size of its x/y action
+    # (relative to its store's 99th percentile, capped at 1): the approach and the carry weigh more
+    motion_weight: float = 0.0
     # Start afresh in a run directory that holds another run's checkpoints: they, log.jsonl, loss.png and
     # tb/ are deleted first (without it such a directory is refused; trainer.resume=true continues it).
     overwrite: bool = False
@@ -165,6 +168,8 @@ def load_config(argv: Sequence[str]) -> TrainConfig:
             f"early_frames must be >= 0 and early_weight > 0, got {cfg.early_frames} and {cfg.early_weight}",
             "early_frames" if cfg.early_frames < 0 else "early_weight",
         )
+    if not cfg.motion_weight >= 0:
+        raise ConfigError(f"motion_weight must be >= 0, got {cfg.motion_weight}", "motion_weight")
     if cfg.action_label_sigma > 0 and cfg.action_head != "tokens":
         raise ConfigError(
             "action_label_sigma applies to action tokens, not action_head=l1", "action_label_sigma"
@@ -386,8 +391,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any, torch.Tensor | None, lis
         weights = None
     else:
         train, weights, norm = build_mixture(sources, spec, modes)
-    if cfg.early_frames > 0 and cfg.early_weight != 1.0:
-        weights = weigh_early_frames(train, weights, cfg.early_frames, cfg.early_weight)
+    if (cfg.early_frames > 0 and cfg.early_weight != 1.0) or cfg.motion_weight > 0:
+        with argument_checks("motion_weight"):  # a store whose actions do not name dx, dy
+            weights = weigh_frames(train, weights, cfg.early_frames, cfg.early_weight, cfg.motion_weight)
     val = WindowDataset(cfg.data.path, spec, episodes=val_eps) if val_eps else None
     actions = [np.asarray(store.episode(i, keys=[ACTION_KEY])[ACTION_KEY]) for i in train_eps]
     return train, val, weights, actions, norm

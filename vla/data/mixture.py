@@ -63,33 +63,46 @@ def per_sample_weights(sizes: Sequence[int], weights: Sequence[float]) -> torch.
     return out / out.sum()
 
 
-def weigh_early_frames(
+def weigh_frames(
     dataset: WindowDataset | MixtureDataset,
     weights: torch.Tensor | None,
-    early_frames: int,
-    early_weight: float,
+    early_frames: int = 0,
+    early_weight: float = 1.0,
+    motion_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Per-sample draw weights [N] (float64, sum 1) in which the first `early_frames` frames of every
-    episode weigh `early_weight` times the others, each source keeping its share of `weights` (None: one
-    plain WindowDataset, uniform). At a demonstration's first frames the robot is at its start pose and the
-    policy chooses where to go; they are 1/T of the frames (3 of a 25-step push episode: x 4 gives them 33%).
+    """Per-sample draw weights [N] (float64, sum 1) that favour the frames where a policy decides where to
+    go, each source keeping its share of `weights` (None: one plain WindowDataset, uniform):
 
-        w = weigh_early_frames(windows, None, early_frames=3, early_weight=4.0)   # [N]
+    - the first `early_frames` frames of every episode weigh `early_weight` times the others: the robot is
+      at its start pose and must head for the named object (3 of a 25-step push episode: x 4 gives 33%);
+    - every frame weighs 1 + `motion_weight` x the size of its x/y action (dx, dy) relative to the store's
+      99th percentile, capped at 1: the approach and the carry to the goal, where the labels are
+      centimetres, against the many millimetre frames of grasping, lowering and pushing.
+
+        w = weigh_frames(windows, None, early_frames=3, early_weight=4.0)   # [N]
+        w = weigh_frames(mixture, mixture_weights, motion_weight=3.0)       # [N]
     """
-    if early_frames < 0 or not early_weight > 0:
-        raise ValueError(f"early_frames must be >= 0, early_weight > 0; got {early_frames}, {early_weight}")
+    if early_frames < 0 or not early_weight > 0 or not motion_weight >= 0:
+        raise ValueError(
+            f"early_frames must be >= 0, early_weight > 0, motion_weight >= 0; got {early_frames}, "
+            f"{early_weight}, {motion_weight}"
+        )
     parts = dataset.sources if isinstance(dataset, MixtureDataset) else None
     sets = [s.dataset for s in parts] if parts is not None else [dataset]
     n_all = len(dataset)
     base = torch.full((n_all,), 1.0 / n_all, dtype=torch.float64) if weights is None else weights
     if base.shape != (n_all,):
-        raise ValueError(f"weigh_early_frames: weights {tuple(base.shape)} for {n_all} samples")
+        raise ValueError(f"weigh_frames: weights {tuple(base.shape)} for {n_all} samples")
     out, lo = [], 0
     for ds in sets:
         if not isinstance(ds, WindowDataset):
-            raise ValueError(f"weigh_early_frames: needs episode windows, got a {type(ds).__name__}")
+            raise ValueError(f"weigh_frames: needs episode windows, got a {type(ds).__name__}")
         n = len(ds)
         factor = np.where(ds.frame_positions() < early_frames, float(early_weight), 1.0)  # [n]
+        if motion_weight > 0:
+            size = np.linalg.norm(ds.current_actions(("dx", "dy")), axis=1)  # [n] x/y translation
+            scale = max(float(np.quantile(size, 0.99)), 1e-12)
+            factor = factor * (1.0 + motion_weight * np.minimum(size / scale, 1.0))
         share = base[lo : lo + n].sum()  # this source's probability
         out.append(share * torch.as_tensor(factor / factor.sum(), dtype=torch.float64))
         lo += n

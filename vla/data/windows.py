@@ -171,6 +171,22 @@ class WindowDataset(Dataset):
         """[N] int64: each sample's current frame counted from its episode's first frame (0, 1, ...)."""
         return self._frame_of_sample - self._starts[self.episodes[self._ep_of_sample]]
 
+    def current_actions(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """[N, D] float32: each sample's action at its current frame (the chunk's first step), all D
+        dimensions or those `names` names (the store feature's names, e.g. ("dx", "dy"))."""
+        spec = self.features[self.spec.action_key]
+        cols = list(range(spec.shape[0]))
+        if names is not None:
+            missing = [n for n in names if n not in (spec.names or ())]
+            if missing:
+                raise ValueError(
+                    f"{self.path}: action {self.spec.action_key!r} has no dimension named {missing}; its "
+                    f"names are {list(spec.names or ())}"
+                )
+            cols = [list(spec.names).index(n) for n in names]
+        actions = EpisodeStore.open(self.path).read(self.spec.action_key, 0, int(self._ends.max(initial=0)))
+        return np.asarray(actions)[self._frame_of_sample][:, cols]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_pid=None, _lowdim={}, _readers={}, _cached={}, _cache_row=None)  # per worker

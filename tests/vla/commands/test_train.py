@@ -7,6 +7,7 @@ import json
 import re
 import typing
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,6 +42,7 @@ def _train(store, tmp_path, *extra):
         (["use_state=false", "state_parts=[gripper_width]"], "use_state=false"),
         (["early_frames=-1"], "early_frames must be >= 0"),
         (["early_frames=2", "early_weight=0"], "early_weight > 0"),
+        (["motion_weight=-1"], "motion_weight must be >= 0"),
     ],
 )
 def test_bad_input_fails_before_training(store, tmp_path, capsys, overrides, message):
@@ -204,9 +206,14 @@ def test_early_frames_reach_the_sampler_and_the_checkpoint(store, tmp_path):
     early = torch.as_tensor(train.frame_positions() < 2)
     assert weights is not None and float(weights[early].sum()) == pytest.approx(0.5)
     assert build_datasets(load_config([str(store), "cameras=[front]", *args]))[2] is None  # default: uniform
-    assert _train(store, tmp_path, *args, "early_frames=2", "early_weight=5") == 0
+    motion = load_config([str(store), "cameras=[front]", *args, "motion_weight=2"])
+    train, _, weights, _, _ = build_datasets(motion)
+    size = np.linalg.norm(train.current_actions(("dx", "dy")), axis=1)
+    assert float(weights[int(size.argmax())]) > 2 * float(weights[int(size.argmin())])  # the big moves
+    assert _train(store, tmp_path, *args, "early_frames=2", "early_weight=5", "motion_weight=1") == 0
     config = json.loads((tmp_path / "checkpoints" / "step_00000002" / "config.json").read_text())
     assert config["train"]["early_frames"] == 2 and config["train"]["early_weight"] == 5
+    assert config["train"]["motion_weight"] == 1
 
 
 def test_instruction_synonyms_rephrase_training_batches(store, tmp_path):

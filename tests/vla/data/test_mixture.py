@@ -1,7 +1,7 @@
 """The one mixture implementation: source proportions within tolerance over many batches (step-aware
 sampler and the trainer's weighted sampler), schedules, stratified batches, resume, collation by task, and
 robot-store mixtures (`build_mixture`) on the same MixtureDataset and per-sample weights, and the early-frame
-weights (`weigh_early_frames`, `vla train early_frames=K early_weight=W`)."""
+and motion weights (`weigh_frames`, `vla train early_frames=K early_weight=W motion_weight=M`)."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from vla.data.mixture import (
     WeightSchedule,
     build_mixture,
     per_sample_weights,
-    weigh_early_frames,
+    weigh_frames,
     weighted_loss,
 )
 from vla.data.store import EpisodeStore
@@ -204,12 +204,12 @@ def test_early_frames_weigh_more_and_every_source_keeps_its_share(stores):
     pos = one.frame_positions()
     assert pos.tolist() == [0, 1, 2, 3, 4, 5] * 2
     assert pos.tolist() == [int(one[i]["frame_index"]) for i in range(len(one))]
-    w = weigh_early_frames(one, None, early_frames=2, early_weight=3.0)
+    w = weigh_frames(one, None, early_frames=2, early_weight=3.0)
     assert w.shape == (12,) and float(w.sum()) == pytest.approx(1.0)
     assert float(w[torch.as_tensor(pos < 2)].sum()) == pytest.approx(0.6)
-    assert torch.equal(weigh_early_frames(one, None, 0, 3.0), torch.full((12,), 1 / 12, dtype=torch.float64))
+    assert torch.equal(weigh_frames(one, None, 0, 3.0), torch.full((12,), 1 / 12, dtype=torch.float64))
     mix, base, _ = build_mixture([MixtureSource(stores[0], 1.0), MixtureSource(stores[1], 3.0)], spec, {})
-    w = weigh_early_frames(mix, base, early_frames=2, early_weight=3.0)
+    w = weigh_frames(mix, base, early_frames=2, early_weight=3.0)
     assert float(w[12:].sum()) == pytest.approx(0.75)  # the sources' shares are those of `base`
     early = torch.as_tensor(np.concatenate([s.dataset.frame_positions() for s in mix.sources]) < 2)
     assert float(w[:12][early[:12]].sum() / w[:12].sum()) == pytest.approx(0.6)
@@ -218,8 +218,31 @@ def test_early_frames_weigh_more_and_every_source_keeps_its_share(stores):
     drawn = torch.tensor([i for _ in range(500) for i in next(it)])
     assert float(early[drawn].float().mean()) == pytest.approx(0.6, abs=0.03)
     with pytest.raises(ValueError, match="early_weight > 0"):
-        weigh_early_frames(one, None, 2, 0.0)
+        weigh_frames(one, None, 2, 0.0)
     with pytest.raises(ValueError, match=r"weights \(5,\) for 12 samples"):
-        weigh_early_frames(one, torch.ones(5, dtype=torch.float64), 2, 3.0)
+        weigh_frames(one, torch.ones(5, dtype=torch.float64), 2, 3.0)
     with pytest.raises(ValueError, match="needs episode windows"):
-        weigh_early_frames(_mix(), None, 2, 3.0)
+        weigh_frames(_mix(), None, 2, 3.0)
+
+
+def test_motion_weights_follow_the_xy_action_and_keep_each_sources_share(stores):
+    """motion_weight M: each frame weighs 1 + M x min(1, |(dx, dy)| / the store's 99th percentile)."""
+    spec = WindowSpec()
+    one = WindowDataset(stores[0], spec)
+    acts = np.asarray(EpisodeStore.open(stores[0]).read("action", 0, 12))  # the 2 episodes' 12 frames
+    assert np.array_equal(one.current_actions(), acts)
+    xy = one.current_actions(("dx", "dy"))
+    assert np.array_equal(xy, acts[:, :2])
+    size = np.linalg.norm(xy, axis=1)
+    factor = 1 + 2.0 * np.minimum(size / np.quantile(size, 0.99), 1.0)
+    w = weigh_frames(one, None, motion_weight=2.0)
+    np.testing.assert_allclose(w.numpy(), factor / factor.sum(), rtol=1e-6)
+    both = weigh_frames(one, None, early_frames=1, early_weight=3.0, motion_weight=2.0)
+    both_factor = factor * np.where(one.frame_positions() < 1, 3.0, 1.0)
+    np.testing.assert_allclose(both.numpy(), both_factor / both_factor.sum(), rtol=1e-6)
+    mix, base, _ = build_mixture([MixtureSource(stores[0], 1.0), MixtureSource(stores[1], 3.0)], spec, {})
+    assert float(weigh_frames(mix, base, motion_weight=2.0)[12:].sum()) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match=r"no dimension named \['yaw'\]"):
+        one.current_actions(("dx", "yaw"))
+    with pytest.raises(ValueError, match="motion_weight >= 0"):
+        weigh_frames(one, None, motion_weight=-1.0)
