@@ -171,13 +171,23 @@ def test_gripper_label_switches_on_the_frame_that_reaches_the_bottom(task):
     assert term and closes and closes[0] == 0.0, closes
 
 
-def _milestones():
-    """benchmarks/milestones.py as a module (benchmarks/ is not a package)."""
+class Still:
+    """A policy that never moves (gripper open)."""
+
+    def reset(self, seed=None):
+        pass
+
+    def select_action(self, obs, info=None):
+        return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+
+
+def _benchmark(name):
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "milestones.py"
-    spec = importlib.util.spec_from_file_location("milestones", path)
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -186,14 +196,7 @@ def _milestones():
 def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
     """benchmarks/milestones.py reads where an episode got to; the expert reaches every milestone and a
     policy that never moves reaches none."""
-    mod = _milestones()
-
-    class Still:
-        def reset(self, seed=None):
-            pass
-
-        def select_action(self, obs, info=None):
-            return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+    mod = _benchmark("milestones")
 
     env = TabletopEnv(task="place", **SMALL)
     seed = task_seeds("place", "train", 1)[0]
@@ -211,7 +214,7 @@ def test_milestones_probe_sees_the_expert_grasp_carry_and_place():
 def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
     """An expert told the wrong target grasps another object (`held_other`, never `held`); one told the
     wrong goal carries the named cube to another object (`near_other`, never `near_goal`)."""
-    mod = _milestones()
+    mod = _benchmark("milestones")
 
     class Misled:
         """The task's expert, reading privileged state in which `key` names object `index` instead."""
@@ -248,20 +251,7 @@ def test_milestones_probe_names_the_wrong_object_and_the_wrong_goal():
 def test_expert_takeover_probe_runs_the_experts_dims_for_the_first_steps():
     """benchmarks/expert_takeover.py: a policy that never moves succeeds when the expert takes over every
     dimension, fails alone, and fails when the expert only steers x/y (it never descends or closes)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "expert_takeover.py"
-    spec = importlib.util.spec_from_file_location("expert_takeover", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-
-    class Still:
-        def reset(self, seed=None):
-            pass
-
-        def select_action(self, obs, info=None):
-            return np.array([0, 0, 0, 0, 0, 0, 1], np.float32)
+    mod = _benchmark("expert_takeover")
 
     env = TabletopEnv(task="pick", **SMALL)
     seed = task_seeds("pick", "train", 1)[0]
