@@ -5,7 +5,7 @@ key or a bad value fails, as `vla show-config` would), named policies and tasks 
 and every input a line reads (a store, a bag, a checkpoint) is written by an earlier line, so the blocks
 paste top to bottom. The "Python API" blocks run as written (in-process, in a temporary directory that
 holds a tiny `outputs/train/pick` run the test trains). `test_readme_shell_blocks_run_in_order_shrunk`
-(about 2 minutes on 2 cores, in the default run) runs every shell line for real in a temporary directory,
+(about 80 s on 2 cores, in the default run) runs every shell line for real in a temporary directory,
 in order, with sizes shrunk by overrides appended to each line (episodes, steps, image size, durations).
 
     python -m pytest tests/vla/test_readme.py                 # parse, Python API, every command shrunk

@@ -13,9 +13,10 @@ Two ways to sample it:
   with replacement): `Trainer.fit(model, mix, sample_weights=mix.sample_weights(...))`. `per_sample_weights`
   gives source k's n_k samples w_k / n_k each (normalised), so sources are drawn in proportion to their
   weights whatever their sizes. This is how `vla train mixture=[...]` draws several episode stores
-  (`build_mixture`: a MixtureDataset of `WindowDataset`s, normalised with the first (primary) store's
-  statistics, which the checkpoint keeps; every store must share its feature layout). A schedule runs as
-  consecutive fits with `resume=true`, one per `schedule.segments(total_steps)` entry.
+  (`build_mixture`: a MixtureDataset of `WindowDataset`s, normalised with the statistics of all of their
+  frames together, `mixture_normalizer`, which the checkpoint keeps; every store must share its feature
+  layout). A schedule runs as consecutive fits with `resume=true`, one per `schedule.segments(total_steps)`
+  entry.
 * `MixtureBatchSampler(mix, batch_size, schedule)`: step-aware, deterministic from (seed, micro-batch),
   resumable with `set_position(consumed_micro_batches)`; `stratified=True` gives every batch exactly its
   share of each source (largest remainder), so every batch holds both VQA and action samples. The trainer
@@ -374,7 +375,7 @@ def build_mixture(
     sources: Sequence[MixtureSource], spec: WindowSpec, normalization: Mapping[str, str]
 ) -> tuple[MixtureDataset, torch.Tensor, Normalizer]:
     """Windows of every store in one MixtureDataset (sources named by path), their per-sample weights for
-    the trainer's weighted sampler and the primary (first) store's normaliser."""
+    the trainer's weighted sampler and one normaliser over all of their frames (`mixture_normalizer`)."""
     if not sources:
         raise ValueError("mixture: no sources")
     for i, s in enumerate(sources):
@@ -395,5 +396,25 @@ def build_mixture(
         [Source(n, ds, weight=float(s.weight)) for n, s, ds in zip(names, sources, sets, strict=True)]
     )
     weights = per_sample_weights(mix.sizes, [s.weight for s in sources])
-    norm = EpisodeStore.open(sources[0].path).normalizer(dict(normalization))
-    return mix, weights, norm
+    return mix, weights, mixture_normalizer(paths, normalization)
+
+
+def mixture_normalizer(paths: Sequence[str], normalization: Mapping[str, str]) -> Normalizer:
+    """One Normalizer over the frames of every store in `paths` (each distinct store once): the statistics
+    of their union, so that no store's actions fall outside the range the model is trained to output.
+    One store gives its own (cached) statistics. With the first store's statistics alone, a four-task
+    mixture whose first store is `pick` clipped every x step below pick's q01 (-23 mm) to it: place's
+    and stack's set-off towards the goal (docs/training.md, session 19)."""
+    unique = list(dict.fromkeys(str(p) for p in paths))
+    stores = [EpisodeStore.open(p) for p in unique]
+    if len(stores) == 1:
+        return stores[0].normalizer(dict(normalization))
+    stats = {}
+    for key, mode in normalization.items():
+        if mode == "identity":
+            continue
+        acc = stores[0].accumulate(key)
+        for store in stores[1:]:
+            acc.merge(store.accumulate(key))
+        stats[key] = acc.result()
+    return Normalizer(stats, dict(normalization))

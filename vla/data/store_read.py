@@ -214,13 +214,11 @@ class StoreReader:
             cached["values"], fp
         )
 
-    def stats(self, key: str, block: int = 8192) -> dict[str, np.ndarray]:
-        """Per-dimension stats of `key` over all frames (last dim = D), cached in the store's attributes
-        with a fingerprint of the data and a checksum of the values (recomputed when either differs)."""
+    def accumulate(self, key: str, block: int = 8192) -> StatsAccumulator:
+        """A StatsAccumulator fed every frame of `key` in order (uncached; `stats` caches its result, and
+        several stores' accumulators merge into the statistics of their union)."""
         if key not in self.features:
             raise KeyError(f"{self.path}: no feature {key!r}; features are {sorted(self.features)}")
-        if self.cached_stats_valid(key):
-            return {k: np.asarray(v) for k, v in self._attrs["stats"][key]["values"].items()}
         if self.num_frames == 0:
             raise ValueError(f"{self.path}: no frames, cannot compute stats for {key!r}")
         spec = self.features[key]
@@ -230,7 +228,16 @@ class StoreReader:
             acc.update(
                 chunk.reshape(*chunk.shape[:1], -1) if not spec.shape else chunk, where=f"{self.path} {key}"
             )
-        result = acc.result()
+        return acc
+
+    def stats(self, key: str, block: int = 8192) -> dict[str, np.ndarray]:
+        """Per-dimension stats of `key` over all frames (last dim = D), cached in the store's attributes
+        with a fingerprint of the data and a checksum of the values (recomputed when either differs)."""
+        if key not in self.features:
+            raise KeyError(f"{self.path}: no feature {key!r}; features are {sorted(self.features)}")
+        if self.cached_stats_valid(key):
+            return {k: np.asarray(v) for k, v in self._attrs["stats"][key]["values"].items()}
+        result = self.accumulate(key, block).result()
         values = {k: v.tolist() for k, v in result.items()}
         fp = self._stats_fingerprint(key)
         entry = {

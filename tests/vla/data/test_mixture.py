@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import TensorDataset
 
+from vla.core.normalizer import compute_stats
 from vla.data import synthetic
 from vla.data.mixture import (
     MixtureBatchSampler,
@@ -19,6 +20,7 @@ from vla.data.mixture import (
     Source,
     WeightSchedule,
     build_mixture,
+    mixture_normalizer,
     per_sample_weights,
     weigh_frames,
     weighted_loss,
@@ -190,11 +192,31 @@ def test_store_mixture_is_a_mixture_dataset_of_windows(stores):
         assert torch.equal(item[k], v) if isinstance(v, torch.Tensor) else item[k] == v, k
     assert torch.equal(w, per_sample_weights([len(a), len(b)], [1.0, 3.0]))
     assert float(w[len(a) :].sum()) == pytest.approx(0.75)
-    assert norm.to_dict() == EpisodeStore.open(stores[0]).normalizer({"action": "q99"}).to_dict()
+    assert norm.to_dict() == mixture_normalizer(stores, {"action": "q99"}).to_dict()  # below
     same, _, _ = build_mixture([MixtureSource(stores[0]), MixtureSource(stores[0])], spec, {})
     assert same.names == [f"{stores[0]}[0]", f"{stores[0]}[1]"]  # a store listed twice stays two sources
     with pytest.raises(ValueError, match="source 1 weight must be > 0"):
         build_mixture([MixtureSource(stores[0]), MixtureSource(stores[1], 0.0)], spec, {})
+
+
+def test_a_mixture_is_normalised_with_the_statistics_of_all_its_frames(stores):
+    """Not the first store's alone: with those, another store's actions outside the first's q01..q99 were
+    clipped in the targets, and a policy could never output them."""
+    modes = {"action": "q99", "state": "meanstd"}
+    a, b = EpisodeStore.open(stores[0]), EpisodeStore.open(stores[1])
+    norm = mixture_normalizer(stores, modes)
+    for key in modes:
+        union = np.concatenate([a.read(key, 0, a.num_frames), b.read(key, 0, b.num_frames)])  # [N,D]
+        want = compute_stats(union)
+        for name in ("mean", "std", "min", "max", "q01", "q99"):
+            np.testing.assert_allclose(norm.stats[key][name], want[name], rtol=1e-9, atol=1e-12)
+    first_only = a.normalizer(modes)
+    assert not np.array_equal(first_only.stats["action"]["q99"], norm.stats["action"]["q99"])
+    # each distinct store once; one store gives its own (cached) statistics
+    assert mixture_normalizer([stores[0], stores[1], stores[0]], modes).to_dict() == norm.to_dict()
+    assert mixture_normalizer([stores[0]], modes).to_dict() == first_only.to_dict()
+    with pytest.raises(KeyError, match="no feature 'aux/scene'"):
+        mixture_normalizer(stores, {"aux/scene": "meanstd"})
 
 
 def test_early_frames_weigh_more_and_every_source_keeps_its_share(stores):
